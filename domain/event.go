@@ -1,0 +1,115 @@
+package domain
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+)
+
+// Action names a kind of mutation in the event contract.
+type Action string
+
+const (
+	ActionCreate Action = "create"
+	ActionUpdate Action = "update"
+	ActionDelete Action = "delete"
+)
+
+// EventType is the CloudEvents type of an action, e.g. "users.user.created".
+func (a Action) EventType() string {
+	switch a {
+	case ActionCreate:
+		return "users.user.created"
+	case ActionUpdate:
+		return "users.user.updated"
+	case ActionDelete:
+		return "users.user.deleted"
+	}
+	return "users.user." + string(a)
+}
+
+// Event is one committed mutation of a user, as other services receive it.
+// It carries no password and no hash.
+type Event struct {
+	ID         string
+	Action     Action
+	OccurredAt time.Time
+	User       User
+	// Changed lists, sorted, the fields an update changed ("password" has no value).
+	Changed []string
+}
+
+// NewEvent describes a mutation of u at the given time.
+func NewEvent(id string, action Action, u User, changed []string, at time.Time) Event {
+	return Event{ID: id, Action: action, OccurredAt: at.UTC(), User: u, Changed: changed}
+}
+
+// UserData is the public representation of a user inside an event.
+type UserData struct {
+	ID        int64  `json:"id"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+	Email     string `json:"email"`
+	Address   string `json:"address"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
+// PublicData returns the fields of u that may leave the service.
+func (u User) PublicData() UserData {
+	return UserData{
+		ID:        u.ID,
+		FirstName: u.FirstName,
+		LastName:  u.LastName,
+		Email:     u.Email,
+		Address:   u.Address,
+		CreatedAt: FormatTime(u.CreatedAt),
+		UpdatedAt: FormatTime(u.UpdatedAt),
+	}
+}
+
+// EventBody is the JSON value of an event message (the event contract).
+type EventBody struct {
+	ID         string   `json:"id"`
+	Action     Action   `json:"action"`
+	OccurredAt string   `json:"occurred_at"`
+	Data       UserData `json:"data"`
+	Changed    []string `json:"changed,omitempty"`
+}
+
+// Message is an event serialised for a bus: what the outbox stores and a
+// publisher sends.
+type Message struct {
+	// Seq is the message's position in the outbox, assigned by the store;
+	// publishing in Seq order keeps each user's events in order.
+	Seq        int64
+	EventID    string
+	Type       string // CloudEvents type
+	Key        string // the user id in decimal: one user's events share a partition
+	OccurredAt time.Time
+	Payload    []byte // JSON EventBody
+}
+
+// Message serialises the event.
+func (e Event) Message() (Message, error) {
+	body := EventBody{
+		ID:         e.ID,
+		Action:     e.Action,
+		OccurredAt: FormatTime(e.OccurredAt),
+		Data:       e.User.PublicData(),
+	}
+	if e.Action == ActionUpdate {
+		body.Changed = e.Changed
+	}
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{
+		EventID:    e.ID,
+		Type:       e.Action.EventType(),
+		Key:        strconv.FormatInt(e.User.ID, 10),
+		OccurredAt: e.OccurredAt,
+		Payload:    payload,
+	}, nil
+}

@@ -1,0 +1,60 @@
+package domain
+
+import "time"
+
+// Paging defaults and limits.
+const (
+	DefaultPageSize = 10
+	MaxPageSize     = 100
+)
+
+// Sortable fields for ListQuery.Ordering.
+const (
+	SortID        = "id"
+	SortFirstName = "first_name"
+	SortLastName  = "last_name"
+	SortEmail     = "email"
+	SortCreatedAt = "created_at"
+)
+
+// IsSortable reports whether name is a field lists can be ordered by.
+func IsSortable(name string) bool {
+	switch name {
+	case SortID, SortFirstName, SortLastName, SortEmail, SortCreatedAt:
+		return true
+	}
+	return false
+}
+
+// OrderField is one ordering key.
+type OrderField struct {
+	Field string
+	Desc  bool
+}
+
+// ListQuery selects a page of users. Empty strings and nil pointers mean
+// "no filter". Text filters compare case-insensitively.
+type ListQuery struct {
+	FirstName     string
+	LastName      string
+	Email         string
+	Search        string // last name equals, or email contains
+	SinceID       *int64 // id > SinceID
+	MaxID         *int64 // id < MaxID
+	CreatedAfter  *time.Time
+	CreatedBefore *time.Time
+	// Ordering applies in order; id ascending is the default and the final
+	// tie-breaker, so pages are stable.
+	Ordering []OrderField
+	Page     int // from 1
+	PageSize int // 1..MaxPageSize
+}
+
+// Offset is the number of rows before the page.
+func (q ListQuery) Offset() int { return (q.Page - 1) * q.PageSize }
+
+// UserPage is one page of a list and the total number of matches.
+type UserPage struct {
+	Users []User
+	Total int64
+}

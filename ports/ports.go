@@ -1,0 +1,109 @@
+// Package ports declares, as Go interfaces only, what the application core
+// needs from the outside world. Adapters implement them.
+package ports
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/marketplace/usersvc/domain"
+)
+
+// UserReader reads users outside of any transaction.
+type UserReader interface {
+	// GetUser returns domain.ErrNotFound when no user has this id.
+	GetUser(ctx context.Context, id int64) (domain.User, error)
+	// ListUsers returns one page of the users matching q, and the number of
+	// all matches.
+	ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserPage, error)
+}
+
+// UnitOfWork runs a function inside one database transaction: everything
+// the function writes through Tx commits together or not at all.
+type UnitOfWork interface {
+	// Do commits when fn returns nil and rolls back otherwise; a failed
+	// commit is returned as an error.
+	Do(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
+}
+
+// Tx is what a use case may do inside a unit of work.
+type Tx interface {
+	UserWriter
+	OutboxWriter
+}
+
+// UserWriter changes users inside a transaction.
+type UserWriter interface {
+	// LockUser loads a user and locks it until the transaction ends
+	// (domain.ErrNotFound when absent).
+	LockUser(ctx context.Context, id int64) (domain.User, error)
+	// InsertUser stores a new user and sets its ID (domain.ErrEmailTaken on
+	// a duplicate email).
+	InsertUser(ctx context.Context, u *domain.User) error
+	// UpdateUser writes every field of a locked user (domain.ErrEmailTaken
+	// on a duplicate email).
+	UpdateUser(ctx context.Context, u domain.User) error
+	// DeleteUser removes a locked user.
+	DeleteUser(ctx context.Context, id int64) error
+}
+
+// OutboxWriter appends a message to the transactional outbox.
+type OutboxWriter interface {
+	AppendMessage(ctx context.Context, m domain.Message) error
+}
+
+// Outbox is the relay's view of the outbox.
+type Outbox interface {
+	// PendingMessages returns up to limit unpublished messages in Seq order.
+	PendingMessages(ctx context.Context, limit int) ([]domain.Message, error)
+	// MarkPublished records that the broker acknowledged these messages.
+	MarkPublished(ctx context.Context, seqs []int64, at time.Time) error
+	// PurgePublished deletes messages published before the given time.
+	PurgePublished(ctx context.Context, before time.Time) (int64, error)
+	// Backlog counts unpublished messages and gives the oldest one's time
+	// (zero when there is none).
+	Backlog(ctx context.Context) (count int64, oldest time.Time, err error)
+}
+
+// RelayLock lets one relay publish at a time across replicas sharing a
+// database, which keeps the outbox's global order.
+type RelayLock interface {
+	// TryLock returns ok=false when another holder has the lock. The lock
+	// is held until unlock is called or ctx ends.
+	TryLock(ctx context.Context) (unlock func(), ok bool, err error)
+}
+
+// EventPublisher sends messages to the bus.
+type EventPublisher interface {
+	// Publish sends msgs in order and waits for the broker's
+	// acknowledgements. It returns how many leading messages were
+	// acknowledged; on an error the rest must be sent again.
+	Publish(ctx context.Context, msgs []domain.Message) (acked int, err error)
+}
+
+// Geolocator places a client address.
+type Geolocator interface {
+	// Locate returns domain.UnknownLocation for addresses it cannot place
+	// (reserved, private, unknown) and an error only when the provider
+	// failed; callers must then refuse, not guess.
+	Locate(ctx context.Context, ip netip.Addr) (domain.Location, error)
+}
+
+// PasswordHasher hashes and checks passwords.
+type PasswordHasher interface {
+	Hash(ctx context.Context, password string) (string, error)
+	// Verify reports whether password matches hash.
+	Verify(ctx context.Context, hash, password string) (bool, error)
+}
+
+// Clock tells the time.
+type Clock interface {
+	Now() time.Time
+}
+
+// OutboxNotifier is told after a commit that wrote to the outbox, so the
+// relay publishes without waiting for its next poll.
+type OutboxNotifier interface {
+	Notify()
+}
