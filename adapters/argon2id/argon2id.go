@@ -1,0 +1,130 @@
+// Package argon2id hashes passwords with argon2id and stores them as PHC
+// strings ($argon2id$v=19$m=...,t=...,p=...$salt$hash).
+package argon2id
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/google/wire"
+	"golang.org/x/crypto/argon2"
+
+	"github.com/marketplace/usersvc/ports"
+)
+
+// Params are argon2id's cost parameters.
+type Params struct {
+	MemoryKiB   uint32
+	Iterations  uint32
+	Parallelism uint8
+	SaltLength  int
+	KeyLength   uint32
+}
+
+// OWASP is the OWASP Password Storage Cheat Sheet's first argon2id
+// configuration: 19 MiB, 2 iterations, 1 degree of parallelism.
+var OWASP = Params{MemoryKiB: 19 * 1024, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+// Hasher hashes with a bounded number of concurrent computations, so a
+// burst of sign-ups queues instead of allocating MemoryKiB per request.
+type Hasher struct {
+	params Params
+	slots  chan struct{}
+}
+
+var _ ports.PasswordHasher = (*Hasher)(nil)
+
+// New returns a hasher running at most concurrency hashes at once
+// (GOMAXPROCS when concurrency <= 0).
+func New(params Params, concurrency int) *Hasher {
+	if concurrency <= 0 {
+		concurrency = runtime.GOMAXPROCS(0)
+	}
+	return &Hasher{params: params, slots: make(chan struct{}, concurrency)}
+}
+
+// ProvideOWASP is the production provider.
+func ProvideOWASP() *Hasher { return New(OWASP, 0) }
+
+// ProviderSet provides the OWASP-parameterised hasher as the port.
+var ProviderSet = wire.NewSet(ProvideOWASP, wire.Bind(new(ports.PasswordHasher), new(*Hasher)))
+
+// ErrMalformedHash means a stored hash is not a PHC argon2id string.
+var ErrMalformedHash = errors.New("malformed argon2id hash")
+
+var b64 = base64.RawStdEncoding
+
+// Hash returns a PHC string with a fresh random salt.
+func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+	salt := make([]byte, h.params.SaltLength)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("read salt: %w", err)
+	}
+	key, err := h.derive(ctx, password, salt, h.params)
+	if err != nil {
+		return "", err
+	}
+	p := h.params
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, p.MemoryKiB, p.Iterations, p.Parallelism, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// Verify checks password against a PHC string, using the parameters stored
+// in it so that hashes made with older parameters stay valid.
+func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, error) {
+	p, salt, want, err := decode(encoded)
+	if err != nil {
+		return false, err
+	}
+	got, err := h.derive(ctx, password, salt, p)
+	if err != nil {
+		return false, err
+	}
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Params) ([]byte, error) {
+	select {
+	case h.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for a hashing slot: %w", ctx.Err())
+	}
+	defer func() { <-h.slots }()
+	return argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, p.KeyLength), nil
+}
+
+// maxMemoryKiB bounds what a stored hash may ask for (1 GiB), so a corrupt
+// row cannot make Verify allocate without limit.
+const maxMemoryKiB = 1 << 20
+
+func decode(encoded string) (Params, []byte, []byte, error) {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		return Params{}, nil, nil, ErrMalformedHash
+	}
+	var version int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return Params{}, nil, nil, fmt.Errorf("%w: version %q", ErrMalformedHash, parts[2])
+	}
+	var p Params
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemoryKiB, &p.Iterations, &p.Parallelism); err != nil ||
+		p.MemoryKiB == 0 || p.MemoryKiB > maxMemoryKiB || p.Iterations == 0 || p.Parallelism == 0 {
+		return Params{}, nil, nil, fmt.Errorf("%w: parameters %q", ErrMalformedHash, parts[3])
+	}
+	salt, err := b64.DecodeString(parts[4])
+	if err != nil || len(salt) == 0 {
+		return Params{}, nil, nil, fmt.Errorf("%w: salt", ErrMalformedHash)
+	}
+	key, err := b64.DecodeString(parts[5])
+	if err != nil || len(key) == 0 {
+		return Params{}, nil, nil, fmt.Errorf("%w: key", ErrMalformedHash)
+	}
+	p.SaltLength, p.KeyLength = len(salt), uint32(len(key))
+	return p, salt, key, nil
+}

@@ -1,0 +1,120 @@
+package argon2id
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// cheap keeps the tests fast; the format and logic are the same as OWASP's.
+var cheap = Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+var phc = regexp.MustCompile(`^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`)
+
+func TestHashFormatAndVerify(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		params Params
+		want   string // m,t,p as printed
+	}{
+		{"owasp parameters", OWASP, "m=19456,t=2,p=1"},
+		{"cheap parameters", cheap, "m=64,t=1,p=1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := New(tc.params, 2)
+			const pw = "correct horse battery staple ✓"
+			encoded, err := h.Hash(ctx, pw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !phc.MatchString(encoded) || !strings.Contains(encoded, tc.want) {
+				t.Fatalf("hash %q is not a PHC argon2id string with %s", encoded, tc.want)
+			}
+			if strings.Contains(encoded, pw) {
+				t.Fatal("hash contains the password")
+			}
+			ok, err := h.Verify(ctx, encoded, pw)
+			if err != nil || !ok {
+				t.Fatalf("Verify(right password) = %v, %v", ok, err)
+			}
+			ok, err = h.Verify(ctx, encoded, pw+"x")
+			if err != nil || ok {
+				t.Fatalf("Verify(wrong password) = %v, %v", ok, err)
+			}
+		})
+	}
+}
+
+func TestSaltsDiffer(t *testing.T) {
+	h := New(cheap, 1)
+	a, _ := h.Hash(context.Background(), "same password")
+	b, _ := h.Hash(context.Background(), "same password")
+	if a == b {
+		t.Fatal("two hashes of one password are equal: salt is not random")
+	}
+}
+
+func TestVerifyUsesStoredParameters(t *testing.T) {
+	old, _ := New(cheap, 1).Hash(context.Background(), "pw-123456")
+	ok, err := New(OWASP, 1).Verify(context.Background(), old, "pw-123456")
+	if err != nil || !ok {
+		t.Fatalf("hash made with older parameters no longer verifies: %v %v", ok, err)
+	}
+}
+
+func TestVerifyRejectsMalformedHashes(t *testing.T) {
+	h := New(cheap, 1)
+	valid, _ := h.Hash(context.Background(), "pw-123456")
+	parts := strings.Split(valid, "$")
+	for name, encoded := range map[string]string{
+		"empty":              "",
+		"bcrypt":             "$2a$10$abcdefghijklmnopqrstuv",
+		"argon2i":            strings.Replace(valid, "argon2id", "argon2i", 1),
+		"wrong version":      strings.Replace(valid, "v=19", "v=16", 1),
+		"zero memory":        strings.Replace(valid, parts[3], "m=0,t=1,p=1", 1),
+		"huge memory":        strings.Replace(valid, parts[3], "m=99999999,t=1,p=1", 1),
+		"bad parameters":     strings.Replace(valid, parts[3], "m=x", 1),
+		"salt not base64":    strings.Replace(valid, parts[4], "!!!", 1),
+		"missing key":        strings.Join(parts[:5], "$") + "$",
+		"too many sections":  valid + "$extra",
+		"plain text in hash": "pw-123456",
+	} {
+		t.Run(name, func(t *testing.T) {
+			ok, err := h.Verify(context.Background(), encoded, "pw-123456")
+			if ok || !errors.Is(err, ErrMalformedHash) {
+				t.Fatalf("Verify(%q) = %v, %v; want ErrMalformedHash", encoded, ok, err)
+			}
+		})
+	}
+}
+
+func TestPoolBoundsConcurrencyAndHonoursContext(t *testing.T) {
+	h := New(cheap, 1)
+	h.slots <- struct{}{} // the only slot is busy
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := h.Hash(ctx, "pw-123456"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Hash with every slot busy = %v; want the context's deadline", err)
+	}
+	<-h.slots
+	if _, err := h.Hash(context.Background(), "pw-123456"); err != nil {
+		t.Fatalf("Hash after the slot was freed: %v", err)
+	}
+}
+
+func BenchmarkHashOWASP(b *testing.B) {
+	h := New(OWASP, 0)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := h.Hash(ctx, "benchmark-password"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
