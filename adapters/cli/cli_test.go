@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != ":8080" || c.DatabaseURL != "sqlite://users.db" || !c.Migrate || len(c.TrustedProxies) != 0 ||
+		c.PasswordMinLen != 8 || c.LogLevel != slog.LevelInfo || c.LogFormat != "json" || c.GeoProvider != "ipapi" ||
+		c.GeoTimeout != 2*time.Second || c.GeoCacheSize != 10000 || c.GeoCacheTTL != 24*time.Hour ||
+		c.KafkaTopic != "users-events" || c.EventSource != "usersvc" || c.ShutdownTimeout != 20*time.Second {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+	}{
+		{"MIGRATE", "perhaps"},
+		{"TRUSTED_PROXIES", "10.0.0.0/8,not-a-cidr"},
+		{"PASSWORD_MIN_LENGTH", "0"},
+		{"PASSWORD_MIN_LENGTH", "129"},
+		{"LOG_LEVEL", "loud"},
+		{"LOG_FORMAT", "xml"},
+		{"GEO_PROVIDER", "maxmind"},
+		{"GEO_ALLOWED_COUNTRIES", "CH,XX"},
+		{"GEO_ALLOWED_COUNTRIES", ""},
+		{"GEO_TIMEOUT", "-1s"},
+		{"GEO_TIMEOUT", "2"},
+		{"GEO_CACHE_SIZE", "many"},
+		{"KAFKA_TOPIC", ""},
+		{"HTTP_ADDR", ""},
+		{"SHUTDOWN_TIMEOUT", "0s"},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			_, err := Load(env(map[string]string{tc.name: tc.value}))
+			if err == nil || !strings.HasPrefix(err.Error(), "invalid "+tc.name+" ") || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Load(%s=%q) error = %v; want one line naming the variable", tc.name, tc.value, err)
+			}
+		})
+	}
+}
+
+func TestSecretsAreNotEchoed(t *testing.T) {
+	_, err := Load(env(map[string]string{"DATABASE_URL": ""}))
+	if err == nil || !strings.Contains(err.Error(), "(value hidden)") {
+		t.Fatalf("error for a bad DATABASE_URL = %v; want the value hidden", err)
+	}
+}
+
+func TestTrustedProxiesAcceptCIDRsAndAddresses(t *testing.T) {
+	c, err := Load(env(map[string]string{"TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7 ,::1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, ",") != "10.0.0.0/8,192.168.1.7/32,::1/128" {
+		t.Fatalf("prefixes = %v", got)
+	}
+}
+
+func TestHelpListsEveryVariable(t *testing.T) {
+	var out bytes.Buffer
+	if code := Run(context.Background(), []string{"--help"}, env(nil), &out, io.Discard, Commands{}); code != 0 {
+		t.Fatalf("--help exit status %d", code)
+	}
+	for _, v := range Variables {
+		if !strings.Contains(out.String(), v.Name) {
+			t.Errorf("--help does not list %s", v.Name)
+		}
+	}
+	for _, cmd := range []string{"serve", "migrate", "events tail"} {
+		if !strings.Contains(out.String(), cmd) {
+			t.Errorf("--help does not show the %q command", cmd)
+		}
+	}
+}
+
+func TestRunDispatches(t *testing.T) {
+	var called string
+	var from bool
+	cmds := Commands{
+		Serve:   func(context.Context, Config) error { called = "serve"; return nil },
+		Migrate: func(context.Context, Config) error { called = "migrate"; return nil },
+		Tail: func(_ context.Context, _ Config, fromBeginning bool, _ io.Writer) error {
+			called, from = "tail", fromBeginning
+			return nil
+		},
+	}
+	withKafka := env(map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092"})
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		lookup   func(string) (string, bool)
+		wantCode int
+		want     string
+		wantFrom bool
+	}{
+		{"no arguments serve", nil, env(nil), 0, "serve", false},
+		{"serve", []string{"serve"}, env(nil), 0, "serve", false},
+		{"migrate", []string{"migrate"}, env(nil), 0, "migrate", false},
+		{"events tail", []string{"events", "tail"}, withKafka, 0, "tail", false},
+		{"events tail from the beginning", []string{"events", "tail", "--from-beginning"}, withKafka, 0, "tail", true},
+		{"events tail without brokers", []string{"events", "tail"}, env(nil), 1, "", false},
+		{"unknown command", []string{"frobnicate"}, env(nil), 2, "", false},
+		{"events without tail", []string{"events"}, env(nil), 2, "", false},
+		{"bad flag", []string{"events", "tail", "--nope"}, withKafka, 2, "", false},
+		{"bad configuration", []string{"serve"}, env(map[string]string{"LOG_FORMAT": "xml"}), 1, "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			called, from = "", false
+			var stderr bytes.Buffer
+			code := Run(context.Background(), tc.args, tc.lookup, io.Discard, &stderr, cmds)
+			if code != tc.wantCode || called != tc.want || from != tc.wantFrom {
+				t.Fatalf("Run(%v) = %d, called %q (from %v), stderr %q", tc.args, code, called, from, stderr.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,215 @@
+// Package cli is the command-line adapter: it reads the configuration from
+// the environment, validates it, documents it (usersvc --help) and
+// dispatches the sub-commands.
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/marketplace/usersvc/domain"
+)
+
+// Config is the whole validated configuration.
+type Config struct {
+	HTTPAddr        string
+	DatabaseURL     string
+	Migrate         bool
+	TrustedProxies  []netip.Prefix
+	PasswordMinLen  int
+	LogLevel        slog.Level
+	LogFormat       string
+	ShutdownTimeout time.Duration
+
+	GeoProvider     string
+	GeoStatic       string
+	GeoAllowed      domain.CountryPolicy
+	GeoAllowedCodes string
+	IPAPIBaseURL    string
+	IPAPIKey        string
+	GeoTimeout      time.Duration
+	GeoIPDBPath     string
+	GeoCacheSize    int
+	GeoCacheTTL     time.Duration
+	KafkaBrokers    string
+	KafkaTopic      string
+	KafkaConfig     string
+	EventSource     string
+	OutboxPoll      time.Duration
+	OutboxRetention time.Duration
+}
+
+// Variable documents one environment variable and stores its parsed value.
+type Variable struct {
+	Name    string
+	Default string
+	Help    string
+	Secret  bool // never echoed back (start-up summary, errors)
+	set     func(c *Config, v string) error
+}
+
+// Variables lists every variable the binary reads, in --help order. The
+// README's table and the deployment manifests are checked against it.
+var Variables = []Variable{
+	{Name: "HTTP_ADDR", Default: ":8080", Help: "address the HTTP server listens on",
+		set: func(c *Config, v string) error { c.HTTPAddr = v; return nonEmpty(v) }},
+	{Name: "DATABASE_URL", Default: "sqlite://users.db", Secret: true,
+		Help: "sqlite://FILE, sqlite://:memory: or mysql://user:pass@host:3306/db?param=value",
+		set:  func(c *Config, v string) error { c.DatabaseURL = v; return checkDatabaseURL(v) }},
+	{Name: "MIGRATE", Default: "true", Help: "apply the embedded schema migrations at start-up",
+		set: func(c *Config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
+	{Name: "TRUSTED_PROXIES", Default: "", Help: "comma-separated CIDRs whose X-Forwarded-For/-Proto/-Host are believed",
+		set: func(c *Config, v string) (err error) { c.TrustedProxies, err = parsePrefixes(v); return }},
+	{Name: "PASSWORD_MIN_LENGTH", Default: strconv.Itoa(domain.DefaultPasswordMinLength), Help: "minimum password length in characters (1-128)",
+		set: func(c *Config, v string) (err error) {
+			c.PasswordMinLen, err = intIn(v, 1, domain.MaxPasswordLength)
+			return
+		}},
+	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
+		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{Name: "LOG_FORMAT", Default: "json", Help: "json or text",
+		set: func(c *Config, v string) error { c.LogFormat = v; return oneOf(v, "json", "text") }},
+	{Name: "SHUTDOWN_TIMEOUT", Default: "20s", Help: "how long in-flight requests may finish after SIGTERM",
+		set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return }},
+
+	{Name: "GEO_PROVIDER", Default: "ipapi", Help: "where client addresses are located: ipapi, mmdb or static",
+		set: func(c *Config, v string) error { c.GeoProvider = v; return oneOf(v, "ipapi", "mmdb", "static") }},
+	{Name: "GEO_STATIC", Default: "127.0.0.0/8=CH,::1/128=CH", Help: "static provider's CIDR=COUNTRY list",
+		set: func(c *Config, v string) error { c.GeoStatic = v; return nil }},
+	{Name: "GEO_ALLOWED_COUNTRIES", Default: "CH", Help: "ISO 3166-1 alpha-2 codes users may be created from",
+		set: func(c *Config, v string) (err error) {
+			c.GeoAllowedCodes = v
+			c.GeoAllowed, err = domain.NewCountryPolicy(strings.Split(v, ","))
+			return
+		}},
+	{Name: "IPAPI_BASE_URL", Default: "https://ipapi.co", Help: "ipapi.co endpoint",
+		set: func(c *Config, v string) error { c.IPAPIBaseURL = v; return nonEmpty(v) }},
+	{Name: "IPAPI_KEY", Default: "", Secret: true, Help: "ipapi.co API key, sent as the key parameter when set",
+		set: func(c *Config, v string) error { c.IPAPIKey = v; return nil }},
+	{Name: "GEO_TIMEOUT", Default: "2s", Help: "timeout of one geolocation lookup",
+		set: func(c *Config, v string) (err error) { c.GeoTimeout, err = positiveDuration(v); return }},
+	{Name: "GEOIP_DB_PATH", Default: "", Help: "MaxMind DB country file for GEO_PROVIDER=mmdb",
+		set: func(c *Config, v string) error { c.GeoIPDBPath = v; return nil }},
+	{Name: "GEO_CACHE_SIZE", Default: "10000", Help: "addresses kept in the geolocation cache (LRU)",
+		set: func(c *Config, v string) (err error) { c.GeoCacheSize, err = intIn(v, 1, 10_000_000); return }},
+	{Name: "GEO_CACHE_TTL", Default: "24h", Help: "how long a geolocation answer is cached",
+		set: func(c *Config, v string) (err error) { c.GeoCacheTTL, err = positiveDuration(v); return }},
+
+	{Name: "KAFKA_BROKERS", Default: "", Help: "comma-separated Kafka bootstrap servers; empty writes events to stdout",
+		set: func(c *Config, v string) error { c.KafkaBrokers = v; return nil }},
+	{Name: "KAFKA_TOPIC", Default: "users-events", Help: "topic the events are published to",
+		set: func(c *Config, v string) error { c.KafkaTopic = v; return nonEmpty(v) }},
+	{Name: "KAFKA_CONFIG", Default: "", Secret: true, Help: "extra librdkafka settings, key=value,key=value (SASL, TLS...)",
+		set: func(c *Config, v string) error { c.KafkaConfig = v; return nil }},
+	{Name: "EVENT_SOURCE", Default: "usersvc", Help: "CloudEvents source attribute (ce_source)",
+		set: func(c *Config, v string) error { c.EventSource = v; return nonEmpty(v) }},
+	{Name: "OUTBOX_POLL_INTERVAL", Default: "1s", Help: "how often the relay looks for events written by other replicas",
+		set: func(c *Config, v string) (err error) { c.OutboxPoll, err = positiveDuration(v); return }},
+	{Name: "OUTBOX_RETENTION", Default: "24h", Help: "how long published events stay in the outbox table",
+		set: func(c *Config, v string) (err error) { c.OutboxRetention, err = positiveDuration(v); return }},
+}
+
+// Load builds the configuration from lookup (os.LookupEnv in production).
+// The first bad value is reported as one line naming its variable.
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	var c Config
+	for _, v := range Variables {
+		raw, ok := lookup(v.Name)
+		if !ok {
+			raw = v.Default
+		}
+		raw = strings.TrimSpace(raw)
+		if err := v.set(&c, raw); err != nil {
+			shown := strconv.Quote(raw)
+			if v.Secret {
+				shown = "(value hidden)"
+			}
+			return Config{}, fmt.Errorf("invalid %s %s: %v", v.Name, shown, err)
+		}
+	}
+	return c, nil
+}
+
+// KnownVariable reports whether name is read by the binary.
+func KnownVariable(name string) bool {
+	for _, v := range Variables {
+		if v.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// VariableNames returns the sorted names of every variable.
+func VariableNames() []string {
+	names := make([]string, len(Variables))
+	for i, v := range Variables {
+		names[i] = v.Name
+	}
+	sort.Strings(names)
+	return names
+}
+
+func nonEmpty(v string) error {
+	if v == "" {
+		return fmt.Errorf("must not be empty")
+	}
+	return nil
+}
+
+func oneOf(v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+}
+
+func intIn(v string, min, max int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("must be an integer from %d to %d", min, max)
+	}
+	return n, nil
+}
+
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("must be a positive duration such as 500ms, 2s or 24h")
+	}
+	return d, nil
+}
+
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if !strings.Contains(item, "/") {
+			addr, err := netip.ParseAddr(item)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR or an IP address", item)
+			}
+			out = append(out, netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR", item)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// checkDatabaseURL is replaced by the store's own parser once wired.
+var checkDatabaseURL = func(v string) error { return nonEmpty(v) }
