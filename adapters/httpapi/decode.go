@@ -1,0 +1,142 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/url"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/marketplace/usersvc/domain"
+)
+
+// Media types a write may carry. Form encoding is what `curl -d` sends.
+const (
+	mediaJSON = "application/json"
+	mediaForm = "application/x-www-form-urlencoded"
+)
+
+// decodeInput reads a write's body into a domain.Input. It checks only the
+// shape (media type, syntax, that each field is a string); the core applies
+// the field rules. Fields the API does not know, including the read-only
+// ones (id, url, timestamps) a client may send back from a GET, are ignored.
+func decodeInput(c *gin.Context) (domain.Input, error) {
+	raw := c.GetHeader("Content-Type")
+	mediaType, _, err := mime.ParseMediaType(raw)
+	if err != nil {
+		return domain.Input{}, unsupportedMediaType(raw)
+	}
+	if mediaType != mediaJSON && mediaType != mediaForm {
+		return domain.Input{}, unsupportedMediaType(raw)
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		if isBodyTooLarge(err) {
+			return domain.Input{}, errBodyTooLarge
+		}
+		return domain.Input{}, fmt.Errorf("read request body: %w", err)
+	}
+	if mediaType == mediaForm {
+		return decodeForm(body)
+	}
+	return decodeJSON(body)
+}
+
+// decodeJSON accepts exactly one JSON object. An empty body counts as {} so
+// that it yields the per-field "required" messages.
+func decodeJSON(body []byte) (domain.Input, error) {
+	if len(body) == 0 {
+		return domain.Input{}, nil
+	}
+	// encoding/json would silently turn invalid UTF-8 into U+FFFD.
+	if !utf8.Valid(body) {
+		return domain.Input{}, parseError("JSON", fmt.Errorf("invalid UTF-8 in request body"))
+	}
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return domain.Input{}, parseError("JSON", err)
+	}
+	object, ok := doc.(map[string]any)
+	if !ok {
+		return domain.Input{}, fieldErrors(domain.FieldError("non_field_errors",
+			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", jsonKind(doc))))
+	}
+	var (
+		in   domain.Input
+		errs domain.ValidationError
+	)
+	for _, f := range inputFields(&in) {
+		v, present := object[f.name]
+		if !present {
+			continue
+		}
+		switch v := v.(type) {
+		case string:
+			*f.dst = &v
+		case nil:
+			errs.Add(f.name, msgNotNull)
+		default:
+			errs.Add(f.name, domain.MsgNotString)
+		}
+	}
+	if err := errs.OrNil(); err != nil {
+		return domain.Input{}, err
+	}
+	return in, nil
+}
+
+// jsonKind names a decoded JSON value the way the prototype's messages do.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case []any:
+		return "list"
+	case string:
+		return "str"
+	case bool:
+		return "bool"
+	case float64:
+		return "number"
+	case nil:
+		return "null"
+	}
+	return "value"
+}
+
+// decodeForm reads application/x-www-form-urlencoded; of a repeated field
+// the last value wins. Text that is not UTF-8 is passed on for the core to
+// refuse with its field message.
+func decodeForm(body []byte) (domain.Input, error) {
+	values, err := url.ParseQuery(string(body))
+	if err != nil {
+		return domain.Input{}, parseError("Form", err)
+	}
+	var in domain.Input
+	for _, f := range inputFields(&in) {
+		vs, present := values[f.name]
+		if !present || len(vs) == 0 {
+			continue
+		}
+		v := vs[len(vs)-1]
+		*f.dst = &v
+	}
+	return in, nil
+}
+
+type inputField struct {
+	name string
+	dst  **string
+}
+
+// inputFields lists the writable fields with where each one goes.
+func inputFields(in *domain.Input) []inputField {
+	return []inputField{
+		{domain.FieldFirstName, &in.FirstName},
+		{domain.FieldLastName, &in.LastName},
+		{domain.FieldEmail, &in.Email},
+		{domain.FieldPassword, &in.Password},
+		{domain.FieldAddress, &in.Address},
+	}
+}

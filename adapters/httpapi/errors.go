@@ -1,0 +1,143 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/marketplace/usersvc/domain"
+)
+
+// Client-facing messages. They follow the prototype's (Django REST
+// Framework's) wording, which clients already match on.
+const (
+	msgNotFound           = "Not found."
+	msgInvalidPage        = "Invalid page."
+	msgPreconditionFailed = "Precondition failed."
+	msgInternal           = "Internal server error."
+	msgBodyTooLarge       = "Request body too large."
+	msgNotNull            = "This field may not be null."
+	msgInvalidInteger     = "A valid integer is required."
+	msgInvalidDateTime    = "Enter a valid date/time."
+	msgNotReady           = "Service not ready."
+	msgDraining           = "Service is shutting down."
+)
+
+// retryAfterSeconds is what a 503 asks clients to wait: long enough for a
+// database failover or a provider's rate limit window to move.
+const retryAfterSeconds = 10
+
+// httpError is a failure the adapter itself detects (bad syntax, media
+// type, size), carrying its status and JSON body.
+type httpError struct {
+	status int
+	body   any
+}
+
+func (e *httpError) Error() string { return fmt.Sprintf("http %d: %v", e.status, e.body) }
+
+func detailError(status int, detail string) *httpError {
+	return &httpError{status: status, body: gin.H{"detail": detail}}
+}
+
+var (
+	errNotFound     = detailError(http.StatusNotFound, msgNotFound)
+	errBodyTooLarge = detailError(http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+)
+
+func unsupportedMediaType(contentType string) *httpError {
+	return detailError(http.StatusUnsupportedMediaType, fmt.Sprintf("Unsupported media type %q in request.", contentType))
+}
+
+func parseError(kind string, err error) *httpError {
+	return detailError(http.StatusBadRequest, kind+" parse error - "+err.Error())
+}
+
+// fieldErrors is a 400 whose body maps fields to messages.
+func fieldErrors(v *domain.ValidationError) *httpError {
+	return &httpError{status: http.StatusBadRequest, body: v.Fields}
+}
+
+// errorMapper turns any error reaching a handler into its answer. This is
+// the only place where errors become status codes.
+type errorMapper struct {
+	logger *slog.Logger
+}
+
+func (m errorMapper) respond(c *gin.Context, err error) {
+	status, body := m.classify(c, err)
+	c.AbortWithStatusJSON(status, body)
+}
+
+func (m errorMapper) classify(c *gin.Context, err error) (int, any) {
+	var (
+		herr        *httpError
+		invalid     *domain.ValidationError
+		refused     *domain.CountryNotAllowedError
+		unavailable *domain.UnavailableError
+	)
+	switch {
+	case errors.As(err, &herr):
+		return herr.status, herr.body
+	case errors.As(err, &invalid):
+		return http.StatusBadRequest, invalid.Fields
+	case errors.Is(err, domain.ErrEmailTaken):
+		return http.StatusBadRequest, map[string][]string{domain.FieldEmail: {domain.MsgEmailTaken}}
+	case errors.Is(err, domain.ErrNotFound):
+		return http.StatusNotFound, gin.H{"detail": msgNotFound}
+	case errors.Is(err, domain.ErrInvalidPage):
+		return http.StatusNotFound, gin.H{"detail": msgInvalidPage}
+	case errors.Is(err, domain.ErrPreconditionFailed):
+		return http.StatusPreconditionFailed, gin.H{"detail": msgPreconditionFailed}
+	case errors.As(err, &refused):
+		return http.StatusForbidden, gin.H{"detail": refused.Error()}
+	case errors.As(err, &unavailable):
+		m.log(c, slog.LevelWarn, "dependency unavailable", err)
+		return unavailableAnswer(c, unavailable.Dependency)
+	case errors.Is(err, domain.ErrUnavailable):
+		m.log(c, slog.LevelWarn, "dependency unavailable", err)
+		return unavailableAnswer(c, "")
+	case errors.Is(err, context.Canceled) && c.Request.Context().Err() != nil:
+		// The client went away; nobody reads this answer, and it is no fault of ours.
+		m.log(c, slog.LevelInfo, "request canceled by client", err)
+		return 499, gin.H{"detail": "Client closed request."}
+	default:
+		m.log(c, slog.LevelError, "request failed", err)
+		return http.StatusInternalServerError, gin.H{"detail": msgInternal}
+	}
+}
+
+func unavailableAnswer(c *gin.Context, dependency string) (int, any) {
+	c.Header("Retry-After", strconv.Itoa(retryAfterSeconds))
+	detail := "Service unavailable, try again later."
+	if dependency != "" {
+		detail = dependency + " service unavailable, try again later."
+	}
+	return http.StatusServiceUnavailable, gin.H{"detail": detail}
+}
+
+// log records err for operators. Errors built by the core and the adapters
+// carry ids and causes, never passwords or hashes.
+func (m errorMapper) log(c *gin.Context, level slog.Level, msg string, err error) {
+	m.logger.Log(c.Request.Context(), level, msg,
+		slog.String("error", err.Error()),
+		slog.String("method", c.Request.Method),
+		slog.String("route", routeTemplate(c)),
+	)
+}
+
+// writeDetail answers {"detail": msg} outside of a handler's error path.
+func writeDetail(c *gin.Context, status int, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"detail": msg})
+}
+
+// abortWith answers an adapter error from a middleware, where no mapper is
+// at hand; adapter errors need no logging.
+func abortWith(c *gin.Context, e *httpError) {
+	c.AbortWithStatusJSON(e.status, e.body)
+}

@@ -1,0 +1,109 @@
+// Package httpapi is the inbound HTTP adapter: the users REST API with Gin,
+// health and readiness probes, and the request hygiene around them (client
+// address, request ids, access log, body limit, security headers).
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/marketplace/usersvc/app"
+)
+
+// DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is unset.
+const DefaultMaxBodyBytes int64 = 1 << 20
+
+// Routes.
+const (
+	pathUsers  = "/api/v1/users"
+	pathUser   = pathUsers + "/:id"
+	pathHealth = "/healthz"
+	pathReady  = "/readyz"
+)
+
+// Config tunes the adapter.
+type Config struct {
+	// TrustedProxies are the peers whose X-Forwarded-For, X-Forwarded-Proto,
+	// X-Forwarded-Host and X-Request-ID are believed (see ParseTrustedProxies).
+	// Empty: none, so no client can choose its address.
+	TrustedProxies []netip.Prefix
+	// MaxBodyBytes caps a request body (DefaultMaxBodyBytes when <= 0).
+	MaxBodyBytes int64
+	// Logger receives access lines and errors (slog.Default() when nil).
+	Logger *slog.Logger
+	// Debug runs Gin in debug mode; release mode otherwise.
+	Debug bool
+}
+
+// NewHandler returns the HTTP API. ready answers /readyz (nil: always
+// ready); pass (*Readiness).Check to let shutdown turn it off.
+func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	logger := slog.New(LogHandler(cfg.Logger.Handler()))
+	if ready == nil {
+		ready = func(context.Context) error { return nil }
+	}
+
+	if cfg.Debug {
+		gin.SetMode(gin.DebugMode)
+	} else {
+		gin.SetMode(gin.ReleaseMode)
+	}
+	r := gin.New()
+	// Gin must never believe forwarded headers itself: the client address is
+	// ours to compute (ClientAddress). With nil it cannot fail.
+	_ = r.SetTrustedProxies(nil)
+	r.ForwardedByClientIP = false
+	// Each route is registered with and without its trailing slash; neither
+	// spelling redirects to the other.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.HandleMethodNotAllowed = true
+
+	r.Use(
+		identify(cfg.TrustedProxies),
+		accessLog(logger),
+		recovery(logger),
+		secureHeaders(),
+		limitBody(cfg.MaxBodyBytes),
+	)
+	r.NoRoute(func(c *gin.Context) { writeDetail(c, http.StatusNotFound, msgNotFound) })
+	r.NoMethod(func(c *gin.Context) {
+		writeDetail(c, http.StatusMethodNotAllowed, "Method \""+c.Request.Method+"\" not allowed.")
+	})
+
+	errs := errorMapper{logger: logger}
+	uh := &usersHandler{users: usersOrPanic(users), errors: errs}
+	probes := &probeHandler{check: ready, logger: logger}
+
+	route := func(method, path string, h gin.HandlerFunc) {
+		r.Handle(method, path, h)
+		r.Handle(method, path+"/", h)
+	}
+	route(http.MethodGet, pathUsers, uh.list)
+	route(http.MethodPost, pathUsers, uh.create)
+	route(http.MethodGet, pathUser, uh.get)
+	route(http.MethodPut, pathUser, uh.replace)
+	route(http.MethodPatch, pathUser, uh.patch)
+	route(http.MethodDelete, pathUser, uh.delete)
+	r.GET(pathHealth, probes.health)
+	r.GET(pathReady, probes.ready)
+	return r
+}
+
+// usersOrPanic rejects a nil dependency at wiring time, not on the first request.
+func usersOrPanic(u *app.Users) *app.Users {
+	if u == nil || u.Create == nil || u.Get == nil || u.List == nil || u.Replace == nil || u.Patch == nil || u.Delete == nil {
+		panic("httpapi.NewHandler: every use case of app.Users is required")
+	}
+	return u
+}

@@ -1,0 +1,117 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/marketplace/usersvc/app"
+	"github.com/marketplace/usersvc/domain"
+)
+
+// usersHandler serves the user resource by driving the use cases.
+type usersHandler struct {
+	users  *app.Users
+	errors errorMapper
+}
+
+func (h *usersHandler) create(c *gin.Context) {
+	in, err := decodeInput(c)
+	if err != nil {
+		h.errors.respond(c, err)
+		return
+	}
+	info := infoFrom(c)
+	u, err := h.users.Create.Do(c.Request.Context(), in, info.Client)
+	if err != nil {
+		h.errors.respond(c, err)
+		return
+	}
+	body := representUser(info.Origin, u)
+	c.Header("Location", body.URL)
+	c.Header("ETag", etag(u.Version))
+	c.JSON(http.StatusCreated, body)
+}
+
+func (h *usersHandler) list(c *gin.Context) {
+	query := c.Request.URL.Query()
+	q, err := parseListQuery(query)
+	if err != nil {
+		h.errors.respond(c, err)
+		return
+	}
+	page, err := h.users.List.Do(c.Request.Context(), q)
+	if err != nil {
+		h.errors.respond(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, representPage(infoFrom(c).Origin, c.Request.URL.Path, query, q, page))
+}
+
+func (h *usersHandler) get(c *gin.Context) {
+	id, ok := h.userID(c)
+	if !ok {
+		return
+	}
+	u, err := h.users.Get.Do(c.Request.Context(), id)
+	h.respondUser(c, u, err)
+}
+
+func (h *usersHandler) replace(c *gin.Context) {
+	h.update(c, h.users.Replace.Do)
+}
+
+func (h *usersHandler) patch(c *gin.Context) {
+	h.update(c, h.users.Patch.Do)
+}
+
+type updateFunc = func(ctx context.Context, id int64, in domain.Input, pre domain.Precondition) (domain.User, error)
+
+// update serves PUT and PATCH, which differ only in the use case.
+func (h *usersHandler) update(c *gin.Context, do updateFunc) {
+	id, ok := h.userID(c)
+	if !ok {
+		return
+	}
+	in, err := decodeInput(c)
+	if err != nil {
+		h.errors.respond(c, err)
+		return
+	}
+	u, err := do(c.Request.Context(), id, in, parseIfMatch(c.Request.Header.Values("If-Match")))
+	h.respondUser(c, u, err)
+}
+
+func (h *usersHandler) delete(c *gin.Context) {
+	id, ok := h.userID(c)
+	if !ok {
+		return
+	}
+	if err := h.users.Delete.Do(c.Request.Context(), id, parseIfMatch(c.Request.Header.Values("If-Match"))); err != nil {
+		h.errors.respond(c, err)
+		return
+	}
+	c.Status(http.StatusNoContent)
+}
+
+// userID reads the path's id; anything but a positive decimal int64 names
+// no user, so it answers 404 like an absent one.
+func (h *usersHandler) userID(c *gin.Context) (int64, bool) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id < 1 || c.Param("id")[0] == '+' {
+		h.errors.respond(c, errNotFound)
+		return 0, false
+	}
+	return id, true
+}
+
+func (h *usersHandler) respondUser(c *gin.Context, u domain.User, err error) {
+	if err != nil {
+		h.errors.respond(c, err)
+		return
+	}
+	c.Header("ETag", etag(u.Version))
+	c.JSON(http.StatusOK, representUser(infoFrom(c).Origin, u))
+}

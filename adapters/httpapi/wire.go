@@ -1,0 +1,7 @@
+package httpapi
+
+import "github.com/google/wire"
+
+// ProviderSet provides the HTTP handler and the readiness gate. The
+// injector supplies *app.Users, Config and a Pinger (the database).
+var ProviderSet = wire.NewSet(NewReadiness, ReadinessCheck, NewHandler)
