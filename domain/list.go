@@ -41,8 +41,8 @@ type ListQuery struct {
 	Search        string // last name equals, or email contains
 	SinceID       *int64 // id > SinceID
 	MaxID         *int64 // id < MaxID
-	CreatedAfter  *time.Time
-	CreatedBefore *time.Time
+	CreatedAfter  *time.Time // created_at > CreatedAfter
+	CreatedBefore *time.Time // created_at < CreatedBefore
 	// Ordering applies in order; id ascending is the default and the final
 	// tie-breaker, so pages are stable.
 	Ordering []OrderField

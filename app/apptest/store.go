@@ -258,11 +258,10 @@ func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserP
 
 func matchesQuery(u domain.User, q domain.ListQuery) bool {
 	switch {
-	case q.FirstName != "" && !strings.EqualFold(u.FirstName, q.FirstName),
-		q.LastName != "" && !strings.EqualFold(u.LastName, q.LastName),
-		q.Email != "" && !strings.EqualFold(u.Email, q.Email),
-		q.Search != "" && !strings.EqualFold(u.LastName, q.Search) &&
-			!strings.Contains(strings.ToLower(u.Email), strings.ToLower(q.Search)),
+	case q.FirstName != "" && fold(u.FirstName) != fold(q.FirstName),
+		q.LastName != "" && fold(u.LastName) != fold(q.LastName),
+		q.Email != "" && fold(u.Email) != fold(q.Email),
+		q.Search != "" && fold(u.LastName) != fold(q.Search) && !strings.Contains(fold(u.Email), fold(q.Search)),
 		q.SinceID != nil && u.ID <= *q.SinceID,
 		q.MaxID != nil && u.ID >= *q.MaxID,
 		q.CreatedAfter != nil && !u.CreatedAt.After(*q.CreatedAfter),
@@ -272,6 +271,10 @@ func matchesQuery(u domain.User, q domain.ListQuery) bool {
 	return true
 }
 
+// fold is how text compares case-insensitively: lower-cased, as a database
+// compares lower-cased copies of the columns.
+func fold(s string) string { return strings.ToLower(s) }
+
 func compareUsers(a, b domain.User, ordering []domain.OrderField) int {
 	for _, o := range ordering {
 		var c int
@@ -279,11 +282,11 @@ func compareUsers(a, b domain.User, ordering []domain.OrderField) int {
 		case domain.SortID:
 			c = cmp.Compare(a.ID, b.ID)
 		case domain.SortFirstName:
-			c = strings.Compare(strings.ToLower(a.FirstName), strings.ToLower(b.FirstName))
+			c = strings.Compare(fold(a.FirstName), fold(b.FirstName))
 		case domain.SortLastName:
-			c = strings.Compare(strings.ToLower(a.LastName), strings.ToLower(b.LastName))
+			c = strings.Compare(fold(a.LastName), fold(b.LastName))
 		case domain.SortEmail:
-			c = strings.Compare(strings.ToLower(a.Email), strings.ToLower(b.Email))
+			c = strings.Compare(fold(a.Email), fold(b.Email))
 		case domain.SortCreatedAt:
 			c = a.CreatedAt.Compare(b.CreatedAt)
 		}
@@ -472,12 +475,12 @@ func (tx *storeTx) checkEmail(self int64, email string) error {
 // with a transaction's writes (nil for none).
 func emailOwner(committed map[int64]domain.User, writes map[int64]*domain.User, email string) (int64, bool) {
 	for id, u := range writes {
-		if u != nil && strings.EqualFold(u.Email, email) {
+		if u != nil && fold(u.Email) == fold(email) {
 			return id, true
 		}
 	}
 	for id, u := range committed {
-		if _, overridden := writes[id]; !overridden && strings.EqualFold(u.Email, email) {
+		if _, overridden := writes[id]; !overridden && fold(u.Email) == fold(email) {
 			return id, true
 		}
 	}
