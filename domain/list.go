@@ -38,9 +38,9 @@ type ListQuery struct {
 	FirstName     string
 	LastName      string
 	Email         string
-	Search        string // last name equals, or email contains
-	SinceID       *int64 // id > SinceID
-	MaxID         *int64 // id < MaxID
+	Search        string     // last name equals, or email contains
+	SinceID       *int64     // id > SinceID
+	MaxID         *int64     // id < MaxID
 	CreatedAfter  *time.Time // created_at > CreatedAfter
 	CreatedBefore *time.Time // created_at < CreatedBefore
 	// Ordering applies in order; id ascending is the default and the final
