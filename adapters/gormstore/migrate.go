@@ -1,0 +1,66 @@
+package gormstore
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+)
+
+//go:embed migrations/mysql/*.sql migrations/sqlite/*.sql
+var migrationFiles embed.FS
+
+// migrateLockName serialises Migrate across replicas starting together on
+// one MySQL database (goose only ships session lockers for PostgreSQL).
+const migrateLockName = "usersvc.migrate"
+
+// Migrate applies the embedded migrations that are not applied yet. It is
+// idempotent, and on MySQL safe to run from several replicas at once.
+func (s *Store) Migrate(ctx context.Context) error {
+	p, err := s.migrations()
+	if err != nil {
+		return err
+	}
+	if s.dialect == DialectMySQL {
+		release, err := s.namedLock(ctx, migrateLockName, 60)
+		if err != nil {
+			return dbErr(ctx, "migrate: lock", err)
+		}
+		defer release()
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return dbErr(ctx, "migrate", err)
+	}
+	return nil
+}
+
+// MigrationVersion returns the applied schema version and the latest
+// embedded one (for `usersvc migrate` output and checks).
+func (s *Store) MigrationVersion(ctx context.Context) (current, latest int64, err error) {
+	p, err := s.migrations()
+	if err != nil {
+		return 0, 0, err
+	}
+	current, latest, err = p.GetVersions(ctx)
+	return current, latest, dbErr(ctx, "migration version", err)
+}
+
+// migrations is a goose provider over this dialect's embedded files. Its
+// Close would close our pool, so providers are simply dropped.
+func (s *Store) migrations() (*goose.Provider, error) {
+	dir, dialect := "migrations/sqlite", goose.DialectSQLite3
+	if s.dialect == DialectMySQL {
+		dir, dialect = "migrations/mysql", goose.DialectMySQL
+	}
+	fsys, err := fs.Sub(migrationFiles, dir)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(dialect, s.sqlDB, fsys)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return p, nil
+}

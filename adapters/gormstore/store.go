@@ -1,0 +1,240 @@
+// Package gormstore is the persistence adapter: users, the transactional
+// outbox and the relay lock on MySQL 8 / MariaDB 10.11 (gorm.io/driver/mysql)
+// or SQLite (github.com/glebarez/sqlite, pure Go), with versioned SQL
+// migrations embedded in the binary and applied with goose.
+package gormstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/go-sql-driver/mysql"
+	"github.com/google/wire"
+	gormmysql "gorm.io/driver/mysql"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/marketplace/usersvc/ports"
+)
+
+// Config selects and sizes the database. Zero pool values take defaults
+// suited to the dialect; an in-memory SQLite database always uses a single
+// connection (each connection would otherwise see its own empty database).
+type Config struct {
+	// URL is DATABASE_URL, see ParseURL.
+	URL             string
+	MaxOpenConns    int
+	MaxIdleConns    int
+	ConnMaxLifetime time.Duration
+	ConnMaxIdleTime time.Duration
+	// PingTimeout bounds the connectivity check in Open (default 5s).
+	PingTimeout time.Duration
+}
+
+// Store implements the persistence ports on one database.
+type Store struct {
+	db      *gorm.DB
+	sqlDB   *sql.DB
+	dialect string
+	// writeSem serialises write transactions on SQLite, which has a single
+	// writer anyway: waiting here (honouring ctx) is cheaper and fairer
+	// than spinning on SQLITE_BUSY. Nil on MySQL.
+	writeSem chan struct{}
+	// relayKey names this database in the process-wide SQLite relay locks.
+	relayKey string
+	now      func() time.Time
+}
+
+// Compile-time checks that the store provides every persistence port.
+var (
+	_ ports.UserReader = (*Store)(nil)
+	_ ports.UnitOfWork = (*Store)(nil)
+	_ ports.Outbox     = (*Store)(nil)
+	_ ports.RelayLock  = (*Store)(nil)
+	_ ports.Tx         = (*txStore)(nil)
+)
+
+// ProviderSet provides the store and binds it to the ports it implements.
+// The composition root decides whether to call Migrate (MIGRATE).
+var ProviderSet = wire.NewSet(
+	Provide,
+	wire.Bind(new(ports.UserReader), new(*Store)),
+	wire.Bind(new(ports.UnitOfWork), new(*Store)),
+	wire.Bind(new(ports.Outbox), new(*Store)),
+	wire.Bind(new(ports.RelayLock), new(*Store)),
+)
+
+// Provide opens the store for Wire; the cleanup closes it.
+func Provide(ctx context.Context, cfg Config) (*Store, func(), error) {
+	s, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, func() { _ = s.Close() }, nil
+}
+
+// Open connects to the database named by cfg.URL and checks that it
+// answers. An unreachable database is an error matching
+// domain.ErrUnavailable. Open does not migrate: call Migrate.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	target, err := ParseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	var s *Store
+	switch target.Dialect {
+	case DialectSQLite:
+		s, err = openSQLite(target, cfg)
+	case DialectMySQL:
+		s, err = openMySQL(target, cfg)
+	default:
+		err = fmt.Errorf("DATABASE_URL: unsupported dialect %q", target.Dialect)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.pingWithin(ctx, cfg.PingTimeout); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open %s: %w", target.Redacted, err)
+	}
+	if err := s.initGorm(); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("open %s: %w", target.Redacted, err)
+	}
+	return s, nil
+}
+
+func openSQLite(t Target, cfg Config) (*Store, error) {
+	// Every connection: foreign keys on, writers start with BEGIN IMMEDIATE
+	// (taking the write lock up front, so two transactions never both read
+	// then deadlock upgrading), and wait up to 5s for a lock held by another
+	// process instead of failing with SQLITE_BUSY.
+	params := "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
+	s := &Store{dialect: DialectSQLite, writeSem: make(chan struct{}, 1), now: time.Now}
+	var dsn string
+	if t.Memory {
+		// One connection is the one database: the pool must never open a
+		// second one nor close this one.
+		dsn = ":memory:" + params
+		cfg.MaxOpenConns, cfg.MaxIdleConns, cfg.ConnMaxLifetime, cfg.ConnMaxIdleTime = 1, 1, 0, 0
+		s.relayKey = fmt.Sprintf("memory:%p", s)
+	} else {
+		// WAL lets readers run while a write transaction is open.
+		dsn = t.Path + params + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+		abs, err := filepath.Abs(t.Path)
+		if err != nil {
+			return nil, fmt.Errorf("DATABASE_URL: sqlite path %q: %w", t.Path, err)
+		}
+		s.relayKey = "file:" + abs
+		if cfg.MaxOpenConns == 0 {
+			cfg.MaxOpenConns = 8
+		}
+		if cfg.MaxIdleConns == 0 {
+			cfg.MaxIdleConns = cfg.MaxOpenConns
+		}
+	}
+	db, err := sql.Open(sqlite.DriverName, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	applyPool(db, cfg)
+	s.sqlDB = db
+	return s, nil
+}
+
+func openMySQL(t Target, cfg Config) (*Store, error) {
+	conn, err := mysql.NewConnector(t.MySQL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	db := sql.OpenDB(conn)
+	if cfg.MaxOpenConns == 0 {
+		cfg.MaxOpenConns = 20
+	}
+	if cfg.MaxIdleConns == 0 {
+		cfg.MaxIdleConns = 10
+	}
+	if cfg.ConnMaxLifetime == 0 {
+		cfg.ConnMaxLifetime = 30 * time.Minute // under every usual wait_timeout / proxy idle cut
+	}
+	if cfg.ConnMaxIdleTime == 0 {
+		cfg.ConnMaxIdleTime = 5 * time.Minute
+	}
+	applyPool(db, cfg)
+	return &Store{dialect: DialectMySQL, sqlDB: db, now: time.Now}, nil
+}
+
+func applyPool(db *sql.DB, cfg Config) {
+	db.SetMaxOpenConns(cfg.MaxOpenConns)
+	db.SetMaxIdleConns(cfg.MaxIdleConns)
+	db.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	db.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
+}
+
+// initGorm wraps the pool once it is known to answer (the MySQL dialector
+// asks the server's version).
+func (s *Store) initGorm() error {
+	var dialector gorm.Dialector
+	if s.dialect == DialectMySQL {
+		dialector = gormmysql.New(gormmysql.Config{Conn: s.sqlDB})
+	} else {
+		dialector = &sqlite.Dialector{Conn: s.sqlDB}
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		// Statements carry user data: never log them.
+		Logger: logger.Discard,
+		// Single statements need no implicit transaction; the unit of work
+		// owns transactions.
+		SkipDefaultTransaction: true,
+		DisableAutomaticPing:   true,
+		NowFunc:                func() time.Time { return dbTime(s.now()) },
+	})
+	if err != nil {
+		return dbErr(context.Background(), "initialise gorm", err)
+	}
+	s.db = db
+	return nil
+}
+
+// Dialect is DialectSQLite or DialectMySQL.
+func (s *Store) Dialect() string { return s.dialect }
+
+// Ping checks that the database answers (readiness).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		return dbErr(ctx, "ping database", err)
+	}
+	return nil
+}
+
+func (s *Store) pingWithin(ctx context.Context, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return s.Ping(ctx)
+}
+
+// Close closes the connection pool; with an in-memory SQLite database the
+// data is gone.
+func (s *Store) Close() error {
+	if s.sqlDB == nil {
+		return nil
+	}
+	return s.sqlDB.Close()
+}
+
+// DB exposes the pool for tools and tests (e.g. the integration suites);
+// the application goes through the ports.
+func (s *Store) DB() *sql.DB { return s.sqlDB }
+
+// dbTime is how every timestamp is stored: UTC with the microsecond
+// precision both databases keep, so what is written reads back equal. On
+// SQLite it also keeps stored text in one format (and one zone), so text
+// order is time order.
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

@@ -1,0 +1,309 @@
+package gormstore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"github.com/marketplace/usersvc/domain"
+)
+
+// userRow is a row of the users table. The *CI fields are lower-cased
+// copies computed here, so case-insensitive matching never depends on a
+// database collation.
+type userRow struct {
+	ID           int64     `gorm:"column:id;primaryKey;autoIncrement"`
+	Email        string    `gorm:"column:email"`
+	EmailCI      string    `gorm:"column:email_ci"`
+	FirstName    string    `gorm:"column:first_name"`
+	FirstNameCI  string    `gorm:"column:first_name_ci"`
+	LastName     string    `gorm:"column:last_name"`
+	LastNameCI   string    `gorm:"column:last_name_ci"`
+	Address      string    `gorm:"column:address"`
+	PasswordHash string    `gorm:"column:password_hash"`
+	Version      int64     `gorm:"column:version"`
+	CreatedAt    time.Time `gorm:"column:created_at;autoCreateTime:false"`
+	UpdatedAt    time.Time `gorm:"column:updated_at;autoUpdateTime:false"`
+}
+
+func (userRow) TableName() string { return "users" }
+
+// userColumns are the columns a domain.User is read from.
+var userColumns = []string{"id", "email", "first_name", "last_name", "address", "password_hash", "version", "created_at", "updated_at"}
+
+func fold(s string) string { return strings.ToLower(s) }
+
+func toRow(u domain.User) userRow {
+	return userRow{
+		ID:           u.ID,
+		Email:        u.Email,
+		EmailCI:      fold(u.Email),
+		FirstName:    u.FirstName,
+		FirstNameCI:  fold(u.FirstName),
+		LastName:     u.LastName,
+		LastNameCI:   fold(u.LastName),
+		Address:      u.Address,
+		PasswordHash: u.PasswordHash,
+		Version:      u.Version,
+		CreatedAt:    dbTime(u.CreatedAt),
+		UpdatedAt:    dbTime(u.UpdatedAt),
+	}
+}
+
+func (r userRow) toDomain() domain.User {
+	return domain.User{
+		ID:           r.ID,
+		Email:        r.Email,
+		FirstName:    r.FirstName,
+		LastName:     r.LastName,
+		Address:      r.Address,
+		PasswordHash: r.PasswordHash,
+		Version:      r.Version,
+		CreatedAt:    r.CreatedAt.UTC(),
+		UpdatedAt:    r.UpdatedAt.UTC(),
+	}
+}
+
+// GetUser reads one user (domain.ErrNotFound when absent).
+func (s *Store) GetUser(ctx context.Context, id int64) (domain.User, error) {
+	u, err := getUser(s.db.WithContext(ctx), id)
+	if err != nil {
+		return domain.User{}, dbErr(ctx, fmt.Sprintf("get user %d", id), err)
+	}
+	return u, nil
+}
+
+func getUser(db *gorm.DB, id int64) (domain.User, error) {
+	var r userRow
+	if err := db.Select(userColumns).Where("id = ?", id).Take(&r).Error; err != nil {
+		return domain.User{}, err
+	}
+	return r.toDomain(), nil
+}
+
+// ListUsers reads one page of matching users and their total count. The
+// page is one indexed query (no N+1); the count is skipped when the page
+// itself shows the total, and the unfiltered count comes from user_counts
+// instead of scanning the table.
+func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserPage, error) {
+	if q.PageSize <= 0 {
+		q.PageSize = domain.DefaultPageSize
+	}
+	if q.Page < 1 {
+		q.Page = 1
+	}
+	db := s.db.WithContext(ctx)
+	var rows []userRow
+	err := filterUsers(db, q).
+		Select(userColumns).
+		Order(orderBy(q.Ordering)).
+		Limit(q.PageSize).
+		Offset(q.Offset()).
+		Find(&rows).Error
+	if err != nil {
+		return domain.UserPage{}, dbErr(ctx, "list users", err)
+	}
+	page := domain.UserPage{Users: make([]domain.User, len(rows))}
+	for i, r := range rows {
+		page.Users[i] = r.toDomain()
+	}
+	switch {
+	case len(rows) > 0 && len(rows) < q.PageSize, len(rows) == 0 && q.Offset() == 0:
+		// A partial (or empty first) page ends the result: no count needed.
+		page.Total = int64(q.Offset() + len(rows))
+	case !hasFilter(q):
+		page.Total, err = countAll(db)
+	default:
+		err = filterUsers(db, q).Count(&page.Total).Error
+	}
+	if err != nil {
+		return domain.UserPage{}, dbErr(ctx, "count users", err)
+	}
+	return page, nil
+}
+
+func hasFilter(q domain.ListQuery) bool {
+	return q.FirstName != "" || q.LastName != "" || q.Email != "" || q.Search != "" ||
+		q.SinceID != nil || q.MaxID != nil || q.CreatedAfter != nil || q.CreatedBefore != nil
+}
+
+// likeEscape is the LIKE escape character. Not a backslash: its meaning
+// inside string literals differs between MySQL and SQLite.
+const likeEscape = "!"
+
+var likeEscaper = strings.NewReplacer(likeEscape, likeEscape+likeEscape, "%", likeEscape+"%", "_", likeEscape+"_")
+
+func filterUsers(db *gorm.DB, q domain.ListQuery) *gorm.DB {
+	db = db.Model(&userRow{})
+	if q.FirstName != "" {
+		db = db.Where("first_name_ci = ?", fold(q.FirstName))
+	}
+	if q.LastName != "" {
+		db = db.Where("last_name_ci = ?", fold(q.LastName))
+	}
+	if q.Email != "" {
+		db = db.Where("email_ci = ?", fold(q.Email))
+	}
+	if q.Search != "" {
+		term := fold(q.Search)
+		db = db.Where("(last_name_ci = ? OR email_ci LIKE ? ESCAPE '"+likeEscape+"')", term, "%"+likeEscaper.Replace(term)+"%")
+	}
+	if q.SinceID != nil {
+		db = db.Where("id > ?", *q.SinceID)
+	}
+	if q.MaxID != nil {
+		db = db.Where("id < ?", *q.MaxID)
+	}
+	// Stored times have microsecond precision: rounding the bounds to it
+	// (down for "after", up for "before") keeps the comparisons exact.
+	if q.CreatedAfter != nil {
+		db = db.Where("created_at > ?", dbTime(*q.CreatedAfter))
+	}
+	if q.CreatedBefore != nil {
+		before := dbTime(*q.CreatedBefore)
+		if before.Before(q.CreatedBefore.UTC()) {
+			before = before.Add(time.Microsecond)
+		}
+		db = db.Where("created_at < ?", before)
+	}
+	return db
+}
+
+// sortColumns maps the API's ordering names to indexed columns; names sort
+// case-insensitively, like the filters compare.
+var sortColumns = map[string]string{
+	domain.SortID:        "id",
+	domain.SortFirstName: "first_name_ci",
+	domain.SortLastName:  "last_name_ci",
+	domain.SortEmail:     "email_ci",
+	domain.SortCreatedAt: "created_at",
+}
+
+// orderBy builds the ORDER BY: the requested keys (unknown or repeated ones
+// dropped), then id ascending as the tie-breaker, unless a unique key (id,
+// email) already made the order total.
+func orderBy(fields []domain.OrderField) clause.OrderBy {
+	var ob clause.OrderBy
+	seen := map[string]bool{}
+	for _, f := range fields {
+		col, ok := sortColumns[f.Field]
+		if !ok || seen[col] {
+			continue
+		}
+		seen[col] = true
+		ob.Columns = append(ob.Columns, clause.OrderByColumn{Column: clause.Column{Name: col}, Desc: f.Desc})
+		if col == "id" || col == "email_ci" {
+			return ob
+		}
+	}
+	ob.Columns = append(ob.Columns, clause.OrderByColumn{Column: clause.Column{Name: "id"}})
+	return ob
+}
+
+// userCountSlots is the number of rows of user_counts (see the migration).
+const userCountSlots = 16
+
+func countAll(db *gorm.DB) (int64, error) {
+	var n int64
+	err := db.Table("user_counts").Select("COALESCE(SUM(n), 0)").Scan(&n).Error
+	return n, err
+}
+
+func addUserCount(db *gorm.DB, delta int) error {
+	return db.Exec("UPDATE user_counts SET n = n + ? WHERE slot = ?", delta, rand.IntN(userCountSlots)).Error
+}
+
+// txStore is the ports.Tx of one transaction.
+type txStore struct {
+	tx      *gorm.DB
+	dialect string
+	now     func() time.Time
+}
+
+// LockUser reads a user and locks its row until the transaction ends. On
+// SQLite the write transaction (BEGIN IMMEDIATE) already excludes other
+// writers, so a plain read is enough.
+func (t *txStore) LockUser(ctx context.Context, id int64) (domain.User, error) {
+	db := t.tx.WithContext(ctx)
+	if t.dialect == DialectMySQL {
+		db = db.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	}
+	u, err := getUser(db, id)
+	if err != nil {
+		return domain.User{}, dbErr(ctx, fmt.Sprintf("lock user %d", id), err)
+	}
+	return u, nil
+}
+
+// InsertUser stores a new user, sets its ID and normalises its timestamps
+// to what was stored (UTC, microseconds).
+func (t *txStore) InsertUser(ctx context.Context, u *domain.User) error {
+	r := toRow(*u)
+	r.ID = 0
+	db := t.tx.WithContext(ctx)
+	if err := db.Create(&r).Error; err != nil {
+		return userWriteErr(ctx, "insert user", err)
+	}
+	if err := addUserCount(db, 1); err != nil {
+		return dbErr(ctx, "count inserted user", err)
+	}
+	u.ID, u.CreatedAt, u.UpdatedAt = r.ID, r.CreatedAt, r.UpdatedAt
+	return nil
+}
+
+// UpdateUser writes every field of a user.
+func (t *txStore) UpdateUser(ctx context.Context, u domain.User) error {
+	r := toRow(u)
+	res := t.tx.WithContext(ctx).Model(&userRow{}).Where("id = ?", u.ID).Updates(map[string]any{
+		"email":         r.Email,
+		"email_ci":      r.EmailCI,
+		"first_name":    r.FirstName,
+		"first_name_ci": r.FirstNameCI,
+		"last_name":     r.LastName,
+		"last_name_ci":  r.LastNameCI,
+		"address":       r.Address,
+		"password_hash": r.PasswordHash,
+		"version":       r.Version,
+		"updated_at":    r.UpdatedAt,
+	})
+	op := fmt.Sprintf("update user %d", u.ID)
+	if res.Error != nil {
+		return userWriteErr(ctx, op, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("%s: %w", op, domain.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteUser removes a user.
+func (t *txStore) DeleteUser(ctx context.Context, id int64) error {
+	op := fmt.Sprintf("delete user %d", id)
+	db := t.tx.WithContext(ctx)
+	res := db.Where("id = ?", id).Delete(&userRow{})
+	if res.Error != nil {
+		return dbErr(ctx, op, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("%s: %w", op, domain.ErrNotFound)
+	}
+	if err := addUserCount(db, -1); err != nil {
+		return dbErr(ctx, "count deleted user", err)
+	}
+	return nil
+}
+
+// userWriteErr maps a duplicate key on users (only email_ci is unique
+// besides the generated id) to domain.ErrEmailTaken. The driver's message,
+// which quotes the email, is dropped.
+func userWriteErr(ctx context.Context, op string, err error) error {
+	if isDuplicateKey(err) {
+		return fmt.Errorf("%s: %w", op, domain.ErrEmailTaken)
+	}
+	return dbErr(ctx, op, err)
+}
