@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -391,7 +392,7 @@ func TestStoreList(t *testing.T) {
 			if !slices.Equal(ids, tc.wantIDs) || page.Total != tc.wantTotal {
 				t.Errorf("ids %v total %d, want %v total %d", ids, page.Total, tc.wantIDs, tc.wantTotal)
 			}
-			if got := s.LastListQuery(); fmt.Sprint(got) != fmt.Sprint(q) {
+			if got := s.LastListQuery(); !reflect.DeepEqual(got, q) {
 				t.Errorf("LastListQuery = %+v, want %+v", got, q)
 			}
 		})
