@@ -44,7 +44,7 @@ type Config struct {
 	IPAPIBaseURL string        // IPAPI_BASE_URL, default https://ipapi.co
 	IPAPIKey     string        // IPAPI_KEY, optional; never logged
 	Timeout      time.Duration // GEO_TIMEOUT, per provider call, default 2s
-	DBPath       string        // GEOIP_DB_PATH, required for mmdb
+	DBPath       string        // GEOIP_DB_PATH, required for mmdb; comma-separated for split files
 	Static       string        // GEO_STATIC, required for static: "CIDR=CC,..."
 	CacheSize    int           // GEO_CACHE_SIZE, entries, default 10000
 	CacheTTL     time.Duration // GEO_CACHE_TTL, default 24h
@@ -103,12 +103,16 @@ func (c Config) Validate() error {
 			bad("IPAPI_KEY", "%v", err)
 		}
 	case ProviderMMDB:
-		if strings.TrimSpace(c.DBPath) == "" {
+		paths := c.dbPaths()
+		if len(paths) == 0 {
 			bad("GEOIP_DB_PATH", "required when GEO_PROVIDER=mmdb (path to a country .mmdb file)")
-		} else if fi, err := os.Stat(c.DBPath); err != nil {
-			bad("GEOIP_DB_PATH", "%v", err)
-		} else if !fi.Mode().IsRegular() {
-			bad("GEOIP_DB_PATH", "%s is not a regular file", c.DBPath)
+		}
+		for _, p := range paths {
+			if fi, err := os.Stat(p); err != nil {
+				bad("GEOIP_DB_PATH", "%v", err)
+			} else if !fi.Mode().IsRegular() {
+				bad("GEOIP_DB_PATH", "%s is not a regular file", p)
+			}
 		}
 	case ProviderStatic:
 		if strings.TrimSpace(c.Static) == "" {
@@ -129,6 +133,18 @@ func (c Config) Validate() error {
 		bad("GEO_CACHE_TTL", "%s is negative", c.CacheTTL)
 	}
 	return errors.Join(errs...)
+}
+
+// dbPaths splits GEOIP_DB_PATH: one file, or several (e.g. an IPv4 and an
+// IPv6 file) separated by commas.
+func (c Config) dbPaths() []string {
+	var paths []string
+	for _, p := range strings.Split(c.DBPath, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			paths = append(paths, p)
+		}
+	}
+	return paths
 }
 
 // Provide validates cfg, builds the selected provider and wraps it in the
@@ -153,7 +169,7 @@ func Provide(cfg Config, obs geocache.Observer) (ports.Geolocator, func(), error
 		}
 		inner = c
 	case ProviderMMDB:
-		r, err := mmdbgeo.Open(cfg.DBPath)
+		r, err := mmdbgeo.Open(cfg.dbPaths()...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("GEOIP_DB_PATH: %w", err)
 		}

@@ -8,6 +8,9 @@
 //   - flat files (ip-location-db, ipinfo lite): {"country_code": "CH"}, and
 //     {"country": "CH"} when "country" is itself a two-letter code.
 //
+// Sets split by address family (ip-location-db's *-ipv4.mmdb and
+// *-ipv6.mmdb) are opened together; see Open.
+//
 // Only the country where the address is used, never "registered_country"
 // (where its owner registered it): the policy is about location.
 package mmdbgeo
@@ -32,36 +35,66 @@ var ProviderSet = wire.NewSet(wire.Bind(new(ports.Geolocator), new(*Reader)))
 
 var _ ports.Geolocator = (*Reader)(nil)
 
-// Reader is a ports.Geolocator over an opened database. Lookups are safe
-// for concurrent use; Close must wait until no lookup is running.
+// Reader is a ports.Geolocator over one or more opened databases. Lookups
+// are safe for concurrent use; Close must wait until no lookup is running.
 type Reader struct {
-	db   *maxminddb.Reader
-	ipv6 bool // the database has an IPv6 tree (and IPv4 inside it)
+	dbs []database
 }
 
-// Open opens and memory-maps the database at path.
-func Open(path string) (*Reader, error) {
-	if strings.TrimSpace(path) == "" {
+type database struct {
+	path string
+	db   *maxminddb.Reader
+	ipv6 bool // the file has an IPv6 tree (and IPv4 inside it)
+}
+
+// Open opens and memory-maps the databases at paths. Several files are for
+// sets split by address family, such as ip-location-db's
+// *-country-ipv4.mmdb and *-country-ipv6.mmdb: an address takes the first
+// country any of them gives.
+func Open(paths ...string) (*Reader, error) {
+	r := &Reader{}
+	for _, path := range paths {
+		if strings.TrimSpace(path) == "" {
+			continue
+		}
+		db, err := maxminddb.Open(path)
+		if err != nil {
+			r.Close()
+			return nil, fmt.Errorf("open geolocation database %s: %w", path, err)
+		}
+		if v := db.Metadata.IPVersion; v != 4 && v != 6 {
+			db.Close()
+			r.Close()
+			return nil, fmt.Errorf("open geolocation database %s: unsupported ip_version %d", path, v)
+		}
+		r.dbs = append(r.dbs, database{path: path, db: db, ipv6: db.Metadata.IPVersion == 6})
+	}
+	if len(r.dbs) == 0 {
 		return nil, errors.New("mmdb geolocation: no database path")
 	}
-	db, err := maxminddb.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open geolocation database %s: %w", path, err)
-	}
-	switch db.Metadata.IPVersion {
-	case 4, 6:
-	default:
-		db.Close()
-		return nil, fmt.Errorf("open geolocation database %s: unsupported ip_version %d", path, db.Metadata.IPVersion)
-	}
-	return &Reader{db: db, ipv6: db.Metadata.IPVersion == 6}, nil
+	return r, nil
 }
 
-// DatabaseType is the type the file declares, e.g. "GeoLite2-Country".
-func (r *Reader) DatabaseType() string { return r.db.Metadata.DatabaseType }
+// DatabaseType names the types the files declare, e.g. "GeoLite2-Country",
+// joined by ", ".
+func (r *Reader) DatabaseType() string {
+	types := make([]string, len(r.dbs))
+	for i, d := range r.dbs {
+		types[i] = d.db.Metadata.DatabaseType
+	}
+	return strings.Join(types, ", ")
+}
 
-// Close unmaps the database.
-func (r *Reader) Close() error { return r.db.Close() }
+// Close unmaps the databases.
+func (r *Reader) Close() error {
+	var errs []error
+	for _, d := range r.dbs {
+		if err := d.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", d.path, err))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // record holds the fields of both shapes. Country is a map in MaxMind's
 // shape and a string in some flat ones, hence any.
@@ -71,27 +104,38 @@ type record struct {
 	CountryName string `maxminddb:"country_name"`
 }
 
-// Locate returns the country of ip, domain.UnknownLocation when the
-// database has no country for it, and an error only when the database
-// cannot be read.
+// Locate returns the country of ip, domain.UnknownLocation when no
+// database has a country for it, and an error only when a database cannot
+// be read.
 func (r *Reader) Locate(_ context.Context, ip netip.Addr) (domain.Location, error) {
 	ip = ip.Unmap().WithZone("")
-	if !ip.IsValid() || (ip.Is6() && !r.ipv6) {
-		// An IPv4-only database knows nothing about IPv6 addresses.
+	if !ip.IsValid() {
 		return domain.UnknownLocation, nil
 	}
-	res := r.db.Lookup(ip)
-	if !res.Found() {
-		if err := res.Err(); err != nil {
+	for _, d := range r.dbs {
+		loc, err := d.locate(ip)
+		if err != nil {
 			return domain.UnknownLocation, domain.Unavailable(domain.DependencyGeolocation,
-				fmt.Errorf("mmdb: locate %s: %w", ip, err))
+				fmt.Errorf("mmdb: locate %s in %s: %w", ip, d.path, err))
 		}
-		return domain.UnknownLocation, nil
+		if loc.Known() {
+			return loc, nil
+		}
+	}
+	return domain.UnknownLocation, nil
+}
+
+func (d database) locate(ip netip.Addr) (domain.Location, error) {
+	if ip.Is6() && !d.ipv6 {
+		return domain.UnknownLocation, nil // an IPv4 file knows no IPv6 address
+	}
+	res := d.db.Lookup(ip)
+	if !res.Found() {
+		return domain.UnknownLocation, res.Err()
 	}
 	var rec record
 	if err := res.Decode(&rec); err != nil {
-		return domain.UnknownLocation, domain.Unavailable(domain.DependencyGeolocation,
-			fmt.Errorf("mmdb: decode record of %s: %w", ip, err))
+		return domain.UnknownLocation, fmt.Errorf("decode record: %w", err)
 	}
 	return rec.location(), nil
 }

@@ -22,9 +22,9 @@ type lookup struct {
 	want domain.Location
 }
 
-func open(t *testing.T, path string) *mmdbgeo.Reader {
+func open(t *testing.T, paths ...string) *mmdbgeo.Reader {
 	t.Helper()
-	r, err := mmdbgeo.Open(path)
+	r, err := mmdbgeo.Open(paths...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +146,7 @@ func TestOpenErrors(t *testing.T) {
 	}
 	cases := []struct{ name, path, want string }{
 		{"empty path", "", "no database path"},
+		{"blank path", "  ", "no database path"},
 		{"missing file", filepath.Join(dir, "absent.mmdb"), "absent.mmdb"},
 		{"not a database", garbage, "garbage.mmdb"},
 	}
@@ -176,5 +177,40 @@ func TestClosedDatabaseIsAFailure(t *testing.T) {
 	var ue *domain.UnavailableError
 	if !errors.As(err, &ue) || ue.Dependency != domain.DependencyGeolocation {
 		t.Fatalf("Locate on a closed database = %v, want a geolocation UnavailableError", err)
+	}
+}
+
+func TestSplitFiles(t *testing.T) {
+	// ip-location-db publishes one file per address family.
+	v4 := mmdbtest.Write(t, mmdbwriter.Options{IPVersion: 4, RecordSize: 24, DatabaseType: "v4"}, map[string]mmdbtype.DataType{
+		"2.16.92.0/24": mmdbtype.Map{"country_code": mmdbtype.String("CH")},
+		"2.16.8.0/24":  mmdbtype.Map{"country_code": mmdbtype.String("ES")},
+	})
+	v6 := mmdbtest.Write(t, mmdbwriter.Options{DatabaseType: "v6"}, map[string]mmdbtype.DataType{
+		"2a02:1210::/32": mmdbtype.Map{"country_code": mmdbtype.String("CH")},
+		"2.16.8.0/24":    mmdbtype.Map{"country_code": mmdbtype.String("FR")}, // disagrees with the first file
+	})
+	r := open(t, v4, "", v6)
+	if r.DatabaseType() != "v4, v6" {
+		t.Fatalf("DatabaseType = %q, want both files", r.DatabaseType())
+	}
+	check(t, r, []lookup{
+		{"2.16.92.1", switzerland},
+		{"2a02:1210::1", switzerland},
+		{"2.16.8.1", spain}, // the first file with a country wins
+		{"8.8.8.8", domain.UnknownLocation},
+		{"2001:4860::1", domain.UnknownLocation},
+	})
+}
+
+func TestOpenFailsWhenAnyFileFails(t *testing.T) {
+	good := mmdbtest.WriteCountryDB(t, map[string]string{"2.16.92.0/24": "CH"})
+	r, err := mmdbgeo.Open(good, filepath.Join(t.TempDir(), "absent.mmdb"))
+	if err == nil {
+		r.Close()
+		t.Fatal("Open succeeded with a missing second file")
+	}
+	if !strings.Contains(err.Error(), "absent.mmdb") {
+		t.Fatalf("error %q does not name the missing file", err)
 	}
 }
