@@ -1,0 +1,18 @@
+package kafka
+
+import ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+// InjectFatalError makes librdkafka raise a fatal error on p's producer, as
+// an idempotence failure would.
+func InjectFatalError(p *Publisher) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prod.TestFatalError(ckafka.ErrOutOfOrderSequenceNumber, "injected by a test")
+}
+
+// ProducerOf returns p's current producer, to see it replaced.
+func ProducerOf(p *Publisher) any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.prod
+}

@@ -1,0 +1,642 @@
+package kafka_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/marketplace/usersvc/adapters/kafka"
+	"github.com/marketplace/usersvc/domain"
+)
+
+const topic = "users-events"
+
+// testLogger shows the adapter's logs only with -v.
+func testLogger(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+}
+
+// broker is an in-process Kafka-protocol broker that can be stopped and
+// started again on the same port with the same data, like a real restart.
+type broker struct {
+	t    *testing.T
+	dir  string
+	port int
+	opts []kfake.Opt
+
+	mu sync.Mutex
+	c  *kfake.Cluster
+}
+
+func startBroker(t *testing.T, opts ...kfake.Opt) *broker {
+	t.Helper()
+	b := &broker{t: t, dir: t.TempDir(), port: freePort(t), opts: opts}
+	b.start()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func (b *broker) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) }
+
+func (b *broker) start() {
+	b.t.Helper()
+	opts := append([]kfake.Opt{
+		kfake.Ports(b.port),
+		kfake.DataDir(b.dir), // a restart keeps the log and the producer ids, as a real broker does
+		kfake.SeedTopics(3, topic),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, b.addr()) // loopback only
+		}),
+	}, b.opts...)
+	var err error
+	for range 50 { // the port may linger briefly after a stop
+		var c *kfake.Cluster
+		if c, err = kfake.NewCluster(opts...); err == nil {
+			b.mu.Lock()
+			b.c = c
+			b.mu.Unlock()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.t.Fatalf("start kfake on %s: %v", b.addr(), err)
+}
+
+func (b *broker) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.c != nil {
+		b.c.Close()
+		b.c = nil
+	}
+}
+
+func (b *broker) cluster() *kfake.Cluster {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.c
+}
+
+func newPublisher(t *testing.T, b *broker, extra map[string]string) *kafka.Publisher {
+	t.Helper()
+	p, err := kafka.NewPublisher(kafka.Config{Brokers: []string{b.addr()}, Topic: topic, Source: "usersvc-test", Extra: extra}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	})
+	return p
+}
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
+
+// messages builds n contract messages spread over users round-robin, with
+// seqs from firstSeq.
+func messages(t *testing.T, firstSeq int64, n, users int) []domain.Message {
+	t.Helper()
+	out := make([]domain.Message, n)
+	for i := range out {
+		seq := firstSeq + int64(i)
+		u := domain.User{ID: int64(i%users) + 1, Email: fmt.Sprintf("u%d@example.com", i%users), FirstName: "Ada", LastName: "L", CreatedAt: t0, UpdatedAt: t0}
+		action := domain.ActionUpdate
+		m, err := domain.NewEvent(fmt.Sprintf("00000000-0000-7000-8000-%012d", seq), action, u, []string{"first_name"}, t0.Add(time.Duration(seq)*time.Millisecond)).Message()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Seq = seq
+		out[i] = m
+	}
+	return out
+}
+
+// consume reads the topic from the start until want records arrived (or
+// more trickle in within a short grace period), failing after timeout.
+func consume(t *testing.T, addr string, want int, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var recs []*kgo.Record
+	for len(recs) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d records within %v, want %d", len(recs), timeout, want)
+		}
+		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch: %v", err) })
+		recs = append(recs, fs.Records()...)
+	}
+	// Anything beyond want (duplicates) shows up now or never.
+	grace, cancelGrace := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancelGrace()
+	for grace.Err() == nil {
+		recs = append(recs, cl.PollFetches(grace).Records()...)
+	}
+	return recs
+}
+
+func header(r *kgo.Record, key string) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+// checkDelivered asserts that every message arrived with its key, value and
+// CloudEvents headers, and that each key's first deliveries follow Seq
+// order. It returns the number of duplicates.
+func checkDelivered(t *testing.T, recs []*kgo.Record, sent []domain.Message, source string) int {
+	t.Helper()
+	byID := map[string]domain.Message{}
+	for _, m := range sent {
+		byID[m.EventID] = m
+	}
+	seen := map[string]bool{}
+	lastSeq := map[string]int64{}
+	dups := 0
+	for _, r := range recs {
+		id, _ := header(r, "ce_id")
+		m, ok := byID[id]
+		if !ok {
+			t.Fatalf("unexpected record with ce_id %q", id)
+		}
+		if seen[id] {
+			dups++
+			continue
+		}
+		seen[id] = true
+		if string(r.Key) != m.Key || !bytes.Equal(r.Value, m.Payload) {
+			t.Fatalf("record %s: key %q value %s, want key %q value %s", id, r.Key, r.Value, m.Key, m.Payload)
+		}
+		want := map[string]string{
+			"ce_specversion": "1.0",
+			"ce_id":          m.EventID,
+			"ce_type":        "users.user.updated",
+			"ce_source":      source,
+			"ce_subject":     m.Key,
+			"ce_time":        domain.FormatTime(m.OccurredAt),
+			"content-type":   "application/json",
+		}
+		for k, v := range want {
+			if got, ok := header(r, k); !ok || got != v {
+				t.Fatalf("record %s header %s = %q (present %v), want %q", id, k, got, ok, v)
+			}
+		}
+		if len(r.Headers) != len(want) {
+			t.Errorf("record %s has %d headers, want %d", id, len(r.Headers), len(want))
+		}
+		if m.Seq < lastSeq[m.Key] {
+			t.Fatalf("key %s: seq %d arrived after seq %d", m.Key, m.Seq, lastSeq[m.Key])
+		}
+		lastSeq[m.Key] = m.Seq
+	}
+	if len(seen) != len(sent) {
+		t.Fatalf("%d distinct events arrived, want %d", len(seen), len(sent))
+	}
+	return dups
+}
+
+func TestPublishDeliversEveryEventWithItsCloudEventsHeaders(t *testing.T) {
+	b := startBroker(t)
+	p := newPublisher(t, b, nil)
+	msgs := messages(t, 1, 300, 17)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, chunk := range [][]domain.Message{msgs[:100], msgs[100:]} {
+		acked, err := p.Publish(ctx, chunk)
+		if err != nil || acked != len(chunk) {
+			t.Fatalf("Publish = %d, %v; want %d, nil", acked, err, len(chunk))
+		}
+	}
+	recs := consume(t, b.addr(), len(msgs), 10*time.Second)
+	if dups := checkDelivered(t, recs, msgs, "usersvc-test"); dups != 0 {
+		t.Errorf("%d duplicates from an idempotent producer without failures", dups)
+	}
+	// One user, one partition.
+	part := map[string]int32{}
+	for _, r := range recs {
+		if p, ok := part[string(r.Key)]; ok && p != r.Partition {
+			t.Fatalf("key %s in partitions %d and %d", r.Key, p, r.Partition)
+		}
+		part[string(r.Key)] = r.Partition
+	}
+}
+
+func TestPublishWaitsWhenTheLocalQueueIsFull(t *testing.T) {
+	b := startBroker(t)
+	// A 5-message local queue forces ErrQueueFull on a 200-message batch.
+	p := newPublisher(t, b, map[string]string{"queue.buffering.max.messages": "5"})
+	msgs := messages(t, 1, 200, 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if acked, err := p.Publish(ctx, msgs); err != nil || acked != len(msgs) {
+		t.Fatalf("Publish = %d, %v; want every message despite the full queue", acked, err)
+	}
+	checkDelivered(t, consume(t, b.addr(), len(msgs), 10*time.Second), msgs, "usersvc-test")
+}
+
+func TestPublishEmptyBatch(t *testing.T) {
+	p := newPublisher(t, startBroker(t), nil)
+	if acked, err := p.Publish(context.Background(), nil); acked != 0 || err != nil {
+		t.Errorf("Publish(nil) = %d, %v", acked, err)
+	}
+}
+
+func TestPublishToMissingTopicFailsWithoutCreatingIt(t *testing.T) {
+	b := startBroker(t)
+	// Record whether any metadata request asks the broker to create topics.
+	var mu sync.Mutex
+	autoCreate := false
+	b.cluster().ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		b.cluster().KeepControl()
+		if mr := req.(*kmsg.MetadataRequest); mr.AllowAutoTopicCreation {
+			mu.Lock()
+			autoCreate = true
+			mu.Unlock()
+		}
+		return nil, nil, false
+	})
+	p, err := kafka.NewPublisher(kafka.Config{
+		Brokers: []string{b.addr()}, Topic: "no-such-topic",
+		Extra: map[string]string{"message.timeout.ms": "1500"},
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close(context.Background())
+
+	start := time.Now()
+	acked, err := p.Publish(context.Background(), messages(t, 1, 5, 2))
+	if acked != 0 || !errors.Is(err, kafka.ErrUnknownTopic) {
+		t.Fatalf("Publish = %d, %v; want 0 and ErrUnknownTopic", acked, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("failing took %v", d)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if autoCreate {
+		t.Error("the producer asked the broker to auto-create the topic")
+	}
+}
+
+func TestPublishStopsWaitingWhenTheContextEnds(t *testing.T) {
+	b := startBroker(t)
+	p := newPublisher(t, b, nil)
+	b.stop() // nothing will ever acknowledge
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	acked, err := p.Publish(ctx, messages(t, 1, 3, 1))
+	if acked != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish = %d, %v; want 0 and the context's error", acked, err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Publish returned %v after its context ended", d)
+	}
+}
+
+// While the broker is down, Publish waits (librdkafka retries) and
+// delivers everything once the broker is back on the same address.
+func TestPublisherRidesOutABrokerRestart(t *testing.T) {
+	b := startBroker(t)
+	p := newPublisher(t, b, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	before := messages(t, 1, 50, 7)
+	if acked, err := p.Publish(ctx, before); err != nil || acked != 50 {
+		t.Fatalf("Publish before the outage = %d, %v", acked, err)
+	}
+
+	b.stop()
+	during := messages(t, 51, 200, 7)
+	type result struct {
+		acked int
+		err   error
+	}
+	res := make(chan result, 1)
+	go func() {
+		acked, err := p.Publish(ctx, during)
+		res <- result{acked, err}
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	select {
+	case r := <-res:
+		t.Fatalf("Publish returned while the broker was down: %d, %v", r.acked, r.err)
+	default:
+	}
+	b.start()
+	r := <-res
+	if r.err != nil || r.acked != len(during) {
+		t.Fatalf("Publish across the restart = %d, %v; want %d, nil", r.acked, r.err, len(during))
+	}
+	recs := consume(t, b.addr(), 250, 15*time.Second)
+	dups := checkDelivered(t, recs, append(before, during...), "usersvc-test")
+	t.Logf("%d records, %d duplicates", len(recs), dups)
+}
+
+// When the outage outlasts message.timeout.ms, Publish fails with the
+// acknowledged prefix; sending the rest again after the restart delivers
+// everything (the relay's retry), with the idempotent producer still usable.
+func TestPublishRetriedAfterTimeoutDeliversEverything(t *testing.T) {
+	b := startBroker(t)
+	// Short timeouts so the outage outlasts message.timeout.ms, and a short
+	// reconnect backoff so the test does not wait for librdkafka's 10 s cap.
+	p := newPublisher(t, b, map[string]string{"message.timeout.ms": "1000", "reconnect.backoff.max.ms": "200"})
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	all := messages(t, 1, 120, 9)
+	if acked, err := p.Publish(ctx, all[:20]); err != nil || acked != 20 {
+		t.Fatalf("Publish before the outage = %d, %v", acked, err)
+	}
+	b.stop()
+	acked, err := p.Publish(ctx, all[20:])
+	if err == nil || acked != 0 {
+		t.Fatalf("Publish during the outage = %d, %v; want 0 and an error", acked, err)
+	}
+	b.start()
+	rest := all[20:]
+	for attempt := 1; len(rest) > 0; attempt++ {
+		acked, err := p.Publish(ctx, rest)
+		rest = rest[acked:]
+		if err != nil {
+			if attempt > 20 {
+				t.Fatalf("still failing after %d attempts: %v", attempt, err)
+			}
+			t.Logf("attempt %d: %d acked, %v", attempt, acked, err)
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	recs := consume(t, b.addr(), len(all), 15*time.Second)
+	dups := checkDelivered(t, recs, all, "usersvc-test")
+	t.Logf("%d records, %d duplicates", len(recs), dups)
+}
+
+func TestPublisherRebuildsTheProducerAfterAFatalError(t *testing.T) {
+	b := startBroker(t)
+	p := newPublisher(t, b, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	all := messages(t, 1, 20, 3)
+	if acked, err := p.Publish(ctx, all[:10]); err != nil || acked != 10 {
+		t.Fatalf("Publish = %d, %v", acked, err)
+	}
+	first := kafka.ProducerOf(p)
+	kafka.InjectFatalError(p)
+	if acked, err := p.Publish(ctx, all[10:]); err != nil || acked != 10 {
+		t.Fatalf("Publish after a fatal error = %d, %v; want a rebuilt producer to deliver", acked, err)
+	}
+	if kafka.ProducerOf(p) == first {
+		t.Error("the producer was not replaced after its fatal error")
+	}
+	checkDelivered(t, consume(t, b.addr(), len(all), 10*time.Second), all, "usersvc-test")
+}
+
+func TestPublishAfterCloseFails(t *testing.T) {
+	b := startBroker(t)
+	p := newPublisher(t, b, nil)
+	if acked, err := p.Publish(context.Background(), messages(t, 1, 3, 1)); err != nil || acked != 3 {
+		t.Fatalf("Publish = %d, %v", acked, err)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := p.Close(context.Background()); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := p.Publish(context.Background(), messages(t, 4, 1, 1)); !errors.Is(err, kafka.ErrClosed) {
+		t.Errorf("Publish after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestNewPublisherRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     kafka.Config
+		wantEnv string
+	}{
+		{"no brokers", kafka.Config{}, "KAFKA_BROKERS"},
+		{"blank broker", kafka.Config{Brokers: []string{" "}}, "KAFKA_BROKERS"},
+		{"idempotence switched off", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Extra: map[string]string{"enable.idempotence": "false"}}, "KAFKA_CONFIG"},
+		{"acks lowered", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Extra: map[string]string{"acks": "1"}}, "KAFKA_CONFIG"},
+		{"auto-creation", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Extra: map[string]string{"allow.auto.create.topics": "true"}}, "KAFKA_CONFIG"},
+		{"go channel settings", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Extra: map[string]string{"go.delivery.reports": "false"}}, "KAFKA_CONFIG"},
+		{"unknown librdkafka property", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Extra: map[string]string{"no.such.property": "1"}}, "KAFKA_CONFIG"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := kafka.NewPublisher(tc.cfg, nil)
+			if err == nil {
+				p.Close(context.Background())
+				t.Fatal("NewPublisher accepted the configuration")
+			}
+			if !strings.Contains(err.Error(), tc.wantEnv) {
+				t.Errorf("error %q does not name %s", err, tc.wantEnv)
+			}
+		})
+	}
+}
+
+func TestParseExtraConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    map[string]string
+		wantErr bool
+	}{
+		{"empty", "", map[string]string{}, false},
+		{"pairs with spaces", " security.protocol = SASL_SSL , sasl.mechanism=PLAIN ", map[string]string{"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}, false},
+		{"value with equals sign", "sasl.password=a=b", map[string]string{"sasl.password": "a=b"}, false},
+		{"escaped comma and backslash", `ssl.cipher.suites=A\,B,x=c:\\d`, map[string]string{"ssl.cipher.suites": "A,B", "x": `c:\d`}, false},
+		{"trailing comma", "a=1,", map[string]string{"a": "1"}, false},
+		{"empty value", "a=", map[string]string{"a": ""}, false},
+		{"missing equals", "a=1,b", nil, true},
+		{"empty key", "=1", nil, true},
+		{"duplicate key", "a=1,a=2", nil, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := kafka.ParseExtraConfig(tc.in)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
+			}
+			if err != nil {
+				if !strings.Contains(err.Error(), "KAFKA_CONFIG") {
+					t.Errorf("error %q does not name KAFKA_CONFIG", err)
+				}
+				return
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q", k, got[k], v)
+				}
+			}
+		})
+	}
+}
+
+func TestParseExtraConfigDoesNotEchoValues(t *testing.T) {
+	_, err := kafka.ParseExtraConfig("sasl.password.is.here.supersecret")
+	if err == nil || strings.Contains(err.Error(), "supersecret") {
+		t.Errorf("error %v should not contain the whole malformed item", err)
+	}
+}
+
+// syncBuffer is a goroutine-safe writer.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := strings.Split(strings.TrimSuffix(s.b.String(), "\n"), "\n")
+	if len(out) == 1 && out[0] == "" {
+		return nil
+	}
+	return out
+}
+
+func startTail(t *testing.T, b *broker, fromBeginning bool) (*syncBuffer, func() error) {
+	t.Helper()
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- kafka.Tail(ctx, kafka.Config{Brokers: []string{b.addr()}, Topic: topic}, fromBeginning, out)
+	}()
+	var once sync.Once
+	var err error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("Tail did not return after cancel")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return out, stop
+}
+
+func waitLines(t *testing.T, out *syncBuffer, n int, within time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for len(out.lines()) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("tail printed %d lines within %v, want %d", len(out.lines()), within, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return out.lines()
+}
+
+func TestTailFromBeginningPrintsEveryEventValue(t *testing.T) {
+	b := startBroker(t)
+	p := newPublisher(t, b, nil)
+	msgs := messages(t, 1, 30, 1) // one user: one partition, so the order is total
+	if acked, err := p.Publish(context.Background(), msgs); err != nil || acked != 30 {
+		t.Fatalf("Publish = %d, %v", acked, err)
+	}
+	out, stop := startTail(t, b, true)
+	lines := waitLines(t, out, 30, 15*time.Second)
+	if err := stop(); err != nil {
+		t.Fatalf("Tail returned %v after cancel, want nil", err)
+	}
+	want := make([]string, len(msgs))
+	for i, m := range msgs {
+		want[i] = string(m.Payload)
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("tail printed\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestTailFromEndSkipsOldEvents(t *testing.T) {
+	b := startBroker(t)
+	p := newPublisher(t, b, nil)
+	old := messages(t, 1, 10, 3)
+	if _, err := p.Publish(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := startTail(t, b, false)
+	// The tail joins at some point: keep publishing fresh events until some
+	// show up, then check none of the old ones did.
+	deadline := time.Now().Add(15 * time.Second)
+	for seq := int64(100); len(out.lines()) == 0; seq++ {
+		if time.Now().After(deadline) {
+			t.Fatal("tail printed nothing new")
+		}
+		if _, err := p.Publish(context.Background(), messages(t, seq, 1, 1)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, line := range out.lines() {
+		for _, m := range old {
+			if line == string(m.Payload) {
+				t.Fatalf("tail from the end printed an old event: %s", line)
+			}
+		}
+	}
+}
+
+func TestTailRefusesAMissingTopic(t *testing.T) {
+	b := startBroker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := kafka.Tail(ctx, kafka.Config{Brokers: []string{b.addr()}, Topic: "no-such-topic"}, true, &bytes.Buffer{})
+	if !errors.Is(err, kafka.ErrUnknownTopic) {
+		t.Errorf("Tail = %v, want ErrUnknownTopic", err)
+	}
+}
