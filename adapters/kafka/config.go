@@ -11,6 +11,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -68,15 +69,23 @@ var reservedKeys = map[string]string{
 	"enable.auto.commit":       "events tail never commits offsets",
 }
 
-func (c Config) validate() error {
+// Validate reports every configuration error, naming the environment
+// variable to fix.
+func (c Config) Validate() error {
 	var errs []error
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("KAFKA_BROKERS: no broker given"))
 	}
 	for _, b := range c.Brokers {
-		if strings.TrimSpace(b) == "" {
-			errs = append(errs, errors.New("KAFKA_BROKERS: empty broker address"))
+		if _, _, err := net.SplitHostPort(b); err != nil || strings.TrimSpace(b) != b {
+			errs = append(errs, fmt.Errorf("KAFKA_BROKERS: %q is not host:port", b))
 		}
+	}
+	if !validTopic(c.Topic) {
+		errs = append(errs, fmt.Errorf("KAFKA_TOPIC: %q is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)", c.Topic))
+	}
+	if c.Source == "" || strings.ContainsAny(c.Source, " \t\r\n") {
+		errs = append(errs, fmt.Errorf("EVENT_SOURCE: %q must be a non-empty URI reference without spaces", c.Source))
 	}
 	for k := range c.Extra {
 		if why, ok := reservedKeys[k]; ok {
@@ -87,6 +96,18 @@ func (c Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func validTopic(t string) bool {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return false
+	}
+	for _, r := range t {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseExtraConfig reads KAFKA_CONFIG: comma-separated key=value pairs

@@ -454,6 +454,9 @@ func TestNewPublisherRejectsBadConfig(t *testing.T) {
 	}{
 		{"no brokers", kafka.Config{}, "KAFKA_BROKERS"},
 		{"blank broker", kafka.Config{Brokers: []string{" "}}, "KAFKA_BROKERS"},
+		{"broker without port", kafka.Config{Brokers: []string{"localhost"}}, "KAFKA_BROKERS"},
+		{"bad topic name", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Topic: "users events"}, "KAFKA_TOPIC"},
+		{"source with spaces", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Source: "user svc"}, "EVENT_SOURCE"},
 		{"idempotence switched off", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Extra: map[string]string{"enable.idempotence": "false"}}, "KAFKA_CONFIG"},
 		{"acks lowered", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Extra: map[string]string{"acks": "1"}}, "KAFKA_CONFIG"},
 		{"auto-creation", kafka.Config{Brokers: []string{"127.0.0.1:1"}, Extra: map[string]string{"allow.auto.create.topics": "true"}}, "KAFKA_CONFIG"},

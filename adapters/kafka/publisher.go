@@ -61,7 +61,7 @@ var _ ports.EventPublisher = (*Publisher)(nil)
 // the brokers: librdkafka connects in the background and retries.
 func NewPublisher(cfg Config, logger *slog.Logger) (*Publisher, error) {
 	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {

@@ -26,7 +26,7 @@ const tailMetadataTimeout = 10 * time.Second
 // errors are logged to slog.Default and retried.
 func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) error {
 	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	log := slog.Default().With(slog.String("component", "events-tail"), slog.String("topic", cfg.Topic))
