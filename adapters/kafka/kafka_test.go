@@ -6,20 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/marketplace/usersvc/adapters/kafka"
+	"github.com/marketplace/usersvc/adapters/kafka/kafkatest"
 	"github.com/marketplace/usersvc/domain"
 )
 
@@ -33,80 +31,11 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 }
 
-// broker is an in-process Kafka-protocol broker that can be stopped and
-// started again on the same port with the same data, like a real restart.
-type broker struct {
-	t    *testing.T
-	dir  string
-	port int
-	opts []kfake.Opt
+func startBroker(t *testing.T) *kafkatest.Broker { return kafkatest.Start(t, topic, 3) }
 
-	mu sync.Mutex
-	c  *kfake.Cluster
-}
-
-func startBroker(t *testing.T, opts ...kfake.Opt) *broker {
+func newPublisher(t *testing.T, b *kafkatest.Broker, extra map[string]string) *kafka.Publisher {
 	t.Helper()
-	b := &broker{t: t, dir: t.TempDir(), port: freePort(t), opts: opts}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func (b *broker) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port)) }
-
-func (b *broker) start() {
-	b.t.Helper()
-	opts := append([]kfake.Opt{
-		kfake.Ports(b.port),
-		kfake.DataDir(b.dir), // a restart keeps the log and the producer ids, as a real broker does
-		kfake.SeedTopics(3, topic),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, b.addr()) // loopback only
-		}),
-	}, b.opts...)
-	var err error
-	for range 50 { // the port may linger briefly after a stop
-		var c *kfake.Cluster
-		if c, err = kfake.NewCluster(opts...); err == nil {
-			b.mu.Lock()
-			b.c = c
-			b.mu.Unlock()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b.t.Fatalf("start kfake on %s: %v", b.addr(), err)
-}
-
-func (b *broker) stop() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.c != nil {
-		b.c.Close()
-		b.c = nil
-	}
-}
-
-func (b *broker) cluster() *kfake.Cluster {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.c
-}
-
-func newPublisher(t *testing.T, b *broker, extra map[string]string) *kafka.Publisher {
-	t.Helper()
-	p, err := kafka.NewPublisher(kafka.Config{Brokers: []string{b.addr()}, Topic: topic, Source: "usersvc-test", Extra: extra}, testLogger(t))
+	p, err := kafka.NewPublisher(kafka.Config{Brokers: []string{b.Addr()}, Topic: topic, Source: "usersvc-test", Extra: extra}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,42 +68,9 @@ func messages(t *testing.T, firstSeq int64, n, users int) []domain.Message {
 	return out
 }
 
-// consume reads the topic from the start until want records arrived (or
-// more trickle in within a short grace period), failing after timeout.
 func consume(t *testing.T, addr string, want int, timeout time.Duration) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var recs []*kgo.Record
-	for len(recs) < want {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("consumed %d records within %v, want %d", len(recs), timeout, want)
-		}
-		fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch: %v", err) })
-		recs = append(recs, fs.Records()...)
-	}
-	// Anything beyond want (duplicates) shows up now or never.
-	grace, cancelGrace := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancelGrace()
-	for grace.Err() == nil {
-		recs = append(recs, cl.PollFetches(grace).Records()...)
-	}
-	return recs
-}
-
-func header(r *kgo.Record, key string) (string, bool) {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value), true
-		}
-	}
-	return "", false
+	return kafkatest.Consume(t, addr, topic, want, timeout)
 }
 
 // checkDelivered asserts that every message arrived with its key, value and
@@ -190,7 +86,7 @@ func checkDelivered(t *testing.T, recs []*kgo.Record, sent []domain.Message, sou
 	lastSeq := map[string]int64{}
 	dups := 0
 	for _, r := range recs {
-		id, _ := header(r, "ce_id")
+		id, _ := kafkatest.Header(r, "ce_id")
 		m, ok := byID[id]
 		if !ok {
 			t.Fatalf("unexpected record with ce_id %q", id)
@@ -213,7 +109,7 @@ func checkDelivered(t *testing.T, recs []*kgo.Record, sent []domain.Message, sou
 			"content-type":   "application/json",
 		}
 		for k, v := range want {
-			if got, ok := header(r, k); !ok || got != v {
+			if got, ok := kafkatest.Header(r, k); !ok || got != v {
 				t.Fatalf("record %s header %s = %q (present %v), want %q", id, k, got, ok, v)
 			}
 		}
@@ -244,7 +140,7 @@ func TestPublishDeliversEveryEventWithItsCloudEventsHeaders(t *testing.T) {
 			t.Fatalf("Publish = %d, %v; want %d, nil", acked, err, len(chunk))
 		}
 	}
-	recs := consume(t, b.addr(), len(msgs), 10*time.Second)
+	recs := consume(t, b.Addr(), len(msgs), 10*time.Second)
 	if dups := checkDelivered(t, recs, msgs, "usersvc-test"); dups != 0 {
 		t.Errorf("%d duplicates from an idempotent producer without failures", dups)
 	}
@@ -268,7 +164,7 @@ func TestPublishWaitsWhenTheLocalQueueIsFull(t *testing.T) {
 	if acked, err := p.Publish(ctx, msgs); err != nil || acked != len(msgs) {
 		t.Fatalf("Publish = %d, %v; want every message despite the full queue", acked, err)
 	}
-	checkDelivered(t, consume(t, b.addr(), len(msgs), 10*time.Second), msgs, "usersvc-test")
+	checkDelivered(t, consume(t, b.Addr(), len(msgs), 10*time.Second), msgs, "usersvc-test")
 }
 
 func TestPublishEmptyBatch(t *testing.T) {
@@ -283,8 +179,8 @@ func TestPublishToMissingTopicFailsWithoutCreatingIt(t *testing.T) {
 	// Record whether any metadata request asks the broker to create topics.
 	var mu sync.Mutex
 	autoCreate := false
-	b.cluster().ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		b.cluster().KeepControl()
+	b.Cluster().ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		b.Cluster().KeepControl()
 		if mr := req.(*kmsg.MetadataRequest); mr.AllowAutoTopicCreation {
 			mu.Lock()
 			autoCreate = true
@@ -293,7 +189,7 @@ func TestPublishToMissingTopicFailsWithoutCreatingIt(t *testing.T) {
 		return nil, nil, false
 	})
 	p, err := kafka.NewPublisher(kafka.Config{
-		Brokers: []string{b.addr()}, Topic: "no-such-topic",
+		Brokers: []string{b.Addr()}, Topic: "no-such-topic",
 		Extra: map[string]string{"message.timeout.ms": "1500"},
 	}, testLogger(t))
 	if err != nil {
@@ -319,7 +215,7 @@ func TestPublishToMissingTopicFailsWithoutCreatingIt(t *testing.T) {
 func TestPublishStopsWaitingWhenTheContextEnds(t *testing.T) {
 	b := startBroker(t)
 	p := newPublisher(t, b, nil)
-	b.stop() // nothing will ever acknowledge
+	b.Stop() // nothing will ever acknowledge
 
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -345,7 +241,7 @@ func TestPublisherRidesOutABrokerRestart(t *testing.T) {
 		t.Fatalf("Publish before the outage = %d, %v", acked, err)
 	}
 
-	b.stop()
+	b.Stop()
 	during := messages(t, 51, 200, 7)
 	type result struct {
 		acked int
@@ -362,12 +258,12 @@ func TestPublisherRidesOutABrokerRestart(t *testing.T) {
 		t.Fatalf("Publish returned while the broker was down: %d, %v", r.acked, r.err)
 	default:
 	}
-	b.start()
+	b.Restart()
 	r := <-res
 	if r.err != nil || r.acked != len(during) {
 		t.Fatalf("Publish across the restart = %d, %v; want %d, nil", r.acked, r.err, len(during))
 	}
-	recs := consume(t, b.addr(), 250, 15*time.Second)
+	recs := consume(t, b.Addr(), 250, 15*time.Second)
 	dups := checkDelivered(t, recs, append(before, during...), "usersvc-test")
 	t.Logf("%d records, %d duplicates", len(recs), dups)
 }
@@ -386,12 +282,12 @@ func TestPublishRetriedAfterTimeoutDeliversEverything(t *testing.T) {
 	if acked, err := p.Publish(ctx, all[:20]); err != nil || acked != 20 {
 		t.Fatalf("Publish before the outage = %d, %v", acked, err)
 	}
-	b.stop()
+	b.Stop()
 	acked, err := p.Publish(ctx, all[20:])
 	if err == nil || acked != 0 {
 		t.Fatalf("Publish during the outage = %d, %v; want 0 and an error", acked, err)
 	}
-	b.start()
+	b.Restart()
 	rest := all[20:]
 	for attempt := 1; len(rest) > 0; attempt++ {
 		acked, err := p.Publish(ctx, rest)
@@ -404,7 +300,7 @@ func TestPublishRetriedAfterTimeoutDeliversEverything(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	recs := consume(t, b.addr(), len(all), 15*time.Second)
+	recs := consume(t, b.Addr(), len(all), 15*time.Second)
 	dups := checkDelivered(t, recs, all, "usersvc-test")
 	t.Logf("%d records, %d duplicates", len(recs), dups)
 }
@@ -426,7 +322,7 @@ func TestPublisherRebuildsTheProducerAfterAFatalError(t *testing.T) {
 	if kafka.ProducerOf(p) == first {
 		t.Error("the producer was not replaced after its fatal error")
 	}
-	checkDelivered(t, consume(t, b.addr(), len(all), 10*time.Second), all, "usersvc-test")
+	checkDelivered(t, consume(t, b.Addr(), len(all), 10*time.Second), all, "usersvc-test")
 }
 
 func TestPublishAfterCloseFails(t *testing.T) {
@@ -547,13 +443,13 @@ func (s *syncBuffer) lines() []string {
 	return out
 }
 
-func startTail(t *testing.T, b *broker, fromBeginning bool) (*syncBuffer, func() error) {
+func startTail(t *testing.T, b *kafkatest.Broker, fromBeginning bool) (*syncBuffer, func() error) {
 	t.Helper()
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- kafka.Tail(ctx, kafka.Config{Brokers: []string{b.addr()}, Topic: topic}, fromBeginning, out)
+		done <- kafka.Tail(ctx, kafka.Config{Brokers: []string{b.Addr()}, Topic: topic}, fromBeginning, out)
 	}()
 	var once sync.Once
 	var err error
@@ -638,7 +534,7 @@ func TestTailRefusesAMissingTopic(t *testing.T) {
 	b := startBroker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err := kafka.Tail(ctx, kafka.Config{Brokers: []string{b.addr()}, Topic: "no-such-topic"}, true, &bytes.Buffer{})
+	err := kafka.Tail(ctx, kafka.Config{Brokers: []string{b.Addr()}, Topic: "no-such-topic"}, true, &bytes.Buffer{})
 	if !errors.Is(err, kafka.ErrUnknownTopic) {
 		t.Errorf("Tail = %v, want ErrUnknownTopic", err)
 	}
