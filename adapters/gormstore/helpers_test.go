@@ -1,0 +1,192 @@
+package gormstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
+)
+
+// USERSVC_TEST_MYSQL_URL points the MySQL half of the suite at a server
+// other than the local MariaDB; the user needs CREATE/DROP DATABASE. The
+// suite fails (it does not skip) when that server is unreachable.
+const mysqlServerEnv = "USERSVC_TEST_MYSQL_URL"
+
+func mysqlServerURL() string {
+	if u := os.Getenv(mysqlServerEnv); u != "" {
+		return u
+	}
+	return "mysql://root@127.0.0.1:3306/mysql"
+}
+
+// backend opens a fresh, migrated store of one kind for one test.
+type backend struct {
+	name string
+	open func(t *testing.T) *Store
+}
+
+var backends = []backend{
+	{"sqlite-memory", func(t *testing.T) *Store { return openMigrated(t, "sqlite://:memory:") }},
+	{"sqlite-file", func(t *testing.T) *Store {
+		return openMigrated(t, "sqlite://"+filepath.Join(t.TempDir(), "users.db"))
+	}},
+	{"mysql", func(t *testing.T) *Store { return openMigrated(t, freshMySQLDatabase(t)) }},
+}
+
+// forEachBackend runs the same test body against every database, in
+// parallel, each with its own empty database.
+func forEachBackend(t *testing.T, body func(t *testing.T, s *Store)) {
+	t.Helper()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			body(t, b.open(t))
+		})
+	}
+}
+
+// forEachBackendURL is forEachBackend for tests that open stores
+// themselves: it hands out an unmigrated database URL.
+func forEachBackendURL(t *testing.T, body func(t *testing.T, url string)) {
+	t.Helper()
+	urls := map[string]func(t *testing.T) string{
+		"sqlite-memory": func(*testing.T) string { return "sqlite://:memory:" },
+		"sqlite-file":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "users.db") },
+		"mysql":         freshMySQLDatabase,
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			body(t, urls[b.name](t))
+		})
+	}
+}
+
+func openMigrated(t *testing.T, url string) *Store {
+	t.Helper()
+	s := openStore(t, url)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+func openStore(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), Config{URL: url})
+	if err != nil {
+		t.Fatalf("Open(%s): %v", url, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+var (
+	rootOnce sync.Once
+	rootDB   *sql.DB
+	rootCfg  *mysql.Config
+	rootErr  error
+)
+
+// freshMySQLDatabase creates an empty database usersvc_t_<random> and
+// returns its URL; it is dropped when the test ends. A database per test
+// keeps parallel tests and packages apart.
+func freshMySQLDatabase(t *testing.T) string {
+	t.Helper()
+	rootOnce.Do(func() {
+		var target Target
+		if target, rootErr = ParseURL(mysqlServerURL()); rootErr != nil {
+			return
+		}
+		rootCfg = target.MySQL
+		c, err := mysql.NewConnector(rootCfg)
+		if err != nil {
+			rootErr = err
+			return
+		}
+		rootDB = sql.OpenDB(c)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rootErr = rootDB.PingContext(ctx)
+	})
+	if rootErr != nil {
+		t.Fatalf("MySQL/MariaDB test server %s unreachable (start it, or set %s): %v", redact(mysqlServerURL()), mysqlServerEnv, rootErr)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "usersvc_t_" + hex.EncodeToString(b[:])
+	if _, err := rootDB.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if _, err := rootDB.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u := fmt.Sprintf("mysql://%s@%s/%s", rootCfg.User, rootCfg.Addr, name)
+	if rootCfg.Passwd != "" {
+		u = fmt.Sprintf("mysql://%s:%s@%s/%s", rootCfg.User, rootCfg.Passwd, rootCfg.Addr, name)
+	}
+	return u
+}
+
+var t0 = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// newUser is a valid user created at t0 plus offset.
+func newUser(first, last, email string, offset time.Duration) domain.User {
+	at := t0.Add(offset)
+	return domain.User{
+		Email: email, FirstName: first, LastName: last, Address: "1 Main St",
+		PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", Version: 1,
+		CreatedAt: at, UpdatedAt: at,
+	}
+}
+
+// insert stores users in one transaction each and returns their ids.
+func insert(t *testing.T, s *Store, users ...domain.User) []int64 {
+	t.Helper()
+	ids := make([]int64, len(users))
+	for i := range users {
+		u := users[i]
+		err := s.Do(context.Background(), func(ctx context.Context, tx ports.Tx) error {
+			return tx.InsertUser(ctx, &u)
+		})
+		if err != nil {
+			t.Fatalf("insert %s: %v", u.Email, err)
+		}
+		ids[i] = u.ID
+	}
+	return ids
+}
+
+func message(id string, at time.Time) domain.Message {
+	return domain.Message{EventID: id, Type: "users.user.created", Key: "1", OccurredAt: at, Payload: []byte(`{"id":"` + id + `"}`)}
+}
+
+func appendMessages(t *testing.T, s *Store, msgs ...domain.Message) {
+	t.Helper()
+	err := s.Do(context.Background(), func(ctx context.Context, tx ports.Tx) error {
+		for _, m := range msgs {
+			if err := tx.AppendMessage(ctx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
