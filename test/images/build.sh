@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# Builds the container images the test suites use on machines without a
+# registry (the body of `make test-images`). Nothing is pulled: Debian
+# packages are fetched on the host by debootstrap, Go binaries are built on
+# the host, and every `docker build` runs with --network none.
+#
+#   test/images/build.sh [rootfs|mariadb|kfake|service|all]...   (default: all)
+#
+# Idempotent: a root filesystem image that exists is kept; an image built
+# from a Dockerfile is rebuilt only when its inputs changed (their hash is
+# kept in the label org.usersvc.inputs). Prints the time of every phase.
+#
+# Images:
+#   usersvc-test/debian:bookworm        Debian minbase (docker import)
+#   usersvc-test/mariadb-rootfs:10.11   Debian + mariadb-server-core, data dir initialised
+#   usersvc-test/mariadb:10.11          the above + test config + entrypoint
+#   usersvc-test/kfake:dev              kfake broker FROM scratch
+#   usersvc:dev                         the service (deploy/Dockerfile, local bases)
+#
+# Environment: DEBIAN_MIRROR (default http://deb.debian.org/debian),
+# USERSVC_IMAGES_WORK (scratch and package cache, default /var/tmp/usersvc-images).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+images=$root/test/images
+mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+work=${USERSVC_IMAGES_WORK:-/var/tmp/usersvc-images}
+suite=bookworm
+
+BASE_IMAGE=usersvc-test/debian:bookworm
+MARIADB_ROOTFS_IMAGE=usersvc-test/mariadb-rootfs:10.11
+MARIADB_IMAGE=usersvc-test/mariadb:10.11
+KFAKE_IMAGE=usersvc-test/kfake:dev
+SERVICE_IMAGE=${USERSVC_IMAGE:-usersvc:dev}
+
+log() { printf '[test-images] %s\n' "$*"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+image_label() { docker image inspect -f "{{ index .Config.Labels \"$2\" }}" "$1" 2>/dev/null || true; }
+
+# Paths left out of imported root filesystems: package lists, caches and
+# documentation take more than half of a minbase tree.
+tar_rootfs() {
+	tar -C "$1" --numeric-owner \
+		--exclude=./var/lib/apt/lists --exclude=./var/cache/apt \
+		--exclude=./usr/share/doc --exclude=./usr/share/man \
+		--exclude=./usr/share/locale --exclude=./usr/share/info \
+		--exclude=./proc --exclude=./sys --exclude=./dev \
+		-c .
+}
+
+debootstrap_into() { # dir, extra debootstrap args...
+	local dir=$1
+	shift
+	rm -rf "$dir"
+	mkdir -p "$work/debs"
+	debootstrap --variant=minbase --cache-dir="$work/debs" "$@" "$suite" "$dir" "$mirror" \
+		>"$dir.log" 2>&1 || {
+		tail -n 30 "$dir.log" >&2
+		return 1
+	}
+}
+
+# A Dockerfile build with no network, skipped when an image with the same
+# input hash exists.
+build_if_changed() { # image, inputs-hash, context, docker build args...
+	local image=$1 hash=$2 context=$3
+	shift 3
+	if [ "$(image_label "$image" org.usersvc.inputs)" = "$hash" ]; then
+		log "$image is up to date"
+		return 0
+	fi
+	docker build --network none --label "org.usersvc.inputs=$hash" -t "$image" "$@" "$context" >"$work/build.log" 2>&1 || {
+		tail -n 40 "$work/build.log" >&2
+		return 1
+	}
+	log "built $image"
+}
+
+# One debootstrap serves both root filesystems: the Debian base is imported
+# first, then the MariaDB packages are added to the same tree with apt in a
+# chroot, and that is imported as the MariaDB root filesystem.
+phase_rootfs() {
+	local need_base=1 need_mariadb=1
+	have_image "$BASE_IMAGE" && need_base=0
+	have_image "$MARIADB_ROOTFS_IMAGE" && need_mariadb=0
+	if [ $need_base = 0 ] && [ $need_mariadb = 0 ]; then
+		log "$BASE_IMAGE and $MARIADB_ROOTFS_IMAGE exist"
+		return 0
+	fi
+	local dir=$work/rootfs t
+	t=$(now)
+	debootstrap_into "$dir"
+	log "debootstrap $suite minbase: $(since "$t")"
+	if [ $need_base = 1 ]; then
+		tar_rootfs "$dir" | docker import -c 'ENV LANG=C.UTF-8' -c 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+		log "imported $BASE_IMAGE"
+	fi
+	if [ $need_mariadb = 1 ]; then
+		t=$(now)
+		# The data directory is created here with the test settings (redo log
+		# size), so that containers start in a fraction of a second.
+		install -D -m 0644 "$images/mariadb/test.cnf" "$dir/etc/mysql/mariadb.conf.d/90-test.cnf"
+		# The -core packages: mariadb-server would add perl and galera, 3x larger.
+		chroot "$dir" sh -eu -c '
+			export DEBIAN_FRONTEND=noninteractive
+			apt-get install -y -q --no-install-recommends mariadb-server-core mariadb-client-core >/var/tmp/apt.log 2>&1 ||
+				{ tail -n 30 /var/tmp/apt.log >&2; exit 1; }
+			getent group mysql >/dev/null || groupadd --system mysql
+			getent passwd mysql >/dev/null ||
+				useradd --system --gid mysql --home-dir /var/lib/mysql --shell /usr/sbin/nologin mysql
+			mkdir -p /var/lib/mysql /run/mysqld
+			chown mysql:mysql /var/lib/mysql /run/mysqld
+			# --force: the chroot has no /etc/hosts to resolve its name with.
+			mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db --force \
+				--auth-root-authentication-method=socket >/var/tmp/install-db.log 2>&1 ||
+				{ cat /var/tmp/install-db.log >&2; exit 1; }
+			rm -f /var/tmp/apt.log /var/tmp/install-db.log
+		'
+		tar_rootfs "$dir" | docker import -c 'ENV LANG=C.UTF-8' - "$MARIADB_ROOTFS_IMAGE" >/dev/null
+		log "imported $MARIADB_ROOTFS_IMAGE ($(since "$t") for packages and data directory)"
+	fi
+	rm -rf "$dir"
+}
+
+phase_mariadb() {
+	have_image "$MARIADB_ROOTFS_IMAGE" || phase_rootfs
+	local hash
+	hash=$({
+		docker image inspect -f '{{.Id}}' "$MARIADB_ROOTFS_IMAGE"
+		cat "$images/mariadb/Dockerfile" "$images/mariadb/test.cnf" "$images/mariadb/entrypoint.sh"
+	} | sha256sum | cut -c1-16)
+	build_if_changed "$MARIADB_IMAGE" "$hash" "$images/mariadb" \
+		--build-arg "ROOTFS_IMAGE=$MARIADB_ROOTFS_IMAGE"
+}
+
+phase_kfake() {
+	local ctx=$work/kfake-context
+	rm -rf "$ctx"
+	mkdir -p "$ctx/data"
+	# Static and reproducible (-trimpath), so the binary's hash says whether
+	# the image is current.
+	(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$ctx/kfakebroker" ./test/images/kfakebroker)
+	cp "$images/kfakebroker/Dockerfile" "$ctx/Dockerfile"
+	local hash
+	hash=$(cat "$ctx/kfakebroker" "$ctx/Dockerfile" | sha256sum | cut -c1-16)
+	build_if_changed "$KFAKE_IMAGE" "$hash" "$ctx"
+	rm -rf "$ctx"
+}
+
+phase_service() {
+	if [ ! -f "$root/cmd/usersvc/main.go" ]; then
+		log "SKIP $SERVICE_IMAGE: cmd/usersvc has no main.go yet"
+		return 0
+	fi
+	have_image "$BASE_IMAGE" || phase_rootfs
+	local ctx=$work/service-context
+	rm -rf "$ctx"
+	mkdir -p "$ctx"
+	# cgo: confluent-kafka-go links its bundled librdkafka against glibc, so
+	# the runtime base is a glibc Debian (the local base here, distroless
+	# upstream). The host is bookworm too, so the glibc versions match.
+	if ! (cd "$root" && CGO_ENABLED=1 go build -trimpath -ldflags='-s -w' -o "$ctx/usersvc" ./cmd/usersvc) 2>"$work/service-build.log"; then
+		log "SKIP $SERVICE_IMAGE: go build ./cmd/usersvc fails:"
+		sed 's/^/    /' "$work/service-build.log" | head -n 20 >&2
+		return 0
+	fi
+	cp "$root/go.mod" "$root/go.sum" "$ctx/"
+	local hash
+	hash=$({
+		docker image inspect -f '{{.Id}}' "$BASE_IMAGE"
+		cat "$ctx/usersvc" "$root/deploy/Dockerfile"
+	} | sha256sum | cut -c1-16)
+	build_if_changed "$SERVICE_IMAGE" "$hash" "$ctx" -f "$root/deploy/Dockerfile" \
+		--build-arg "BUILDER_IMAGE=$BASE_IMAGE" \
+		--build-arg "RUNTIME_IMAGE=$BASE_IMAGE" \
+		--build-arg PREBUILT=usersvc
+	rm -rf "$ctx"
+}
+
+run_phase() {
+	local t
+	t=$(now)
+	"phase_$1"
+	log "phase $1: $(since "$t")"
+}
+
+main() {
+	local phases=("$@")
+	[ ${#phases[@]} -gt 0 ] || phases=(all)
+	if [ "${phases[*]}" = all ]; then
+		phases=(rootfs mariadb kfake service)
+	fi
+	for p in "${phases[@]}"; do
+		case $p in
+		rootfs | mariadb | kfake | service) ;;
+		*)
+			log "unknown phase '$p' (want rootfs, mariadb, kfake, service or all)" >&2
+			exit 2
+			;;
+		esac
+	done
+
+	if ! docker info >/dev/null 2>&1; then
+		log "no Docker engine answers; run test/images/ensure-docker.sh first" >&2
+		exit 1
+	fi
+	for p in "${phases[@]}"; do
+		case $p in rootfs | mariadb | service)
+			if ! command -v debootstrap >/dev/null 2>&1 && ! { have_image "$BASE_IMAGE" && have_image "$MARIADB_ROOTFS_IMAGE"; }; then
+				log "debootstrap is missing; run test/images/ensure-docker.sh first" >&2
+				exit 1
+			fi
+			;;
+		esac
+	done
+
+	mkdir -p "$work"
+	local start
+	start=$(now)
+	for p in "${phases[@]}"; do
+		run_phase "$p"
+	done
+	log "total: $(since "$start")"
+}
+
+main "$@"

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Makes a Docker engine answer on this machine for the container suites:
+# installs Debian's docker.io and debootstrap when missing and starts dockerd
+# without a bridge (containers use host networking, so all traffic stays on
+# loopback). Idempotent: does nothing but check when the engine already runs.
+set -euo pipefail
+
+log() { printf '[ensure-docker] %s\n' "$*"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+
+start=$(now)
+
+missing=()
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		log "missing ${missing[*]} and not root: install them, then rerun" >&2
+		exit 1
+	fi
+	t=$(now)
+	export DEBIAN_FRONTEND=noninteractive
+	# Refresh the package lists only when apt cannot find the packages.
+	if ! apt-get install -y --no-install-recommends --dry-run "${missing[@]}" >/dev/null 2>&1; then
+		apt-get update -qq
+	fi
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	log "installed ${missing[*]} in $(since "$t")"
+fi
+
+if docker info >/dev/null 2>&1; then
+	log "engine already answering ($(since "$start"))"
+	exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+	log "docker info fails and only root may start dockerd here" >&2
+	exit 1
+fi
+
+t=$(now)
+logfile=${DOCKERD_LOG:-/var/log/usersvc-dockerd.log}
+# No bridge, no iptables, no masquerading: there is no network to reach and
+# containers must not get private-range addresses.
+nohup dockerd --bridge=none --iptables=false --ip-masq=false >"$logfile" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+	if docker info >/dev/null 2>&1; then
+		log "dockerd (pid $pid) answering after $(since "$t"), total $(since "$start")"
+		exit 0
+	fi
+	if ! kill -0 "$pid" 2>/dev/null; then
+		log "dockerd exited; last lines of $logfile:" >&2
+		tail -n 30 "$logfile" >&2 || true
+		exit 1
+	fi
+	sleep 0.1
+done
+log "dockerd did not answer within 60s; last lines of $logfile:" >&2
+tail -n 30 "$logfile" >&2 || true
+exit 1
