@@ -1,0 +1,374 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/marketplace/usersvc/adapters/argon2id"
+	"github.com/marketplace/usersvc/adapters/gormstore"
+	"github.com/marketplace/usersvc/adapters/staticgeo"
+	"github.com/marketplace/usersvc/adapters/sysclock"
+	"github.com/marketplace/usersvc/app"
+	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
+)
+
+// Test networks, from the documentation ranges: loopback is Swiss unless a
+// case says otherwise; 198.51.100.0/24 and 2001:db8:c4::/48 are Swiss,
+// 203.0.113.0/24 and 2001:db8:f2::/48 French, 192.0.2.0/24 unknown.
+const defaultGeo = "127.0.0.0/8=CH,::1/128=CH,198.51.100.0/24=CH,2001:db8:c4::/48=CH,203.0.113.0/24=FR,2001:db8:f2::/48=FR"
+
+// secrets are every password the tests send; no response or log line may
+// contain one, nor any argon2id hash.
+var secrets = []string{"s3cret-pass", "n3w-secret!", "üüüüüüüü", "другой-пароль", "$argon2id$"}
+
+// geoMode lets a test make the geolocation port fail the way a provider
+// outage does, or panic like a bug would.
+type geoMode int32
+
+const (
+	geoNormal geoMode = iota
+	geoFailing
+	geoPanicking
+)
+
+type switchGeo struct {
+	next ports.Geolocator
+	mode atomic.Int32
+}
+
+func (g *switchGeo) Locate(ctx context.Context, ip netip.Addr) (domain.Location, error) {
+	switch geoMode(g.mode.Load()) {
+	case geoFailing:
+		return domain.Location{}, errors.New("provider answered 429")
+	case geoPanicking:
+		panic("geolocator exploded")
+	}
+	return g.next.Locate(ctx, ip)
+}
+
+type noopNotifier struct{}
+
+func (noopNotifier) Notify() {}
+
+// syncBuffer collects log output from concurrent handlers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// lines decodes the JSON log records.
+func (b *syncBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", l)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+type envOptions struct {
+	trusted string // TrustedProxies, ParseTrustedProxies syntax
+	geo     string // staticgeo spec; defaultGeo when empty
+	maxBody int64
+}
+
+// testEnv is the real service behind real HTTP: SQLite store, static
+// geolocation, argon2id, the use cases and this adapter, served on
+// 127.0.0.1 and on ::1 so tests choose the TCP peer's address family.
+type testEnv struct {
+	t         *testing.T
+	store     *gormstore.Store
+	geo       *switchGeo
+	readiness *Readiness
+	logs      *syncBuffer
+	v4, v6    *httptest.Server
+	client    *http.Client
+}
+
+func newEnv(t *testing.T, opts envOptions) *testEnv {
+	t.Helper()
+	ctx := context.Background()
+	store, err := gormstore.Open(ctx, gormstore.Config{URL: "sqlite://:memory:"})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	if opts.geo == "" {
+		opts.geo = defaultGeo
+	}
+	static, err := staticgeo.Parse(opts.geo)
+	if err != nil {
+		t.Fatalf("static geolocator: %v", err)
+	}
+	geo := &switchGeo{next: static}
+	policy, err := domain.NewCountryPolicy([]string{"CH"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := domain.NewRules(0)
+	// Cheap parameters: the tests check wiring, not hashing cost.
+	hasher := argon2id.New(argon2id.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 2)
+	mutations := app.NewMutations(store, sysclock.Clock{}, noopNotifier{})
+	users := &app.Users{
+		Create:  app.NewCreateUser(rules, geo, policy, hasher, mutations),
+		Get:     app.NewGetUser(store),
+		List:    app.NewListUsers(store),
+		Replace: app.NewReplaceUser(rules, store, hasher, mutations),
+		Patch:   app.NewPatchUser(rules, store, hasher, mutations),
+		Delete:  app.NewDeleteUser(mutations),
+	}
+	trusted, err := ParseTrustedProxies(opts.trusted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	readiness := NewReadiness(store)
+	handler := NewHandler(users, ReadinessCheck(readiness), Config{
+		TrustedProxies: trusted,
+		MaxBodyBytes:   opts.maxBody,
+		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	e := &testEnv{
+		t: t, store: store, geo: geo, readiness: readiness, logs: logs,
+		v4: serveOn(t, "tcp4", "127.0.0.1:0", handler),
+		v6: serveOn(t, "tcp6", "[::1]:0", handler),
+		client: &http.Client{
+			// A redirect would hide the answer under test; none is expected.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	t.Cleanup(func() { e.checkLogsClean() })
+	return e
+}
+
+func serveOn(t *testing.T, network, addr string, h http.Handler) *httptest.Server {
+	t.Helper()
+	l, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v (the tests need IPv4 and IPv6 loopback)", addr, err)
+	}
+	s := httptest.NewUnstartedServer(h)
+	_ = s.Listener.Close()
+	s.Listener = l
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// response is an answer read in full.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// json decodes the body into a generic value.
+func (r response) json(t *testing.T) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("body is not JSON: %v: %q", err, r.body)
+	}
+	return v
+}
+
+func (r response) object(t *testing.T) map[string]any {
+	t.Helper()
+	m, ok := r.json(t).(map[string]any)
+	if !ok {
+		t.Fatalf("body is not a JSON object: %q", r.body)
+	}
+	return m
+}
+
+// req describes one request; url is a path on the IPv4 server unless v6.
+type req struct {
+	method  string
+	path    string
+	body    string
+	ctype   string // Content-Type; "" sends none
+	headers map[string]string
+	v6      bool
+	reader  io.Reader // overrides body, sent with unknown length
+}
+
+func jsonReq(method, path, body string) req {
+	return req{method: method, path: path, body: body, ctype: "application/json"}
+}
+
+// do sends r and checks what holds for every answer: security headers, a
+// request id, JSON (except 204), and no secret anywhere.
+func (e *testEnv) do(r req) response {
+	e.t.Helper()
+	base := e.v4.URL
+	if r.v6 {
+		base = e.v6.URL
+	}
+	var body io.Reader
+	switch {
+	case r.reader != nil:
+		body = r.reader
+	case r.body != "":
+		body = strings.NewReader(r.body)
+	}
+	hr, err := http.NewRequest(r.method, base+r.path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if r.ctype != "" {
+		hr.Header.Set("Content-Type", r.ctype)
+	}
+	for k, v := range r.headers {
+		hr.Header.Set(k, v)
+	}
+	res, err := e.client.Do(hr)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", r.method, r.path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatalf("%s %s: read body: %v", r.method, r.path, err)
+	}
+	out := response{status: res.StatusCode, header: res.Header, body: b}
+	e.checkCommon(r, out)
+	return out
+}
+
+func (e *testEnv) checkCommon(r req, res response) {
+	e.t.Helper()
+	where := r.method + " " + r.path
+	if got := res.header.Get("X-Content-Type-Options"); got != "nosniff" {
+		e.t.Errorf("%s: X-Content-Type-Options = %q", where, got)
+	}
+	if got := res.header.Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'none'") {
+		e.t.Errorf("%s: Content-Security-Policy = %q", where, got)
+	}
+	if res.header.Get("X-Request-ID") == "" {
+		e.t.Errorf("%s: no X-Request-ID", where)
+	}
+	if res.status >= 300 && res.status < 400 {
+		e.t.Errorf("%s: redirected with %d to %q", where, res.status, res.header.Get("Location"))
+	}
+	if res.status == http.StatusNoContent {
+		if len(res.body) != 0 {
+			e.t.Errorf("%s: 204 with a body %q", where, res.body)
+		}
+	} else {
+		if ct := res.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			e.t.Errorf("%s: Content-Type = %q, body %q", where, ct, res.body)
+		}
+		if !json.Valid(res.body) {
+			e.t.Errorf("%s: body is not JSON: %q", where, res.body)
+		}
+	}
+	for _, s := range secrets {
+		if bytes.Contains(res.body, []byte(s)) || strings.Contains(strings.Join(flatten(res.header), " "), s) {
+			e.t.Errorf("%s: the answer contains the secret %q", where, s)
+		}
+	}
+	if res.status >= 400 && res.status != http.StatusBadRequest {
+		if _, ok := res.object(e.t)["detail"].(string); !ok {
+			e.t.Errorf("%s: error %d without a detail: %q", where, res.status, res.body)
+		}
+	}
+}
+
+func flatten(h http.Header) []string {
+	var out []string
+	for k, vs := range h {
+		out = append(out, k+": "+strings.Join(vs, ","))
+	}
+	return out
+}
+
+// checkLogsClean asserts that no log line carried a secret.
+func (e *testEnv) checkLogsClean() {
+	logs := e.logs.String()
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			e.t.Errorf("a log line contains the secret %q", s)
+		}
+	}
+}
+
+// assertJSON compares a body with the expected JSON document.
+func assertJSON(t *testing.T, res response, status int, want string) {
+	t.Helper()
+	if res.status != status {
+		t.Fatalf("status = %d, want %d; body %s", res.status, status, res.body)
+	}
+	var got, exp any
+	if err := json.Unmarshal(res.body, &got); err != nil {
+		t.Fatalf("body is not JSON: %q", res.body)
+	}
+	if err := json.Unmarshal([]byte(want), &exp); err != nil {
+		t.Fatalf("bad expectation %q: %v", want, err)
+	}
+	if !reflect.DeepEqual(got, exp) {
+		t.Fatalf("body = %s, want %s", res.body, want)
+	}
+}
+
+// userBody is a valid creation body with the given email.
+func userBody(email string) string {
+	b, _ := json.Marshal(map[string]string{
+		"first_name": "Alice", "last_name": "Muster", "email": email, "password": "s3cret-pass", "address": "Bahnhofstrasse 1, Zürich",
+	})
+	return string(b)
+}
+
+// create makes a user and returns its representation.
+func (e *testEnv) create(body string) map[string]any {
+	e.t.Helper()
+	res := e.do(jsonReq(http.MethodPost, "/api/v1/users", body))
+	if res.status != http.StatusCreated {
+		e.t.Fatalf("create: status %d: %s", res.status, res.body)
+	}
+	return res.object(e.t)
+}
+
+func idPath(u map[string]any) string {
+	return "/api/v1/users/" + jsonNumber(u["id"])
+}
+
+func jsonNumber(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
