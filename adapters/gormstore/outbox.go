@@ -22,10 +22,10 @@ type outboxRow struct {
 
 func (outboxRow) TableName() string { return "outbox" }
 
-// Batch sizes that keep single statements short on a large outbox.
+// Default batch sizes that keep single statements short on a large outbox.
 const (
-	markBatch  = 500
-	purgeBatch = 1000
+	defaultMarkBatch  = 500
+	defaultPurgeBatch = 1000
 )
 
 // AppendMessage inserts m into the outbox inside the transaction.
@@ -80,7 +80,7 @@ func (s *Store) PendingMessages(ctx context.Context, limit int) ([]domain.Messag
 func (s *Store) MarkPublished(ctx context.Context, seqs []int64, at time.Time) error {
 	db := s.db.WithContext(ctx)
 	for len(seqs) > 0 {
-		n := min(len(seqs), markBatch)
+		n := min(len(seqs), s.markBatch)
 		err := db.Model(&outboxRow{}).
 			Where("seq IN ? AND published_at IS NULL", seqs[:n]).
 			Update("published_at", dbTime(at)).Error
@@ -105,7 +105,7 @@ func (s *Store) PurgePublished(ctx context.Context, before time.Time) (int64, er
 		err := db.Model(&outboxRow{}).
 			Where("published_at < ?", cutoff).
 			Order("published_at, seq").
-			Limit(purgeBatch).
+			Limit(s.purgeBatch).
 			Pluck("seq", &seqs).Error
 		if err != nil {
 			return total, dbErr(ctx, "find published outbox messages", err)
@@ -118,7 +118,7 @@ func (s *Store) PurgePublished(ctx context.Context, before time.Time) (int64, er
 			return total, dbErr(ctx, "purge published outbox messages", res.Error)
 		}
 		total += res.RowsAffected
-		if len(seqs) < purgeBatch {
+		if len(seqs) < s.purgeBatch {
 			return total, nil
 		}
 	}

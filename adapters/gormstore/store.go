@@ -47,6 +47,8 @@ type Store struct {
 	// relayKey names this database in the process-wide SQLite relay locks.
 	relayKey string
 	now      func() time.Time
+	// Outbox statement batch sizes (fields so tests can cross them cheaply).
+	markBatch, purgeBatch int
 }
 
 // Compile-time checks that the store provides every persistence port.
@@ -101,6 +103,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		_ = s.Close()
 		return nil, fmt.Errorf("open %s: %w", target.Redacted, err)
 	}
+	s.markBatch, s.purgeBatch = defaultMarkBatch, defaultPurgeBatch
 	if err := s.initGorm(); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open %s: %w", target.Redacted, err)
