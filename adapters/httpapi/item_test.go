@@ -64,12 +64,12 @@ func TestUpdateFlow(t *testing.T) {
 		want    string         // expected error body
 	}{
 		{name: "PUT replaces every field, address omitted means empty", method: "PUT", path: path,
-			body: `{"first_name":"Bea","last_name":"Keller","email":"Bea@Example.ch","password":"n3w-secret!"}`,
+			body:   `{"first_name":"Bea","last_name":"Keller","email":"Bea@Example.ch","password":"n3w-secret!"}`,
 			status: 200, etag: `"2"`, fields: map[string]any{"first_name": "Bea", "last_name": "Keller", "email": "bea@example.ch", "address": ""}},
 		{name: "PUT with a missing required field", method: "PUT", path: path, body: `{"first_name":"Bea"}`, status: 400,
 			want: `{"last_name":["This field is required."],"email":["This field is required."],"password":["This field is required."]}`},
 		{name: "PUT to another user's email", method: "PUT", path: path,
-			body: `{"first_name":"Bea","last_name":"Keller","email":"OTHER@example.ch","password":"n3w-secret!"}`,
+			body:   `{"first_name":"Bea","last_name":"Keller","email":"OTHER@example.ch","password":"n3w-secret!"}`,
 			status: 400, want: `{"email":["user with this email already exists."]}`},
 		{name: "PATCH with a stale If-Match", method: "PATCH", path: path, body: `{"address":"Weg 3"}`, ifMatch: `"1"`, status: 412,
 			want: `{"detail":"Precondition failed."}`},
