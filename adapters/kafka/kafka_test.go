@@ -229,6 +229,24 @@ func TestPublishStopsWaitingWhenTheContextEnds(t *testing.T) {
 	}
 }
 
+func TestPublishWithACancelledContextSendsNothing(t *testing.T) {
+	b := startBroker(t)
+	p := newPublisher(t, b, nil)
+	msgs := messages(t, 1, 2, 1)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if acked, err := p.Publish(cancelled, msgs[:1]); acked != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Publish = %d, %v; want 0, context.Canceled", acked, err)
+	}
+	if acked, err := p.Publish(context.Background(), msgs[1:]); acked != 1 || err != nil {
+		t.Fatalf("Publish = %d, %v", acked, err)
+	}
+	recs := consume(t, b.Addr(), 1, 10*time.Second)
+	if len(recs) != 1 || string(recs[0].Value) != string(msgs[1].Payload) {
+		t.Fatalf("topic holds %d records, want only the second message", len(recs))
+	}
+}
+
 // While the broker is down, Publish waits (librdkafka retries) and
 // delivers everything once the broker is back on the same address.
 func TestPublisherRidesOutABrokerRestart(t *testing.T) {

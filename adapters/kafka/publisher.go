@@ -157,6 +157,9 @@ func (p *Publisher) Publish(ctx context.Context, msgs []domain.Message) (int, er
 	if len(msgs) == 0 {
 		return 0, nil
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, err // enqueuing now would only send duplicates later
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -238,6 +241,9 @@ func (p *Publisher) produceAll(ctx context.Context, b *batch, msgs []domain.Mess
 	topic := p.cfg.Topic
 	wait := queueFullMinWait
 	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return i, fmt.Errorf("enqueue: %w", context.Cause(ctx))
+		}
 		km := &ckafka.Message{
 			TopicPartition: ckafka.TopicPartition{Topic: &topic, Partition: ckafka.PartitionAny},
 			Key:            []byte(m.Key),
