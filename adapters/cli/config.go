@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -213,3 +214,12 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 
 // checkDatabaseURL is replaced by the store's own parser once wired.
 var checkDatabaseURL = func(v string) error { return nonEmpty(v) }
+
+// RedactURL hides the password of a URL such as DATABASE_URL for logs.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

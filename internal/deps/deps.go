@@ -21,5 +21,4 @@ import (
 	_ "golang.org/x/sync/singleflight"
 	_ "gorm.io/driver/mysql"
 	_ "gorm.io/gorm"
-	_ "github.com/google/wire/cmd/wire"
 )

@@ -1,0 +1,56 @@
+package cli
+
+import (
+	"log/slog"
+
+	"github.com/google/wire"
+
+	"github.com/marketplace/usersvc/adapters/eventbus"
+	"github.com/marketplace/usersvc/adapters/geoprovider"
+	"github.com/marketplace/usersvc/adapters/gormstore"
+	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/app"
+	"github.com/marketplace/usersvc/domain"
+)
+
+// ProviderSet hands each part of the configuration to the component that
+// reads it, so that adapters never see the environment themselves.
+var ProviderSet = wire.NewSet(StoreConfig, HTTPConfig, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
+
+// StoreConfig is the persistence configuration.
+func StoreConfig(c Config) gormstore.Config { return gormstore.Config{URL: c.DatabaseURL} }
+
+// HTTPConfig is the HTTP adapter's configuration.
+func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {
+	return httpapi.Config{TrustedProxies: c.TrustedProxies, Logger: logger, Debug: c.LogLevel <= slog.LevelDebug}
+}
+
+// GeoConfig is the geolocation configuration.
+func GeoConfig(c Config) geoprovider.Config {
+	return geoprovider.Config{
+		Provider:     c.GeoProvider,
+		IPAPIBaseURL: c.IPAPIBaseURL,
+		IPAPIKey:     c.IPAPIKey,
+		Timeout:      c.GeoTimeout,
+		DBPath:       c.GeoIPDBPath,
+		Static:       c.GeoStatic,
+		CacheSize:    c.GeoCacheSize,
+		CacheTTL:     c.GeoCacheTTL,
+	}
+}
+
+// BusConfig is the event bus configuration.
+func BusConfig(c Config) eventbus.Config {
+	return eventbus.Config{Brokers: c.KafkaBrokers, Topic: c.KafkaTopic, Source: c.EventSource, Extra: c.KafkaConfig}
+}
+
+// RelayConfig is the outbox relay's configuration.
+func RelayConfig(c Config, logger *slog.Logger) app.RelayConfig {
+	return app.RelayConfig{PollInterval: c.OutboxPoll, Retention: c.OutboxRetention, Logger: logger}
+}
+
+// ValidationRules are the user validation rules.
+func ValidationRules(c Config) domain.Rules { return domain.NewRules(c.PasswordMinLen) }
+
+// CountryPolicy is the country policy.
+func CountryPolicy(c Config) domain.CountryPolicy { return c.GeoAllowed }

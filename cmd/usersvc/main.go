@@ -1,0 +1,74 @@
+// Command usersvc serves the users API. See `usersvc --help`.
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/marketplace/usersvc/adapters/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	os.Exit(cli.Run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, cli.Commands{
+		Serve:   serve,
+		Migrate: migrate,
+		Tail:    tail,
+	}))
+}
+
+func serve(ctx context.Context, cfg cli.Config) error {
+	logger := newLogger(cfg, os.Stderr)
+	logStartup(logger, cfg)
+	svc, cleanup, err := initService(ctx, cfg, logger, io.Writer(os.Stdout))
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	return svc.run(ctx)
+}
+
+func migrate(ctx context.Context, cfg cli.Config) error {
+	store, cleanup, err := initStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	return store.Migrate(ctx)
+}
+
+func newLogger(cfg cli.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// logStartup says which profile runs, so nobody mistakes the development
+// geolocation (loopback in Switzerland) for production.
+func logStartup(logger *slog.Logger, cfg cli.Config) {
+	attrs := []any{
+		slog.String("http_addr", cfg.HTTPAddr),
+		slog.String("database", cli.RedactURL(cfg.DatabaseURL)),
+		slog.String("geo_provider", cfg.GeoProvider),
+		slog.String("allowed_countries", cfg.GeoAllowedCodes),
+	}
+	if cfg.GeoProvider == "static" {
+		attrs = append(attrs, slog.String("geo_static", cfg.GeoStatic))
+	}
+	if cfg.KafkaBrokers == "" {
+		attrs = append(attrs, slog.String("events", "stdout (KAFKA_BROKERS is empty)"))
+	} else {
+		attrs = append(attrs, slog.String("events", "kafka"), slog.String("kafka_topic", cfg.KafkaTopic))
+	}
+	logger.Info("starting usersvc", attrs...)
+	if cfg.GeoProvider == "static" {
+		logger.Warn("development geolocation profile: addresses are located from GEO_STATIC, not from a real provider")
+	}
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/marketplace/usersvc/adapters/cli"
+	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/app"
+)
+
+// service is everything `usersvc serve` runs: the HTTP server and the
+// outbox relay, with the readiness gate that shutdown turns off first.
+type service struct {
+	cfg       cli.Config
+	logger    *slog.Logger
+	handler   http.Handler
+	readiness *httpapi.Readiness
+	relay     *app.Relay
+	migrate   func(context.Context) error
+}
+
+func newService(cfg cli.Config, logger *slog.Logger, handler http.Handler, readiness *httpapi.Readiness, relay *app.Relay, store migrator) *service {
+	return &service{cfg: cfg, logger: logger, handler: handler, readiness: readiness, relay: relay, migrate: store.Migrate}
+}
+
+type migrator interface {
+	Migrate(ctx context.Context) error
+}
+
+// Server timeouts: slow clients cannot hold connections or goroutines.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// run serves until ctx ends (SIGTERM/SIGINT), then shuts down in order:
+// readiness off, stop accepting and finish in-flight requests, stop the
+// relay after its batch. The caller's cleanup then flushes the producer and
+// closes the database.
+func (s *service) run(ctx context.Context) error {
+	if s.cfg.Migrate {
+		if err := s.migrate(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on HTTP_ADDR %s: %w", s.cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- s.relay.Run(relayCtx) }()
+
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	s.logger.Info("listening", slog.String("addr", ln.Addr().String()))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		s.logger.Info("shutting down", slog.Duration("timeout", s.cfg.ShutdownTimeout))
+	case serveErr = <-serveDone:
+	}
+	s.readiness.SetDraining()
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		s.logger.Error("in-flight requests did not finish in time", slog.String("error", err.Error()))
+	}
+	stopRelay()
+	if err := <-relayDone; err != nil && !errors.Is(err, context.Canceled) {
+		s.logger.Error("relay stopped", slog.String("error", err.Error()))
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", serveErr)
+	}
+	s.logger.Info("stopped")
+	return nil
+}

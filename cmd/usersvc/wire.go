@@ -1,0 +1,47 @@
+//go:build wireinject
+
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+
+	"github.com/google/wire"
+
+	"github.com/marketplace/usersvc/adapters/argon2id"
+	"github.com/marketplace/usersvc/adapters/cli"
+	"github.com/marketplace/usersvc/adapters/eventbus"
+	"github.com/marketplace/usersvc/adapters/geocache"
+	"github.com/marketplace/usersvc/adapters/geoprovider"
+	"github.com/marketplace/usersvc/adapters/gormstore"
+	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/adapters/sysclock"
+	"github.com/marketplace/usersvc/app"
+)
+
+// initService assembles `usersvc serve`.
+func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdout io.Writer) (*service, func(), error) {
+	wire.Build(
+		cli.ProviderSet,
+		gormstore.ProviderSet,
+		wire.Bind(new(httpapi.Pinger), new(*gormstore.Store)),
+		wire.Bind(new(migrator), new(*gormstore.Store)),
+		argon2id.ProviderSet,
+		sysclock.ProviderSet,
+		geocache.ProviderSet,
+		geoprovider.ProviderSet,
+		eventbus.ProviderSet,
+		app.ProviderSet,
+		app.RelayProviderSet,
+		httpapi.ProviderSet,
+		newService,
+	)
+	return nil, nil, nil
+}
+
+// initStore assembles `usersvc migrate`.
+func initStore(ctx context.Context, cfg cli.Config) (*gormstore.Store, func(), error) {
+	wire.Build(cli.ProviderSet, gormstore.ProviderSet)
+	return nil, nil, nil
+}
