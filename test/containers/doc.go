@@ -1,0 +1,37 @@
+// Package containers starts the infrastructure of the integration and
+// end-to-end suites with testcontainers-go: one MySQL-compatible database
+// server and one Kafka-protocol broker per test package, shared by the
+// package's tests and removed when it ends.
+//
+// A suite hands its TestMain to Main and isolates its tests with NewDatabase
+// (a fresh database per test, dropped afterwards) and NewTopic (a unique
+// topic):
+//
+//	func TestMain(m *testing.M) { containers.Main(m) }
+//
+//	func TestSomething(t *testing.T) {
+//		db := containers.NewDatabase(t)          // db.URL is a DATABASE_URL
+//		topic := containers.NewTopic(t, 3)
+//		brokers := containers.Shared(t).KafkaBrokers()
+//		...
+//	}
+//
+// Images come from USERS_TEST_MYSQL_IMAGE (default mysql:8.4) and
+// USERS_TEST_KAFKA_IMAGE (default apache/kafka:3.9.0), so that on a machine
+// with a registry the suites run against the upstream servers. Machines
+// without one build local stand-ins with test/images/build.sh:
+// usersvc-test/mariadb:10.11 and usersvc-test/kfake:dev (a Kafka-protocol
+// broker built on kfake, not Kafka). What differs between these images
+// (environment, command line, readiness) is decided here and nowhere else.
+//
+// Networking: every container uses the host's network with ports chosen free
+// at run time and listens on 127.0.0.1 only. A testcontainers runtime
+// provider registered by this package (selected through
+// TESTCONTAINERS_PROVIDER) makes "host" the default network, so that no
+// bridge network is ever created. When the Ryuk image is not present Ryuk is
+// disabled (TESTCONTAINERS_RYUK_DISABLED=true); this package then removes its
+// containers itself, including those left by a test process that was killed.
+//
+// Without a reachable Docker engine Main fails the package loudly: these
+// suites never skip. `make test-unit` is the Docker-free target.
+package containers

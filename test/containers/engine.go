@@ -1,0 +1,234 @@
+package containers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+	"github.com/testcontainers/testcontainers-go"
+)
+
+// ProviderName is the testcontainers runtime provider this package registers
+// and selects: Docker with "host" as the default network and 127.0.0.1 as the
+// address of published ports.
+const ProviderName = "usersvc-hostnet"
+
+// localImagePrefix names the images test/images/build.sh builds; no
+// registry has them.
+const localImagePrefix = "usersvc-test/"
+
+// ryukImage is the reaper image of testcontainers-go v0.45.0.
+const ryukImage = "testcontainers/ryuk:0.14.0"
+
+// Labels on every container this package starts. The process id and its
+// PID namespace identify the owner, so that containers left by a killed test
+// process can be removed by the next one without touching live ones.
+const (
+	labelOwnerPID = "org.usersvc.test.pid"
+	labelOwnerNS  = "org.usersvc.test.pidns"
+	labelRole     = "org.usersvc.test.role"
+)
+
+var registerErr = testcontainers.RegisterProvider(ProviderName, func() testcontainers.RuntimeProvider {
+	return hostNetwork{}
+})
+
+type hostNetwork struct{}
+
+func (hostNetwork) Initialize(context.Context) (testcontainers.RuntimeConfig, error) {
+	return testcontainers.RuntimeConfig{DefaultBridgeNetwork: "host", PublishedHost: "127.0.0.1"}, nil
+}
+
+var (
+	prepareOnce sync.Once
+	prepareErr  error
+	engine      *client.Client
+)
+
+// prepare checks the engine, settles the testcontainers settings that must
+// be in the environment before testcontainers first reads its configuration,
+// and removes containers left by dead test processes. It runs once per
+// process.
+func prepare(ctx context.Context) error {
+	prepareOnce.Do(func() { prepareErr = doPrepare(ctx) })
+	return prepareErr
+}
+
+func doPrepare(ctx context.Context) error {
+	if registerErr != nil {
+		return fmt.Errorf("register testcontainers provider %s: %w", ProviderName, registerErr)
+	}
+	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := cli.Ping(pingCtx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		_ = cli.Close()
+		return fmt.Errorf("no Docker engine answers (%w); start one (test/images/ensure-docker.sh does) or run `make test-unit`, which needs none", err)
+	}
+	engine = cli
+
+	if os.Getenv("TESTCONTAINERS_PROVIDER") == "" {
+		if err := os.Setenv("TESTCONTAINERS_PROVIDER", ProviderName); err != nil {
+			return err
+		}
+	}
+	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
+		present, err := imagePresent(ctx, ryukImage)
+		if err != nil {
+			return err
+		}
+		if !present {
+			// Nothing can pull it here; cleanup is done by Terminate and
+			// reapOrphans instead.
+			if err := os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true"); err != nil {
+				return err
+			}
+		}
+	}
+	return reapOrphans(ctx)
+}
+
+func imagePresent(ctx context.Context, ref string) (bool, error) {
+	_, err := engine.ImageInspect(ctx, ref)
+	switch {
+	case err == nil:
+		return true, nil
+	case cerrdefs.IsNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+}
+
+// ensureImage pulls ref once when it is not present, so that an offline
+// machine fails at once with advice instead of retrying pulls until the
+// start-up deadline.
+func ensureImage(ctx context.Context, ref, envVar, localAlternative string) error {
+	present, err := imagePresent(ctx, ref)
+	if err != nil || present {
+		return err
+	}
+	if strings.HasPrefix(ref, localImagePrefix) {
+		return fmt.Errorf("image %s is not built; run test/images/build.sh (make test-images)", ref)
+	}
+	pull, err := engine.ImagePull(ctx, ref, client.ImagePullOptions{})
+	if err == nil {
+		err = pull.Wait(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("image %s is not present and cannot be pulled (%w); without a registry, build the local images with test/images/build.sh and set %s=%s", ref, err, envVar, localAlternative)
+	}
+	return nil
+}
+
+// ownerLabels marks a container as this process's.
+func ownerLabels(role string) map[string]string {
+	return map[string]string{
+		labelOwnerPID: strconv.Itoa(os.Getpid()),
+		labelOwnerNS:  pidNamespace(),
+		labelRole:     role,
+	}
+}
+
+func pidNamespace() string {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return "unknown"
+	}
+	return ns
+}
+
+// reapOrphans removes containers that test processes of this PID namespace
+// started and did not remove because they died (killed, or timed out by go
+// test) while Ryuk was not there to do it.
+func reapOrphans(ctx context.Context) error {
+	list, err := engine.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", labelOwnerNS+"="+pidNamespace()),
+	})
+	if err != nil {
+		return fmt.Errorf("list containers: %w", err)
+	}
+	for _, c := range list.Items {
+		pid, err := strconv.Atoi(c.Labels[labelOwnerPID])
+		if err != nil || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		_, err = engine.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+		if err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("remove container %.12s left by dead process %d: %w", c.ID, pid, err)
+		}
+		fmt.Fprintf(os.Stderr, "containers: removed container %.12s (%s) left by dead test process %d\n", c.ID, c.Labels[labelRole], pid)
+	}
+	return nil
+}
+
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// freePorts returns n distinct TCP ports that were free on 127.0.0.1. A
+// container is handed them by its environment; another process may take one
+// in between, which start retries with new ports.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// logTail returns the last lines of a container's output, for errors.
+func logTail(ctx context.Context, c testcontainers.Container, lines int) string {
+	if c == nil {
+		return ""
+	}
+	r, err := c.Logs(ctx)
+	if err != nil {
+		return "(no logs: " + err.Error() + ")"
+	}
+	defer r.Close()
+	b, _ := io.ReadAll(io.LimitReader(r, 1<<20))
+	return lastLines(string(b), lines)
+}
+
+func lastLines(s string, n int) string {
+	end := len(s)
+	for end > 0 && s[end-1] == '\n' {
+		end--
+	}
+	start := end
+	for count := 0; start > 0; start-- {
+		if s[start-1] == '\n' {
+			if count++; count == n {
+				break
+			}
+		}
+	}
+	return s[start:end]
+}
