@@ -5,7 +5,19 @@ SHELL := /bin/bash
 GO       ?= go
 BIN      ?= bin/usersvc
 WIRE     := $(GO) tool wire
-PKGS_UNIT = $(shell $(GO) list ./... | grep -v '/test/')
+# Suites that start containers; everything else runs without Docker.
+DOCKER_PKGS := ./test/containers/... ./test/integration/... ./test/e2e/...
+PKGS_UNIT    = $(shell $(GO) list ./... | grep -vE '/test/(containers|integration|e2e)(/|$$)')
+
+# Images for the container suites: upstream (mysql:8.4, apache/kafka:3.9.0)
+# where Docker Hub resolves, otherwise the local stand-ins that
+# `make test-images` builds (machines without a registry). Force with
+# `make test TEST_IMAGES=upstream|local`.
+TEST_IMAGES ?= $(shell getent hosts registry-1.docker.io >/dev/null 2>&1 && echo upstream || echo local)
+ifeq ($(TEST_IMAGES),local)
+export USERS_TEST_MYSQL_IMAGE ?= usersvc-test/mariadb:10.11
+export USERS_TEST_KAFKA_IMAGE ?= usersvc-test/kfake:dev
+endif
 
 # Development profile for `make run`: SQLite file, events to stdout, loopback
 # located in Switzerland. Override any of them on the command line.
@@ -13,7 +25,7 @@ export GEO_PROVIDER ?= static
 export GEO_STATIC   ?= 127.0.0.0/8=CH,::1/128=CH
 export LOG_FORMAT   ?= text
 
-.PHONY: help build run test test-unit test-integration test-images lint generate clean
+.PHONY: help build run test test-unit test-integration test-images docker-engine lint generate clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -29,8 +41,14 @@ test: test-unit test-integration ## unit tests, then the Testcontainers suites (
 test-unit: ## unit and adapter tests, no Docker needed (uses the local MariaDB at 127.0.0.1:3306)
 	$(GO) test -race -count=1 $(PKGS_UNIT)
 
-test-integration: ## the Testcontainers suites in test/ (needs a Docker engine)
-	$(GO) test -race -count=1 ./test/...
+test-integration: docker-engine $(if $(filter local,$(TEST_IMAGES)),test-images) ## the Testcontainers suites (needs a Docker engine)
+	$(GO) test -race -count=1 $(DOCKER_PKGS)
+
+docker-engine: ## make sure a Docker engine answers (installs docker.io and starts dockerd as root when missing)
+	test/images/ensure-docker.sh
+
+test-images: docker-engine ## build the local test images (idempotent; nothing is pulled)
+	test/images/build.sh
 
 lint: ## gofmt, go vet (with the wireinject tag) and a stale wire_gen.go check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
