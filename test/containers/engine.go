@@ -14,6 +14,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 )
@@ -201,6 +202,42 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// startAttempts bounds the starts of one container: a port chosen free may
+// be taken by another process before the server binds it.
+const startAttempts = 3
+
+func withRetries[T any](ctx context.Context, attempts int, start func() (T, error)) (T, error) {
+	var (
+		v   T
+		err error
+	)
+	for range attempts {
+		if v, err = start(); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	return v, err
+}
+
+// runContainer starts image in the host's network (nothing published, no
+// network created: the server binds 127.0.0.1 itself), labelled as this
+// process's, and waits until ready. On failure it removes the container and
+// returns its last log lines with the error.
+func runContainer(ctx context.Context, image, role string, ready readiness, opts ...testcontainers.ContainerCustomizer) (*testcontainers.DockerContainer, error) {
+	opts = append(opts,
+		testcontainers.WithLabels(ownerLabels(role)),
+		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) { hc.NetworkMode = "host" }),
+		testcontainers.WithWaitStrategy(ready),
+	)
+	c, err := testcontainers.Run(ctx, image, opts...)
+	if err != nil {
+		logs := logTail(context.WithoutCancel(ctx), c, 30)
+		_ = testcontainers.TerminateContainer(c)
+		return nil, fmt.Errorf("start %s: %w\n--- container log ---\n%s", image, err, logs)
+	}
+	return c, nil
 }
 
 // logTail returns the last lines of a container's output, for errors.

@@ -21,11 +21,10 @@ import (
 
 // Broker image settings.
 const (
-	KafkaImageEnv      = "USERS_TEST_KAFKA_IMAGE"
-	DefaultKafkaImage  = "apache/kafka:3.9.0"
-	LocalKfakeImage    = "usersvc-test/kfake:dev"
-	kafkaStartTimeout  = 2 * time.Minute
-	kafkaStartAttempts = 3
+	KafkaImageEnv     = "USERS_TEST_KAFKA_IMAGE"
+	DefaultKafkaImage = "apache/kafka:3.9.0"
+	LocalKfakeImage   = "usersvc-test/kfake:dev"
+	kafkaStartTimeout = 2 * time.Minute
 	// kafkaPartitions is the broker default for topics created without a
 	// partition count.
 	kafkaPartitions = 3
@@ -104,18 +103,7 @@ func startKafka(ctx context.Context, image string) (*Kafka, error) {
 	if err := ensureImage(ctx, image, KafkaImageEnv, LocalKfakeImage); err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for range kafkaStartAttempts {
-		k, err := tryStartKafka(ctx, image)
-		if err == nil {
-			return k, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	return withRetries(ctx, startAttempts, func() (*Kafka, error) { return tryStartKafka(ctx, image) })
 }
 
 func tryStartKafka(ctx context.Context, image string) (*Kafka, error) {
@@ -132,16 +120,11 @@ func tryStartKafka(ctx context.Context, image string) (*Kafka, error) {
 		timeout: kafkaStartTimeout,
 		check:   k.ping,
 	}
-	c, err := testcontainers.Run(ctx, image,
+	c, err := runContainer(ctx, image, "kafka", ready,
 		testcontainers.WithEnv(kafkaEnv(k.Flavor, k.Port, k.ControllerPort, newClusterID())),
-		testcontainers.WithLabels(ownerLabels("kafka")),
-		hostNetworkMode(),
-		testcontainers.WithWaitStrategy(ready),
 	)
 	if err != nil {
-		logs := logTail(context.WithoutCancel(ctx), c, 30)
-		_ = testcontainers.TerminateContainer(c)
-		return nil, fmt.Errorf("start %s: %w\n--- container log ---\n%s", image, err, logs)
+		return nil, err
 	}
 	k.container = c
 	return k, nil

@@ -13,20 +13,18 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/moby/moby/api/types/container"
 	"github.com/testcontainers/testcontainers-go"
 )
 
 // Database image settings.
 const (
-	MySQLImageEnv      = "USERS_TEST_MYSQL_IMAGE"
-	DefaultMySQLImage  = "mysql:8.4"
-	LocalMariaDBImage  = "usersvc-test/mariadb:10.11"
-	mysqlStartTimeout  = 2 * time.Minute // upstream mysql initialises its data directory first
-	mysqlAppDatabase   = "usersvc"
-	mysqlAppUser       = "usersvc"
-	mysqlRootUser      = "root"
-	mysqlStartAttempts = 3
+	MySQLImageEnv     = "USERS_TEST_MYSQL_IMAGE"
+	DefaultMySQLImage = "mysql:8.4"
+	LocalMariaDBImage = "usersvc-test/mariadb:10.11"
+	mysqlStartTimeout = 2 * time.Minute // upstream mysql initialises its data directory first
+	mysqlAppDatabase  = "usersvc"
+	mysqlAppUser      = "usersvc"
+	mysqlRootUser     = "root"
 )
 
 // Flavors of MySQL-compatible images, told apart by the image name.
@@ -88,18 +86,7 @@ func startMySQL(ctx context.Context, image string) (*MySQL, error) {
 	if err := ensureImage(ctx, image, MySQLImageEnv, LocalMariaDBImage); err != nil {
 		return nil, err
 	}
-	var lastErr error
-	for range mysqlStartAttempts {
-		m, err := tryStartMySQL(ctx, image)
-		if err == nil {
-			return m, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	return withRetries(ctx, startAttempts, func() (*MySQL, error) { return tryStartMySQL(ctx, image) })
 }
 
 func tryStartMySQL(ctx context.Context, image string) (*MySQL, error) {
@@ -128,29 +115,16 @@ func tryStartMySQL(ctx context.Context, image string) (*MySQL, error) {
 		timeout: mysqlStartTimeout,
 		check:   func(ctx context.Context) error { return m.root.PingContext(ctx) },
 	}
-	c, err := testcontainers.Run(ctx, image,
+	c, err := runContainer(ctx, image, "mysql", ready,
 		testcontainers.WithEnv(env),
 		testcontainers.WithCmdArgs(args...),
-		testcontainers.WithLabels(ownerLabels("mysql")),
-		hostNetworkMode(),
-		testcontainers.WithWaitStrategy(ready),
 	)
 	if err != nil {
-		logs := logTail(context.WithoutCancel(ctx), c, 30)
-		_ = testcontainers.TerminateContainer(c)
 		_ = m.root.Close()
-		return nil, fmt.Errorf("start %s: %w\n--- container log ---\n%s", image, err, logs)
+		return nil, err
 	}
 	m.container = c
 	return m, nil
-}
-
-// hostNetworkMode runs a container in the host's network: nothing is
-// published and no network is created; the server binds 127.0.0.1 itself.
-func hostNetworkMode() testcontainers.CustomizeRequestOption {
-	return testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
-		hc.NetworkMode = "host"
-	})
 }
 
 func (m *MySQL) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(m.Port)) }
