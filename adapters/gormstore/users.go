@@ -119,7 +119,7 @@ func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserP
 	case !hasFilter(q):
 		page.Total, err = countAll(db)
 	default:
-		err = filterUsers(db, q).Count(&page.Total).Error
+		page.Total, err = countUsers(db, q)
 	}
 	if err != nil {
 		return domain.UserPage{}, dbErr(ctx, "count users", err)
@@ -138,6 +138,37 @@ const likeEscape = "!"
 
 var likeEscaper = strings.NewReplacer(likeEscape, likeEscape+likeEscape, "%", likeEscape+"%", "_", likeEscape+"_")
 
+const likeClause = "LIKE ? ESCAPE '" + likeEscape + "'"
+
+// searchArgs returns the folded search term and the LIKE pattern for
+// "email contains term", with the term's wildcards escaped.
+func searchArgs(search string) (term, pattern string) {
+	term = fold(search)
+	return term, "%" + likeEscaper.Replace(term) + "%"
+}
+
+// countUsers counts the matches of a filtered query. A search is counted as
+// |email matches| + |last-name matches whose email does not match|: each
+// part has an index (a covering scan of the email index, a lookup on the
+// last-name index), where the OR of both scans the whole table (3.6s
+// instead of 1.1s at 1,000,000 rows, see README.md).
+func countUsers(db *gorm.DB, q domain.ListQuery) (int64, error) {
+	var n int64
+	if q.Search == "" {
+		err := filterUsers(db, q).Count(&n).Error
+		return n, err
+	}
+	term, pattern := searchArgs(q.Search)
+	rest := q
+	rest.Search = ""
+	var byEmail, byNameOnly int64
+	if err := filterUsers(db, rest).Where("email_ci "+likeClause, pattern).Count(&byEmail).Error; err != nil {
+		return 0, err
+	}
+	err := filterUsers(db, rest).Where("last_name_ci = ? AND email_ci NOT "+likeClause, term, pattern).Count(&byNameOnly).Error
+	return byEmail + byNameOnly, err
+}
+
 func filterUsers(db *gorm.DB, q domain.ListQuery) *gorm.DB {
 	db = db.Model(&userRow{})
 	if q.FirstName != "" {
@@ -150,8 +181,8 @@ func filterUsers(db *gorm.DB, q domain.ListQuery) *gorm.DB {
 		db = db.Where("email_ci = ?", fold(q.Email))
 	}
 	if q.Search != "" {
-		term := fold(q.Search)
-		db = db.Where("(last_name_ci = ? OR email_ci LIKE ? ESCAPE '"+likeEscape+"')", term, "%"+likeEscaper.Replace(term)+"%")
+		term, pattern := searchArgs(q.Search)
+		db = db.Where("(last_name_ci = ? OR email_ci "+likeClause+")", term, pattern)
 	}
 	if q.SinceID != nil {
 		db = db.Where("id > ?", *q.SinceID)
