@@ -26,6 +26,7 @@ type Config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration
 
 	GeoProvider     string
 	GeoStatic       string
@@ -77,6 +78,8 @@ var Variables = []Variable{
 		set: func(c *Config, v string) error { c.LogFormat = v; return oneOf(v, "json", "text") }},
 	{Name: "SHUTDOWN_TIMEOUT", Default: "20s", Help: "how long in-flight requests may finish after SIGTERM",
 		set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return }},
+	{Name: "SHUTDOWN_DRAIN_DELAY", Default: "0s", Help: "after SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop routing first",
+		set: func(c *Config, v string) (err error) { c.DrainDelay, err = nonNegativeDuration(v); return }},
 
 	{Name: "GEO_PROVIDER", Default: "ipapi", Help: "where client addresses are located: ipapi, mmdb or static",
 		set: func(c *Config, v string) error { c.GeoProvider = v; return oneOf(v, "ipapi", "mmdb", "static") }},
@@ -184,6 +187,14 @@ func positiveDuration(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("must be a positive duration such as 500ms, 2s or 24h")
+	}
+	return d, nil
+}
+
+func nonNegativeDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("must be a duration such as 0s, 5s or 1m")
 	}
 	return d, nil
 }

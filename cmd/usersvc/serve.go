@@ -43,7 +43,7 @@ const (
 )
 
 // run serves until ctx ends (SIGTERM/SIGINT), then shuts down in order:
-// readiness off, stop accepting and finish in-flight requests, stop the
+// readiness off (and SHUTDOWN_DRAIN_DELAY of serving on), stop accepting and finish in-flight requests, stop the
 // relay after its batch. The caller's cleanup then flushes the producer and
 // closes the database.
 func (s *service) run(ctx context.Context) error {
@@ -81,6 +81,11 @@ func (s *service) run(ctx context.Context) error {
 	case serveErr = <-serveDone:
 	}
 	s.readiness.SetDraining()
+	if s.cfg.DrainDelay > 0 && serveErr == nil {
+		// Keep serving while load balancers notice /readyz and stop routing here.
+		s.logger.Info("draining", slog.Duration("delay", s.cfg.DrainDelay))
+		time.Sleep(s.cfg.DrainDelay)
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the service built once for the whole package: these tests run
+// it as a process, the way an operator does.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "usersvc-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "usersvc")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build usersvc:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func TestHelpDocumentsCommandsAndVariables(t *testing.T) {
+	out, err := exec.Command(binary, "--help").CombinedOutput()
+	if err != nil {
+		t.Fatalf("usersvc --help: %v\n%s", err, out)
+	}
+	for _, want := range []string{"events tail", "migrate", "HTTP_ADDR", "DATABASE_URL", "TRUSTED_PROXIES", "GEO_ALLOWED_COUNTRIES", "KAFKA_BROKERS", "SHUTDOWN_TIMEOUT"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("--help does not mention %s", want)
+		}
+	}
+}
+
+func TestBadConfigurationExitsWithOneLine(t *testing.T) {
+	for _, tc := range []struct{ name, env, want string }{
+		{"unknown log format", "LOG_FORMAT=xml", "invalid LOG_FORMAT"},
+		{"unknown allowed country", "GEO_ALLOWED_COUNTRIES=CH,XX", "invalid GEO_ALLOWED_COUNTRIES"},
+		{"bad trusted proxy", "TRUSTED_PROXIES=nonsense", "invalid TRUSTED_PROXIES"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(binary, "serve")
+			cmd.Env = append(os.Environ(), tc.env)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+				t.Fatalf("serve with %s: err %v; want a non-zero exit", tc.env, err)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+				t.Fatalf("stderr = %q; want one line containing %q", stderr.String(), tc.want)
+			}
+		})
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// server is a running usersvc process.
+type server struct {
+	cmd    *exec.Cmd
+	base   string
+	stdout *lockedBuffer
+	stderr *lockedBuffer
+	done   chan error
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+func startServer(t *testing.T, env ...string) *server {
+	t.Helper()
+	addr := freeAddr(t)
+	s := &server{base: "http://" + addr, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	s.cmd = exec.Command(binary, "serve")
+	s.cmd.Env = append(os.Environ(),
+		"HTTP_ADDR="+addr,
+		"DATABASE_URL=sqlite://"+filepath.Join(t.TempDir(), "users.db"),
+		"GEO_PROVIDER=static",
+		"LOG_FORMAT=json",
+		"KAFKA_BROKERS=",
+	)
+	s.cmd.Env = append(s.cmd.Env, env...)
+	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(s.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usersvc not ready: %v\nstderr:\n%s", err, s.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func createBody(i int) string {
+	return fmt.Sprintf(`{"first_name":"Ada","last_name":"Lovelace","email":"ada%d@example.ch","password":"analytical-engine-%d"}`, i, i)
+}
+
+// TestServeEndToEndWithEventsOnStdout drives the binary as `make run` does
+// and checks that each mutation printed exactly one event and nothing leaked
+// the password.
+func TestServeEndToEndWithEventsOnStdout(t *testing.T) {
+	s := startServer(t)
+	post := func(body string) *http.Response {
+		resp, err := http.Post(s.base+"/api/v1/users", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post(createBody(1)); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d", resp.StatusCode)
+	}
+	if resp := post(createBody(1)); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("duplicate create: %d; want 400", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodPatch, s.base+"/api/v1/users/1", strings.NewReader(`{"address":"London"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("patch: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	req, _ = http.NewRequest(http.MethodDelete, s.base+"/api/v1/users/1", nil)
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-s.done; err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.stderr.String())
+	}
+	s.done <- nil // for the cleanup
+
+	var actions []string
+	sc := bufio.NewScanner(strings.NewReader(s.stdout.String()))
+	for sc.Scan() {
+		var ev struct {
+			Action string `json:"action"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			t.Fatalf("stdout line is not an event: %q", sc.Text())
+		}
+		actions = append(actions, ev.Action)
+	}
+	if got := strings.Join(actions, ","); got != "create,update,delete" {
+		t.Fatalf("events = %s; want create,update,delete", got)
+	}
+	for name, out := range map[string]string{"stdout": s.stdout.String(), "stderr": s.stderr.String()} {
+		if strings.Contains(out, "analytical-engine-1") || strings.Contains(out, "$argon2id$") {
+			t.Fatalf("%s contains the password or its hash", name)
+		}
+	}
+}
+
+// TestSIGTERMUnderLoadFailsNoAcceptedRequest sends SIGTERM while clients
+// keep creating and reading users. The clients act as a load balancer does:
+// they stop sending new requests once /readyz answers 503. Every request
+// sent must get a real answer, including those in flight at the signal.
+func TestSIGTERMUnderLoadFailsNoAcceptedRequest(t *testing.T) {
+	s := startServer(t, "SHUTDOWN_TIMEOUT=10s", "SHUTDOWN_DRAIN_DELAY=1s")
+	var (
+		ok, failed atomic.Int64
+		seq        atomic.Int64
+		draining   atomic.Bool
+		wg         sync.WaitGroup
+		failures   = make(chan string, 100)
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	go func() { // the load balancer's health check
+		for ctx.Err() == nil && !draining.Load() {
+			if resp, err := http.Get(s.base + "/readyz"); err == nil {
+				resp.Body.Close()
+				draining.Store(resp.StatusCode == http.StatusServiceUnavailable)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A fresh connection per request: a keep-alive connection closed
+			// by Shutdown between requests is not an accepted request.
+			client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+			for ctx.Err() == nil && !draining.Load() {
+				var resp *http.Response
+				var err error
+				if n := seq.Add(1); n%2 == 0 {
+					resp, err = client.Post(s.base+"/api/v1/users", "application/json", strings.NewReader(createBody(int(n))))
+				} else {
+					resp, err = client.Get(s.base + "/api/v1/users?page_size=5")
+				}
+				if err != nil {
+					failed.Add(1)
+					failures <- err.Error()
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode >= 500 {
+					failed.Add(1)
+					failures <- resp.Status
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	time.Sleep(700 * time.Millisecond)
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := <-s.done; err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.stderr.String())
+	}
+	s.done <- nil
+	close(failures)
+	for f := range failures {
+		t.Errorf("accepted request failed: %s", f)
+	}
+	if !draining.Load() {
+		t.Fatal("/readyz never answered 503 during the shutdown")
+	}
+	if ok.Load() < 10 {
+		t.Fatalf("only %d requests succeeded before the shutdown; the test did not load the server", ok.Load())
+	}
+	t.Logf("%d answered, %d failed", ok.Load(), failed.Load())
+}
