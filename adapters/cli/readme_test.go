@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The README's configuration table is the operators' reference: it must
+// list exactly the variables the binary reads, with the same defaults.
+func TestReadmeConfigurationTableMatchesTheBinary(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	section := readme[strings.Index(readme, "## Configuration"):]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	row := regexp.MustCompile("(?m)^\\| `([A-Z0-9_]+)` \\| ([^|]+) \\|")
+	documented := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		documented[m[1]] = strings.Trim(strings.TrimSpace(m[2]), "`")
+	}
+	for _, v := range Variables {
+		def, ok := documented[v.Name]
+		if !ok {
+			t.Errorf("README's configuration table lacks %s", v.Name)
+			continue
+		}
+		want := v.Default
+		if want == "" {
+			want = "empty"
+		}
+		if def != want {
+			t.Errorf("README gives %s the default %q; the binary uses %q", v.Name, def, want)
+		}
+		delete(documented, v.Name)
+	}
+	var extra []string
+	for name := range documented {
+		extra = append(extra, name)
+	}
+	sort.Strings(extra)
+	if len(extra) > 0 {
+		t.Errorf("README documents variables the binary does not read: %v", extra)
+	}
+}
+
+// Every variable the README names anywhere must exist (in the binary, or as
+// one of the test or build knobs it documents).
+func TestReadmeNamesOnlyRealVariables(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	buildKnobs := map[string]bool{
+		"USERS_TEST_MYSQL_IMAGE": true, "USERS_TEST_KAFKA_IMAGE": true, "TEST_IMAGES": true,
+		"USERSVC_BENCH_ROWS": true,
+	}
+	name := regexp.MustCompile("`([A-Z][A-Z0-9]*_[A-Z0-9_]+)(=[^`]*)?`")
+	for _, m := range name.FindAllStringSubmatch(string(raw), -1) {
+		if !KnownVariable(m[1]) && !buildKnobs[m[1]] {
+			t.Errorf("README names %s, which nothing reads", m[1])
+		}
+	}
+	for _, cmd := range []string{"make run", "make test"} {
+		if !strings.Contains(string(raw), cmd) {
+			t.Errorf("README does not show %q", cmd)
+		}
+	}
+}
