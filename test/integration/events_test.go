@@ -1,0 +1,238 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/marketplace/usersvc/adapters/kafka"
+	"github.com/marketplace/usersvc/adapters/kafka/kafkatest"
+	"github.com/marketplace/usersvc/adapters/sysclock"
+	"github.com/marketplace/usersvc/app"
+	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
+	"github.com/marketplace/usersvc/test/containers"
+)
+
+const eventSource = "usersvc-integration"
+
+func newPublisher(t *testing.T, topic string) *kafka.Publisher {
+	t.Helper()
+	p, err := kafka.NewPublisher(kafka.Config{
+		Brokers: containers.Shared(t).KafkaBrokers(),
+		Topic:   topic,
+		Source:  eventSource,
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	})
+	return p
+}
+
+// sentEvents records the messages a test sent, in send order.
+type sentEvents struct {
+	mu   sync.Mutex
+	byID map[string]domain.Message
+	ids  []string
+}
+
+func (s *sentEvents) add(m domain.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byID == nil {
+		s.byID = map[string]domain.Message{}
+	}
+	s.byID[m.EventID] = m
+	s.ids = append(s.ids, m.EventID)
+}
+
+// checkDelivered asserts that every sent message arrived, with its key,
+// value and CloudEvents headers, that nothing else arrived, and that each
+// key's first deliveries keep send order. It returns the duplicates count
+// (delivery is at least once).
+func (s *sentEvents) checkDelivered(t *testing.T, recs []*kgo.Record) int {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rank := map[string]int{}
+	for i, id := range s.ids {
+		rank[id] = i
+	}
+	seen := map[string]bool{}
+	lastRank := map[string]int{}
+	dups := 0
+	for _, r := range recs {
+		id, _ := kafkatest.Header(r, "ce_id")
+		m, ok := s.byID[id]
+		if !ok {
+			t.Fatalf("a record nobody sent arrived: ce_id %q key %q", id, r.Key)
+		}
+		if seen[id] {
+			dups++
+			continue
+		}
+		seen[id] = true
+		if string(r.Key) != m.Key || !bytes.Equal(r.Value, m.Payload) {
+			t.Fatalf("event %s: key %q value %s, want key %q value %s", id, r.Key, r.Value, m.Key, m.Payload)
+		}
+		want := map[string]string{
+			"ce_specversion": "1.0",
+			"ce_id":          m.EventID,
+			"ce_type":        m.Type,
+			"ce_source":      eventSource,
+			"ce_subject":     m.Key,
+			"ce_time":        domain.FormatTime(m.OccurredAt),
+			"content-type":   "application/json",
+		}
+		for k, v := range want {
+			if got, ok := kafkatest.Header(r, k); !ok || got != v {
+				t.Fatalf("event %s: header %s = %q (present %v), want %q", id, k, got, ok, v)
+			}
+		}
+		if prev, ok := lastRank[m.Key]; ok && rank[id] < prev {
+			t.Fatalf("key %s: event %s arrived after a later one", m.Key, id)
+		}
+		lastRank[m.Key] = rank[id]
+	}
+	if len(seen) != len(s.ids) {
+		var missing []string
+		for _, id := range s.ids {
+			if !seen[id] {
+				missing = append(missing, id)
+			}
+		}
+		t.Fatalf("%d of %d events arrived; missing %d, first %q", len(seen), len(s.ids), len(missing), missing[:min(5, len(missing))])
+	}
+	return dups
+}
+
+// Every event the publisher sends arrives with its key, value and
+// CloudEvents headers, in order per user, on several partitions.
+func TestPublisherDeliversEventsWithHeaders(t *testing.T) {
+	topic := containers.NewTopic(t, 3)
+	p := newPublisher(t, topic)
+	var sent sentEvents
+	var batch []domain.Message
+	actions := []domain.Action{domain.ActionCreate, domain.ActionUpdate, domain.ActionUpdate, domain.ActionDelete}
+	for i := range 60 {
+		u := newUser(fmt.Sprintf("user%d@example.com", i%5), i%5)
+		u.ID = int64(i%5) + 1
+		m := eventMessage(t, fmt.Sprintf("evt-%03d", i), actions[(i/5)%len(actions)], u, t0.Add(time.Duration(i)*time.Millisecond))
+		m.Seq = int64(i) + 1
+		batch = append(batch, m)
+		sent.add(m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if acked, err := p.Publish(ctx, batch); err != nil || acked != len(batch) {
+		t.Fatalf("Publish = %d, %v; want %d, nil", acked, err, len(batch))
+	}
+	recs := kafkatest.Consume(t, containers.Shared(t).KafkaBrokers()[0], topic, len(batch), 20*time.Second)
+	if dups := sent.checkDelivered(t, recs); dups != 0 {
+		t.Errorf("%d duplicates without any failure", dups)
+	}
+	partitions := map[int32]bool{}
+	for _, r := range recs {
+		partitions[r.Partition] = true
+	}
+	if len(partitions) < 2 {
+		t.Errorf("five users' events all went to %d partition(s)", len(partitions))
+	}
+}
+
+// The outbox relay keeps publishing while the broker container is stopped
+// and started again in the middle of a stream of commits: afterwards every
+// committed event is on the topic, in commit order per user.
+func TestRelayLosesNothingWhenTheBrokerRestartsMidStream(t *testing.T) {
+	const (
+		users    = 8
+		perPhase = 80 // commits before, during and after the outage
+	)
+	env := containers.Shared(t)
+	store := migratedStore(t)
+	topic := containers.NewTopic(t, 3)
+	relay := app.NewRelay(store, store, newPublisher(t, topic), sysclock.Clock{}, app.RelayConfig{
+		PollInterval: 100 * time.Millisecond,
+		BatchSize:    25,
+		MinBackoff:   50 * time.Millisecond,
+		MaxBackoff:   time.Second,
+		Logger:       testLogger(t),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	relayDone := make(chan error, 1)
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	go func() { relayDone <- relay.Run(relayCtx) }()
+	defer func() {
+		stopRelay()
+		if err := <-relayDone; err != nil {
+			t.Errorf("relay.Run: %v", err)
+		}
+	}()
+
+	var sent sentEvents
+	n := 0
+	commit := func(count int) {
+		t.Helper()
+		for range count {
+			u := newUser(fmt.Sprintf("user%d@example.com", n%users), n%users)
+			u.ID = int64(n%users) + 1
+			m := eventMessage(t, fmt.Sprintf("evt-%04d", n), domain.ActionUpdate, u, time.Now())
+			if err := store.Do(ctx, func(ctx context.Context, tx ports.Tx) error { return tx.AppendMessage(ctx, m) }); err != nil {
+				t.Fatalf("commit %d: %v", n, err)
+			}
+			sent.add(m)
+			relay.Notify()
+			n++
+			time.Sleep(2 * time.Millisecond) // a stream, not one batch
+		}
+	}
+
+	commit(perPhase)
+	if err := env.Kafka.Stop(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	commit(perPhase)
+	time.Sleep(time.Second) // let the relay fail and back off
+	if backlog, _, err := store.Backlog(ctx); err != nil || backlog == 0 {
+		t.Fatalf("outbox backlog during the outage = %d, %v; want the events committed meanwhile", backlog, err)
+	}
+	if err := env.Kafka.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	commit(perPhase)
+
+	waitForEmptyOutbox(ctx, t, store)
+	recs := kafkatest.Consume(t, env.KafkaBrokers()[0], topic, len(sent.ids), 30*time.Second)
+	dups := sent.checkDelivered(t, recs)
+	stats := relay.Stats()
+	t.Logf("%d events, %d records, %d duplicates; relay published %d, failed attempts %d",
+		len(sent.ids), len(recs), dups, stats.Published, stats.FailedAttempts)
+}
+
+func waitForEmptyOutbox(ctx context.Context, t *testing.T, store ports.Outbox) {
+	t.Helper()
+	var count int64
+	for {
+		var err error
+		count, _, err = store.Backlog(ctx)
+		if err == nil && count == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("outbox still holds %d unpublished events (last error %v)", count, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

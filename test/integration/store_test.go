@@ -1,0 +1,197 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
+	"github.com/marketplace/usersvc/test/containers"
+)
+
+// Migrations run up from an empty database, are idempotent, and several
+// replicas migrating one database at once all succeed.
+func TestMigrationsUpFromEmpty(t *testing.T) {
+	ctx := context.Background()
+	db := containers.NewDatabase(t)
+	const replicas = 4
+	stores := make([]interface {
+		Migrate(context.Context) error
+		MigrationVersion(context.Context) (int64, int64, error)
+	}, replicas)
+	for i := range stores {
+		stores[i] = openStore(t, db.URL)
+	}
+
+	current, latest, err := stores[0].MigrationVersion(ctx)
+	if err != nil {
+		t.Fatalf("MigrationVersion on an empty database: %v", err)
+	}
+	if current != 0 || latest < 2 {
+		t.Fatalf("empty database at version %d of %d, want 0 of at least 2", current, latest)
+	}
+
+	errs := make([]error, replicas)
+	var wg sync.WaitGroup
+	for i, s := range stores {
+		wg.Go(func() { errs[i] = s.Migrate(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: Migrate: %v", i, err)
+		}
+	}
+	if err := stores[0].Migrate(ctx); err != nil {
+		t.Errorf("Migrate again: %v", err)
+	}
+	if current, latest, err = stores[0].MigrationVersion(ctx); err != nil || current != latest {
+		t.Errorf("after Migrate at version %d of %d (%v), want the latest", current, latest, err)
+	}
+
+	pool := containers.Shared(t).MySQL.Root()
+	for _, table := range []string{"users", "user_counts", "outbox"} {
+		var n int
+		err := pool.QueryRowContext(ctx,
+			"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", db.Name, table).Scan(&n)
+		if err != nil || n != 1 {
+			t.Errorf("table %s: %d found (%v), want 1", table, n, err)
+		}
+	}
+}
+
+// A stored user reads back with every field, times in UTC to the
+// microsecond, on the MySQL dialect.
+func TestUserRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := migratedStore(t)
+	u := newUser("zoë@example.com", 1)
+	if err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error { return tx.InsertUser(ctx, &u) }); err != nil {
+		t.Fatalf("insert: %v", err)
+	}
+	if u.ID == 0 {
+		t.Fatal("InsertUser did not set the id")
+	}
+	got, err := s.GetUser(ctx, u.ID)
+	if err != nil {
+		t.Fatalf("GetUser: %v", err)
+	}
+	if got != u {
+		t.Errorf("read back\n%+v\nwant\n%+v", got, u)
+	}
+	if _, err := s.GetUser(ctx, u.ID+1000); !errors.Is(err, domain.ErrNotFound) {
+		t.Errorf("GetUser of a missing id: %v, want ErrNotFound", err)
+	}
+}
+
+// Emails are unique whatever their case, including non-ASCII letters,
+// on insert and on update.
+func TestEmailUniquenessIgnoresCase(t *testing.T) {
+	ctx := context.Background()
+	s := migratedStore(t)
+	insert := func(email string, n int) (domain.User, error) {
+		u := newUser(email, n)
+		err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error { return tx.InsertUser(ctx, &u) })
+		return u, err
+	}
+	if _, err := insert("zoë@example.com", 0); err != nil {
+		t.Fatalf("first insert: %v", err)
+	}
+	other, err := insert("other@example.com", 0)
+	if err != nil {
+		t.Fatalf("second insert: %v", err)
+	}
+
+	cases := []struct {
+		name      string
+		email     string
+		wantTaken bool
+	}{
+		{"same spelling", "zoë@example.com", true},
+		{"upper case", "ZOË@EXAMPLE.COM", true},
+		{"mixed case", "Zoë@Example.com", true},
+		{"another address", "zoe@example.com", false},
+	}
+	for i, c := range cases {
+		t.Run("insert "+c.name, func(t *testing.T) {
+			_, err := insert(c.email, i+1)
+			if got := errors.Is(err, domain.ErrEmailTaken); got != c.wantTaken || (!c.wantTaken && err != nil) {
+				t.Errorf("insert %q: %v, want taken=%v", c.email, err, c.wantTaken)
+			}
+		})
+	}
+	t.Run("update to another user's email in upper case", func(t *testing.T) {
+		err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
+			u, err := tx.LockUser(ctx, other.ID)
+			if err != nil {
+				return err
+			}
+			u.Email = "ZOË@example.com"
+			u.Version++
+			return tx.UpdateUser(ctx, u)
+		})
+		if !errors.Is(err, domain.ErrEmailTaken) {
+			t.Errorf("update: %v, want ErrEmailTaken", err)
+		}
+	})
+}
+
+// Concurrent creates with one email (in several spellings), each writing
+// its user and its outbox event in one transaction: exactly one commits,
+// every other one fails with ErrEmailTaken, and only the winner's event is
+// in the outbox.
+func TestConcurrentCreatesWithOneEmail(t *testing.T) {
+	const racers = 24
+	s := migratedStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	spellings := []string{"race@example.com", "RACE@example.com", "Race@Example.Com"}
+	errs := make([]error, racers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			<-start
+			u := newUser(spellings[i%len(spellings)], i)
+			errs[i] = s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
+				if err := tx.InsertUser(ctx, &u); err != nil {
+					return err
+				}
+				return tx.AppendMessage(ctx, eventMessage(t, fmt.Sprintf("race-%02d", i), domain.ActionCreate, u, t0))
+			})
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, domain.ErrEmailTaken):
+			t.Errorf("racer %d: %v, want nil or ErrEmailTaken", i, err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d creates committed, want exactly 1", won)
+	}
+	page, err := s.ListUsers(ctx, domain.ListQuery{Page: 1, PageSize: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total != 1 || len(page.Users) != 1 {
+		t.Errorf("ListUsers: total %d, %d users; want 1", page.Total, len(page.Users))
+	}
+	pending, err := s.PendingMessages(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0].Key != fmt.Sprint(page.Users[0].ID) {
+		t.Errorf("outbox holds %d messages (%+v), want the winner's one", len(pending), pending)
+	}
+}
