@@ -369,6 +369,22 @@ func TestComposeStack(t *testing.T) {
 	}
 }
 
+// TestComposeConfig runs Compose's own validation where a Compose client is
+// installed (the structural checks above run everywhere).
+func TestComposeConfig(t *testing.T) {
+	var cmd *exec.Cmd
+	if path, err := exec.LookPath("docker-compose"); err == nil {
+		cmd = exec.Command(path, "-f", "compose.yaml", "config", "-q")
+	} else if path, err := exec.LookPath("docker"); err == nil && exec.Command(path, "compose", "version").Run() == nil {
+		cmd = exec.Command(path, "compose", "-f", "compose.yaml", "config", "-q")
+	} else {
+		t.Skip("no Compose client installed")
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+}
+
 // publishes reports whether a Compose service publishes containerPort.
 func publishes(s composeService, containerPort string) bool {
 	for _, p := range s.Ports {
