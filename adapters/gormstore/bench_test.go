@@ -40,7 +40,7 @@ func BenchmarkLargeTable(b *testing.B) {
 			b.Fatal(err)
 		}
 		admin.Close()
-		url = fmt.Sprintf("mysql://%s:%s@%s/%s", c.User, c.Passwd, c.Addr, name)
+		url = mysqlURL(c, name)
 	}
 	s, err := Open(ctx, Config{URL: url})
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -134,11 +134,16 @@ func freshMySQLDatabase(t *testing.T) string {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})
-	u := fmt.Sprintf("mysql://%s@%s/%s", rootCfg.User, rootCfg.Addr, name)
-	if rootCfg.Passwd != "" {
-		u = fmt.Sprintf("mysql://%s:%s@%s/%s", rootCfg.User, rootCfg.Passwd, rootCfg.Addr, name)
+	return mysqlURL(rootCfg, name)
+}
+
+// mysqlURL is a DATABASE_URL for database name on the server of cfg.
+func mysqlURL(cfg *mysql.Config, name string) string {
+	u := url.URL{Scheme: "mysql", User: url.User(cfg.User), Host: cfg.Addr, Path: "/" + name}
+	if cfg.Passwd != "" {
+		u.User = url.UserPassword(cfg.User, cfg.Passwd)
 	}
-	return u
+	return u.String()
 }
 
 var t0 = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -1,0 +1,95 @@
+package gormstore
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
+)
+
+func TestProvideAndDialect(t *testing.T) {
+	forEachBackendURL(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s, cleanup, err := Provide(ctx, Config{URL: url})
+		if err != nil {
+			t.Fatalf("Provide: %v", err)
+		}
+		want := DialectSQLite
+		if target, _ := ParseURL(url); target.Dialect == DialectMySQL {
+			want = DialectMySQL
+		}
+		if s.Dialect() != want {
+			t.Errorf("Dialect = %q, want %q", s.Dialect(), want)
+		}
+		if err := s.Ping(ctx); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+		cleanup()
+		if err := s.Ping(ctx); err == nil {
+			t.Fatal("Ping after cleanup succeeded; want the pool closed")
+		}
+	})
+}
+
+// TestSQLiteWritersInTwoStoresDoNotFailBusy runs concurrent write
+// transactions through two stores on one file, as two processes would:
+// BEGIN IMMEDIATE and the busy timeout make them wait, never fail.
+func TestSQLiteWritersInTwoStoresDoNotFailBusy(t *testing.T) {
+	url := "sqlite://" + filepath.Join(t.TempDir(), "users.db")
+	stores := []*Store{openMigrated(t, url), openStore(t, url)}
+	const perStore = 15
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	shared := insert(t, stores[0], newUser("Shared", "Counter", "shared@example.com", 0))[0]
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*perStore)
+	for si, s := range stores {
+		for i := range perStore {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				u := newUser("W", "Riter", fmt.Sprintf("w%d-%d@example.com", si, i), 0)
+				errs <- s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
+					if err := tx.InsertUser(ctx, &u); err != nil {
+						return err
+					}
+					return tx.AppendMessage(ctx, message(u.Email, t0))
+				})
+				// Read then write: two deferred transactions would deadlock
+				// upgrading their locks; no update may be lost either.
+				errs <- s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
+					c, err := tx.LockUser(ctx, shared)
+					if err != nil {
+						return err
+					}
+					c.Touch(t0)
+					return tx.UpdateUser(ctx, c)
+				})
+			}()
+		}
+	}
+	// Readers run meanwhile (WAL): they must not fail either.
+	for range 5 {
+		if _, err := stores[1].ListUsers(ctx, domain.ListQuery{Page: 1, PageSize: 5, LastName: "riter"}); err != nil {
+			t.Errorf("ListUsers during writes: %v", err)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("Do: %v", err)
+		}
+	}
+	if n, err := countAll(stores[0].db); err != nil || n != 2*perStore+1 {
+		t.Fatalf("count = %d, %v; want %d", n, err, 2*perStore+1)
+	}
+	if c, err := stores[1].GetUser(ctx, shared); err != nil || c.Version != 1+2*perStore {
+		t.Fatalf("shared user version = %d, %v; want %d (no lost update)", c.Version, err, 1+2*perStore)
+	}
+}
