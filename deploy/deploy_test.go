@@ -354,13 +354,19 @@ func TestComposeStack(t *testing.T) {
 				t.Errorf("HTTP_ADDR port %q, ports %v", port, svc.Ports)
 			}
 		}},
-		{"stop_grace_period exceeds SHUTDOWN_TIMEOUT", func(t *testing.T) {
+		{"stop_grace_period exceeds the drain delay and SHUTDOWN_TIMEOUT", func(t *testing.T) {
 			grace, err := time.ParseDuration(svc.StopGracePeriod)
 			if err != nil {
 				t.Fatalf("stop_grace_period %q: %v", svc.StopGracePeriod, err)
 			}
-			if drain := shutdownTimeout(t, envValue(svcEnv, "SHUTDOWN_TIMEOUT")); grace <= drain {
-				t.Errorf("stop_grace_period %v <= SHUTDOWN_TIMEOUT %v: Docker would kill in-flight requests", grace, drain)
+			env := map[string]string{}
+			for k, v := range svcEnv {
+				if v != nil {
+					env[k] = *v
+				}
+			}
+			if budget := shutdownBudget(t, env); grace <= budget {
+				t.Errorf("stop_grace_period %v <= SHUTDOWN_DRAIN_DELAY + SHUTDOWN_TIMEOUT %v: Docker would kill in-flight requests", grace, budget)
 			}
 		}},
 	}
@@ -396,19 +402,23 @@ func publishes(s composeService, containerPort string) bool {
 	return false
 }
 
-// shutdownTimeout parses SHUTDOWN_TIMEOUT as the binary does, with its
-// default when unset.
-func shutdownTimeout(t *testing.T, v string) time.Duration {
+// shutdownBudget is how long the binary may take after SIGTERM before its
+// drain ends: SHUTDOWN_DRAIN_DELAY (still serving while /readyz is 503) plus
+// SHUTDOWN_TIMEOUT (in-flight requests), parsed as the binary does, with
+// its defaults for what env leaves unset.
+func shutdownBudget(t *testing.T, env map[string]string) time.Duration {
 	t.Helper()
-	env := map[string]string{}
-	if v != "" {
-		env["SHUTDOWN_TIMEOUT"] = v
+	only := map[string]string{}
+	for _, name := range []string{"SHUTDOWN_DRAIN_DELAY", "SHUTDOWN_TIMEOUT"} {
+		if v, ok := env[name]; ok {
+			only[name] = v
+		}
 	}
-	cfg, err := cli.Load(lookupIn(env))
+	cfg, err := cli.Load(lookupIn(only))
 	if err != nil {
-		t.Fatalf("SHUTDOWN_TIMEOUT: %v", err)
+		t.Fatalf("shutdown settings: %v", err)
 	}
-	return cfg.ShutdownTimeout
+	return cfg.DrainDelay + cfg.ShutdownTimeout
 }
 
 // Kubernetes ------------------------------------------------------------
@@ -589,7 +599,7 @@ func TestDeployment(t *testing.T) {
 				t.Errorf("seccompProfile %+v", sc.SeccompProfile)
 			}
 		}},
-		{"termination grace covers the preStop pause and SHUTDOWN_TIMEOUT", func(t *testing.T) {
+		{"termination grace covers the preStop pause, the drain delay and SHUTDOWN_TIMEOUT", func(t *testing.T) {
 			if pod.TerminationGracePeriodSeconds == nil {
 				t.Fatal("terminationGracePeriodSeconds is unset")
 			}
@@ -601,10 +611,9 @@ func TestDeployment(t *testing.T) {
 			if pause <= 0 {
 				t.Error("no preStop pause: the load balancer may still route to a draining pod")
 			}
-			env := podEnvironment(t, m, c)
-			drain := shutdownTimeout(t, env["SHUTDOWN_TIMEOUT"])
-			if grace <= pause+drain {
-				t.Errorf("terminationGracePeriodSeconds %v <= preStop %v + SHUTDOWN_TIMEOUT %v", grace, pause, drain)
+			budget := shutdownBudget(t, podEnvironment(t, m, c))
+			if grace <= pause+budget {
+				t.Errorf("terminationGracePeriodSeconds %v <= preStop %v + SHUTDOWN_DRAIN_DELAY + SHUTDOWN_TIMEOUT %v", grace, pause, budget)
 			}
 		}},
 		{"environment comes from the ConfigMap and a required Secret", func(t *testing.T) {
