@@ -61,8 +61,8 @@ func decodeJSON(body []byte) (domain.Input, error) {
 	}
 	object, ok := doc.(map[string]any)
 	if !ok {
-		return domain.Input{}, fieldErrors(domain.FieldError("non_field_errors",
-			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", jsonKind(doc))))
+		return domain.Input{}, domain.FieldError("non_field_errors",
+			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", jsonKind(doc)))
 	}
 	var (
 		in   domain.Input

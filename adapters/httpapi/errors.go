@@ -58,9 +58,8 @@ func parseError(kind string, err error) *httpError {
 	return detailError(http.StatusBadRequest, kind+" parse error - "+err.Error())
 }
 
-// fieldErrors is a 400 whose body maps fields to messages.
-func fieldErrors(v *domain.ValidationError) *httpError {
-	return &httpError{status: http.StatusBadRequest, body: v.Fields}
+func methodNotAllowed(method string) *httpError {
+	return detailError(http.StatusMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", method))
 }
 
 // errorMapper turns any error reaching a handler into its answer. This is
@@ -131,13 +130,8 @@ func (m errorMapper) log(c *gin.Context, level slog.Level, msg string, err error
 	)
 }
 
-// writeDetail answers {"detail": msg} outside of a handler's error path.
-func writeDetail(c *gin.Context, status int, msg string) {
-	c.AbortWithStatusJSON(status, gin.H{"detail": msg})
-}
-
-// abortWith answers an adapter error from a middleware, where no mapper is
-// at hand; adapter errors need no logging.
+// abortWith answers an adapter error outside of a handler's error path
+// (middleware, fallbacks, probes); these need no mapping and no logging.
 func abortWith(c *gin.Context, e *httpError) {
 	c.AbortWithStatusJSON(e.status, e.body)
 }

@@ -143,7 +143,7 @@ func recovery(logger *slog.Logger) gin.HandlerFunc {
 			if rec == nil {
 				return
 			}
-			if rec == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
+			if rec == http.ErrAbortHandler { // net/http's own signal to drop the connection
 				panic(rec)
 			}
 			logger.ErrorContext(c.Request.Context(), "panic while handling request",
@@ -153,7 +153,7 @@ func recovery(logger *slog.Logger) gin.HandlerFunc {
 			if !c.Writer.Written() {
 				c.Writer.Header().Del("ETag")
 				c.Writer.Header().Del("Location")
-				writeDetail(c, http.StatusInternalServerError, msgInternal)
+				abortWith(c, detailError(http.StatusInternalServerError, msgInternal))
 			}
 			c.Abort()
 		}()

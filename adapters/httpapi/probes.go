@@ -71,7 +71,7 @@ func (p *probeHandler) ready(c *gin.Context) {
 		} else {
 			p.logger.WarnContext(c.Request.Context(), "not ready", slog.String("error", err.Error()))
 		}
-		writeDetail(c, http.StatusServiceUnavailable, msg)
+		abortWith(c, detailError(http.StatusServiceUnavailable, msg))
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})

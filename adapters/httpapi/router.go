@@ -76,10 +76,8 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 		secureHeaders(),
 		limitBody(cfg.MaxBodyBytes),
 	)
-	r.NoRoute(func(c *gin.Context) { writeDetail(c, http.StatusNotFound, msgNotFound) })
-	r.NoMethod(func(c *gin.Context) {
-		writeDetail(c, http.StatusMethodNotAllowed, "Method \""+c.Request.Method+"\" not allowed.")
-	})
+	r.NoRoute(func(c *gin.Context) { abortWith(c, errNotFound) })
+	r.NoMethod(func(c *gin.Context) { abortWith(c, methodNotAllowed(c.Request.Method)) })
 
 	errs := errorMapper{logger: logger}
 	uh := &usersHandler{users: usersOrPanic(users), errors: errs}
