@@ -71,10 +71,16 @@ build_if_changed() { # image, inputs-hash, context, docker build args...
 		log "$image is up to date"
 		return 0
 	fi
+	local previous
+	previous=$(docker image inspect -f '{{.Id}}' "$image" 2>/dev/null || true)
 	docker build --network none --label "org.usersvc.inputs=$hash" -t "$image" "$@" "$context" >"$work/build.log" 2>&1 || {
 		tail -n 40 "$work/build.log" >&2
 		return 1
 	}
+	# The replaced image is left untagged; drop it unless a container uses it.
+	if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$image")" ]; then
+		docker rmi "$previous" >/dev/null 2>&1 || true
+	fi
 	log "built $image"
 }
 
@@ -176,6 +182,8 @@ phase_service() {
 		--build-arg "BUILDER_IMAGE=$BASE_IMAGE" \
 		--build-arg "RUNTIME_IMAGE=$BASE_IMAGE" \
 		--build-arg PREBUILT=usersvc
+	# The legacy builder keeps the builder stage as an untagged image.
+	docker image prune -f --filter dangling=true --filter label=org.usersvc.stage=build >/dev/null
 	rm -rf "$ctx"
 }
 
