@@ -21,11 +21,19 @@ if [ ${#missing[@]} -gt 0 ]; then
 	fi
 	t=$(now)
 	export DEBIAN_FRONTEND=noninteractive
-	# Refresh the package lists only when apt cannot find the packages.
+	install() { apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+	# Refresh the package lists only when apt cannot find the packages, or
+	# when the install fails (lists old enough to name removed versions).
+	updated=0
 	if ! apt-get install -y --no-install-recommends --dry-run "${missing[@]}" >/dev/null 2>&1; then
 		apt-get update -qq
+		updated=1
 	fi
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	if ! install; then
+		[ $updated = 0 ] || exit 1
+		apt-get update -qq
+		install
+	fi
 	log "installed ${missing[*]} in $(since "$t")"
 fi
 
