@@ -3,8 +3,10 @@ package cli
 import (
 	"log/slog"
 
+	"github.com/gin-gonic/gin"
 	"github.com/google/wire"
 
+	"github.com/marketplace/usersvc/adapters/apidocs"
 	"github.com/marketplace/usersvc/adapters/eventbus"
 	"github.com/marketplace/usersvc/adapters/geoprovider"
 	"github.com/marketplace/usersvc/adapters/gormstore"
@@ -22,7 +24,12 @@ func StoreConfig(c Config) gormstore.Config { return gormstore.Config{URL: c.Dat
 
 // HTTPConfig is the HTTP adapter's configuration.
 func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {
-	return httpapi.Config{TrustedProxies: c.TrustedProxies, Logger: logger, Debug: c.LogLevel <= slog.LevelDebug}
+	return httpapi.Config{
+		TrustedProxies: c.TrustedProxies,
+		Logger:         logger,
+		Debug:          c.LogLevel <= slog.LevelDebug,
+		Routes:         []func(gin.IRoutes){apidocs.Register},
+	}
 }
 
 // GeoConfig is the geolocation configuration.

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/marketplace/usersvc/adapters/argon2id"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/staticgeo"
@@ -103,6 +105,9 @@ type envOptions struct {
 	trusted string // TrustedProxies, ParseTrustedProxies syntax
 	geo     string // staticgeo spec; defaultGeo when empty
 	maxBody int64
+	// Extension points of Config.
+	middleware []gin.HandlerFunc
+	routes     []func(gin.IRoutes)
 }
 
 // testEnv is the real service behind real HTTP: SQLite store, static
@@ -162,6 +167,8 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	handler := NewHandler(users, ReadinessCheck(readiness), Config{
 		TrustedProxies: trusted,
 		MaxBodyBytes:   opts.maxBody,
+		Middleware:     opts.middleware,
+		Routes:         opts.routes,
 		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	e := &testEnv{

@@ -5,8 +5,12 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 )
 
 func TestRoutingErrors(t *testing.T) {
@@ -140,5 +144,43 @@ func TestProbes(t *testing.T) {
 	assertJSON(t, down.do(req{method: "GET", path: "/readyz"}), 503, `{"detail":"Service not ready."}`)
 	if !strings.Contains(down.logs.String(), `"msg":"not ready"`) {
 		t.Errorf("the failed ping was not logged")
+	}
+}
+
+func TestIndexLinksToTheAPIAndItsDocs(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	res := e.do(req{method: http.MethodGet, path: "/"})
+	got := res.object(t)
+	if res.status != http.StatusOK || got["users"] != e.v4.URL+"/api/v1/users" || got["docs"] != e.v4.URL+"/docs" {
+		t.Fatalf("GET / = %d %v", res.status, got)
+	}
+}
+
+// Config's extension points: middleware sees every request (unknown routes
+// included) and extra routes are served beside the API.
+func TestConfigMiddlewareAndRoutes(t *testing.T) {
+	var seen []string
+	var mu sync.Mutex
+	e := newEnv(t, envOptions{
+		middleware: []gin.HandlerFunc{func(c *gin.Context) {
+			c.Next()
+			mu.Lock()
+			seen = append(seen, c.Request.Method+" "+c.FullPath()+" "+strconv.Itoa(c.Writer.Status()))
+			mu.Unlock()
+		}},
+		routes: []func(gin.IRoutes){func(r gin.IRoutes) {
+			r.GET("/extra", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"extra": true}) })
+		}},
+	})
+	if res := e.do(req{method: http.MethodGet, path: "/extra"}); res.status != http.StatusOK || res.object(t)["extra"] != true {
+		t.Fatalf("GET /extra = %d %s", res.status, res.body)
+	}
+	if res := e.do(req{method: http.MethodGet, path: "/nowhere"}); res.status != http.StatusNotFound {
+		t.Fatalf("GET /nowhere = %d", res.status)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(seen, "; ") != "GET /extra 200; GET  404" {
+		t.Fatalf("middleware saw %q", seen)
 	}
 }

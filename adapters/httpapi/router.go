@@ -23,7 +23,15 @@ const (
 	pathUser   = pathUsers + "/:id"
 	pathHealth = "/healthz"
 	pathReady  = "/readyz"
+	pathRoot   = "/"
+	pathDocs   = "/docs" // served by the apidocs adapter through Config.Routes
 )
+
+// index points a visitor of / at the API and its documentation.
+func index(c *gin.Context) {
+	o := infoFrom(c).Origin
+	c.JSON(http.StatusOK, gin.H{"users": o.url(pathUsers, nil), "docs": o.url(pathDocs, nil)})
+}
 
 // Config tunes the adapter.
 type Config struct {
@@ -37,6 +45,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Debug runs Gin in debug mode; release mode otherwise.
 	Debug bool
+	// Middleware runs for every request after identification, logging and
+	// recovery (metrics, for instance).
+	Middleware []gin.HandlerFunc
+	// Routes add routes beside the API (documentation, metrics).
+	Routes []func(gin.IRoutes)
 }
 
 // NewHandler returns the HTTP API. ready answers /readyz (nil: always
@@ -76,6 +89,7 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 		secureHeaders(),
 		limitBody(cfg.MaxBodyBytes),
 	)
+	r.Use(cfg.Middleware...)
 	r.NoRoute(func(c *gin.Context) { abortWith(c, errNotFound) })
 	r.NoMethod(func(c *gin.Context) { abortWith(c, methodNotAllowed(c.Request.Method)) })
 
@@ -95,6 +109,10 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 	route(http.MethodDelete, pathUser, uh.delete)
 	r.GET(pathHealth, probes.health)
 	r.GET(pathReady, probes.ready)
+	r.GET(pathRoot, index)
+	for _, add := range cfg.Routes {
+		add(r)
+	}
 	return r
 }
 

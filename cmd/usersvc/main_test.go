@@ -287,3 +287,26 @@ func TestSIGTERMUnderLoadFailsNoAcceptedRequest(t *testing.T) {
 	}
 	t.Logf("%d answered, %d failed", ok.Load(), failed.Load())
 }
+
+func TestServesDocsAndIndex(t *testing.T) {
+	s := startServer(t)
+	for _, tc := range []struct{ path, contentType, contains string }{
+		{"/", "application/json", `"docs":"` + s.base + `/docs"`},
+		{"/api/v1/openapi.json", "application/json", `"openapi":"3.1`},
+		{"/docs/", "text/html", "<html"},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			resp, err := http.Get(s.base + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body bytes.Buffer
+			_, _ = body.ReadFrom(resp.Body)
+			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.contentType) ||
+				!strings.Contains(strings.ReplaceAll(body.String(), " ", ""), tc.contains) {
+				t.Fatalf("GET %s = %d %s %.200q", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), body.String())
+			}
+		})
+	}
+}
