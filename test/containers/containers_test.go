@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/http"
 	"os"
 	"regexp"
 	"slices"
@@ -342,4 +343,59 @@ func openDSN(t *testing.T, dsn string) *sql.DB {
 		t.Fatal(err)
 	}
 	return pool
+}
+
+// The service's own image runs on the host's network against both
+// containers: it answers on its loopback port, stores a user in its
+// database and publishes the event to its topic.
+func TestStartServiceAgainstBothContainers(t *testing.T) {
+	env := Shared(t)
+	db := NewDatabase(t)
+	topic := NewTopic(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	svc, err := StartService(ctx, map[string]string{
+		"DATABASE_URL":  db.URL,
+		"KAFKA_BROKERS": strings.Join(env.KafkaBrokers(), ","),
+		"KAFKA_TOPIC":   topic,
+		"GEO_PROVIDER":  "static",
+		"GEO_STATIC":    "127.0.0.0/8=CH",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Terminate(context.Background()) })
+
+	body := strings.NewReader(`{"first_name":"Ada","last_name":"Lovelace","email":"ada@example.com","password":"correct horse"}`)
+	res, err := http.Post(svc.URL()+"/api/v1/users", "application/json", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /api/v1/users: %s, want 201", res.Status)
+	}
+	var stored int
+	if err := openDSN(t, db.DSN).QueryRow("SELECT COUNT(*) FROM users WHERE email = 'ada@example.com'").Scan(&stored); err != nil || stored != 1 {
+		t.Errorf("users with the email in the container's database: %d (%v), want 1", stored, err)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.KafkaBrokers()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("no event reached the topic")
+		}
+		if recs := fetches.Records(); len(recs) > 0 {
+			if !strings.Contains(string(recs[0].Value), `"action":"create"`) {
+				t.Fatalf("event %s is not the creation", recs[0].Value)
+			}
+			return
+		}
+	}
 }

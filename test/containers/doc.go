@@ -16,6 +16,10 @@
 //		...
 //	}
 //
+// StartService runs the service's own image (USERS_TEST_SERVICE_IMAGE,
+// default usersvc:dev, built from deploy/Dockerfile) against them for
+// end-to-end suites.
+//
 // Images come from USERS_TEST_MYSQL_IMAGE (default mysql:8.4) and
 // USERS_TEST_KAFKA_IMAGE (default apache/kafka:3.9.0), so that on a machine
 // with a registry the suites run against the upstream servers. Machines
