@@ -47,6 +47,20 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 
+# A daemon that was killed leaves pid files behind, and where nothing reaps
+# it its process lingers as a zombie that dockerd takes for a running daemon.
+alive() { # pid: true when the process exists and is not a zombie
+	local state
+	state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
+	if [ -f "$pidfile" ] && ! alive "$(cat "$pidfile" 2>/dev/null)"; then
+		log "removing stale $pidfile"
+		rm -f "$pidfile"
+	fi
+done
+
 t=$(now)
 logfile=${DOCKERD_LOG:-/var/log/usersvc-dockerd.log}
 # No bridge, no iptables, no masquerading: there is no network to reach and
