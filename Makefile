@@ -6,7 +6,7 @@ GO       ?= go
 BIN      ?= bin/usersvc
 WIRE     := $(GO) tool wire
 # Suites that start containers; everything else runs without Docker.
-DOCKER_PKGS := ./test/containers/... ./test/integration/... ./test/e2e/...
+DOCKER_PKGS := $(foreach d,containers integration e2e,$(if $(wildcard test/$(d)),./test/$(d)/...))
 PKGS_UNIT    = $(shell $(GO) list ./... | grep -vE '/test/(containers|integration|e2e)(/|$$)')
 
 # Images for the container suites: upstream (mysql:8.4, apache/kafka:3.9.0)
