@@ -143,7 +143,7 @@ func seedUsers(b *testing.B, s *Store, n int) {
 			b.Fatalf("seed rows %d-%d: %v", lo, hi, err)
 		}
 	}
-	if err := s.db.WithContext(ctx).Exec("UPDATE user_counts SET n = CASE WHEN slot = 0 THEN ? ELSE 0 END", n).Error; err != nil {
+	if _, err := s.RecountUsers(ctx); err != nil {
 		b.Fatal(err)
 	}
 	if s.dialect == DialectMySQL {

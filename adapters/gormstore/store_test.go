@@ -93,3 +93,26 @@ func TestSQLiteWritersInTwoStoresDoNotFailBusy(t *testing.T) {
 		t.Fatalf("shared user version = %d, %v; want %d (no lost update)", c.Version, err, 1+2*perStore)
 	}
 }
+
+func TestRecountUsersRepairsTheCounter(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		insert(t, s, newUser("A", "A", "a@example.com", 0), newUser("B", "B", "b@example.com", 0))
+		// Rows written behind the store's back, and a counter gone wrong.
+		raw := toRow(newUser("C", "C", "c@example.com", 0))
+		if err := s.db.Create(&raw).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Exec("UPDATE user_counts SET n = n + 5 WHERE slot = 3").Error; err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.RecountUsers(ctx)
+		if err != nil || n != 3 {
+			t.Fatalf("RecountUsers = %d, %v; want 3", n, err)
+		}
+		insert(t, s, newUser("D", "D", "d@example.com", 0))
+		if got, err := countAll(s.db); err != nil || got != 4 {
+			t.Fatalf("counter after recount and insert = %d, %v; want 4", got, err)
+		}
+	})
+}

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
 )
@@ -21,6 +23,13 @@ const txAttempts = 4
 // SQLite database is retried from the start a few times, so fn must not
 // have effects outside the transaction.
 func (s *Store) Do(ctx context.Context, fn func(ctx context.Context, tx ports.Tx) error) error {
+	return s.transact(ctx, func(tx *gorm.DB) error {
+		return fn(ctx, &txStore{tx: tx, dialect: s.dialect, now: s.now})
+	})
+}
+
+// transact is Do on the GORM transaction.
+func (s *Store) transact(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = s.doOnce(ctx, fn)
@@ -42,7 +51,7 @@ func (s *Store) Do(ctx context.Context, fn func(ctx context.Context, tx ports.Tx
 	return err
 }
 
-func (s *Store) doOnce(ctx context.Context, fn func(ctx context.Context, tx ports.Tx) error) (err error) {
+func (s *Store) doOnce(ctx context.Context, fn func(tx *gorm.DB) error) (err error) {
 	if s.writeSem != nil {
 		select {
 		case s.writeSem <- struct{}{}:
@@ -65,7 +74,7 @@ func (s *Store) doOnce(ctx context.Context, fn func(ctx context.Context, tx port
 			_ = tx.Rollback()
 		}
 	}()
-	if err := fn(ctx, &txStore{tx: tx, dialect: s.dialect, now: s.now}); err != nil {
+	if err := fn(tx); err != nil {
 		return err
 	}
 	committed = true

@@ -338,3 +338,31 @@ func userWriteErr(ctx context.Context, op string, err error) error {
 	}
 	return dbErr(ctx, op, err)
 }
+
+// RecountUsers resets user_counts to the exact number of rows, for rows
+// written behind the store's back (bulk loads, manual SQL), and returns it.
+// It is safe under concurrent writes: the slots are locked first (SQLite:
+// the write transaction is the lock), so a transaction that already counted
+// itself commits before the COUNT, and one that has not yet is not seen by
+// the COUNT and adds itself afterwards.
+func (s *Store) RecountUsers(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.transact(ctx, func(tx *gorm.DB) error {
+		locked := tx.WithContext(ctx).Table("user_counts")
+		if s.dialect == DialectMySQL {
+			locked = locked.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+		}
+		var slots []int64
+		if err := locked.Pluck("slot", &slots).Error; err != nil {
+			return err
+		}
+		if err := tx.WithContext(ctx).Model(&userRow{}).Count(&n).Error; err != nil {
+			return err
+		}
+		return tx.WithContext(ctx).Exec("UPDATE user_counts SET n = CASE WHEN slot = 0 THEN ? ELSE 0 END", n).Error
+	})
+	if err != nil {
+		return 0, dbErr(ctx, "recount users", err)
+	}
+	return n, nil
+}
