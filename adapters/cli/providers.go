@@ -11,13 +11,14 @@ import (
 	"github.com/marketplace/usersvc/adapters/geoprovider"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/adapters/metrics"
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
 )
 
 // ProviderSet hands each part of the configuration to the component that
 // reads it, so that adapters never see the environment themselves.
-var ProviderSet = wire.NewSet(StoreConfig, HTTPConfig, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
+var ProviderSet = wire.NewSet(StoreConfig, InstrumentedHTTPConfig, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
 
 // StoreConfig is the persistence configuration.
 func StoreConfig(c Config) gormstore.Config { return gormstore.Config{URL: c.DatabaseURL} }
@@ -30,6 +31,14 @@ func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {
 		Debug:          c.LogLevel <= slog.LevelDebug,
 		Routes:         []func(gin.IRoutes){apidocs.Register},
 	}
+}
+
+// InstrumentedHTTPConfig is HTTPConfig with request metrics and /metrics.
+func InstrumentedHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics) httpapi.Config {
+	h := HTTPConfig(c, logger)
+	h.Middleware = append(h.Middleware, m.GinMiddleware())
+	h.Routes = append(h.Routes, func(r gin.IRoutes) { r.GET("/metrics", gin.WrapH(m.Handler())) })
+	return h
 }
 
 // GeoConfig is the geolocation configuration.

@@ -45,8 +45,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Debug runs Gin in debug mode; release mode otherwise.
 	Debug bool
-	// Middleware runs for every request after identification, logging and
-	// recovery (metrics, for instance).
+	// Middleware runs first for every request, around everything else, so
+	// it sees recovered panics as 500 and unknown routes as 404 (metrics).
 	Middleware []gin.HandlerFunc
 	// Routes add routes beside the API (documentation, metrics).
 	Routes []func(gin.IRoutes)
@@ -82,6 +82,7 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 	r.RedirectFixedPath = false
 	r.HandleMethodNotAllowed = true
 
+	r.Use(cfg.Middleware...)
 	r.Use(
 		identify(cfg.TrustedProxies),
 		accessLog(logger),
@@ -89,7 +90,6 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 		secureHeaders(),
 		limitBody(cfg.MaxBodyBytes),
 	)
-	r.Use(cfg.Middleware...)
 	r.NoRoute(func(c *gin.Context) { abortWith(c, errNotFound) })
 	r.NoMethod(func(c *gin.Context) { abortWith(c, methodNotAllowed(c.Request.Method)) })
 

@@ -288,12 +288,15 @@ func TestSIGTERMUnderLoadFailsNoAcceptedRequest(t *testing.T) {
 	t.Logf("%d answered, %d failed", ok.Load(), failed.Load())
 }
 
-func TestServesDocsAndIndex(t *testing.T) {
+// The index, the documentation and the metrics are served by the binary
+// (/metrics comes last, so it has counted the requests before it).
+func TestServesDocsIndexAndMetrics(t *testing.T) {
 	s := startServer(t)
 	for _, tc := range []struct{ path, contentType, contains string }{
 		{"/", "application/json", `"docs":"` + s.base + `/docs"`},
 		{"/api/v1/openapi.json", "application/json", `"openapi":"3.1`},
 		{"/docs/", "text/html", "<html"},
+		{"/metrics", "text/plain", `http_requests_total{method="GET",route="/api/v1/openapi.json",status="200"}1`},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			resp, err := http.Get(s.base + tc.path)

@@ -12,10 +12,10 @@ import (
 	"github.com/marketplace/usersvc/adapters/argon2id"
 	"github.com/marketplace/usersvc/adapters/cli"
 	"github.com/marketplace/usersvc/adapters/eventbus"
-	"github.com/marketplace/usersvc/adapters/geocache"
 	"github.com/marketplace/usersvc/adapters/geoprovider"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/adapters/metrics"
 	"github.com/marketplace/usersvc/adapters/sysclock"
 	"github.com/marketplace/usersvc/app"
 )
@@ -29,7 +29,9 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 		wire.Bind(new(migrator), new(*gormstore.Store)),
 		argon2id.ProviderSet,
 		sysclock.ProviderSet,
-		geocache.ProviderSet,
+		metrics.ProviderSet,
+		wire.Bind(new(metrics.StoreDB), new(*gormstore.Store)),
+		wire.Bind(new(metrics.RelayStatsSource), new(*app.Relay)),
 		geoprovider.ProviderSet,
 		eventbus.ProviderSet,
 		app.ProviderSet,

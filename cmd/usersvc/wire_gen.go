@@ -11,10 +11,10 @@ import (
 	"github.com/marketplace/usersvc/adapters/argon2id"
 	"github.com/marketplace/usersvc/adapters/cli"
 	"github.com/marketplace/usersvc/adapters/eventbus"
-	"github.com/marketplace/usersvc/adapters/geocache"
 	"github.com/marketplace/usersvc/adapters/geoprovider"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/adapters/metrics"
 	"github.com/marketplace/usersvc/adapters/sysclock"
 	"github.com/marketplace/usersvc/app"
 	"io"
@@ -27,29 +27,34 @@ import (
 func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdout io.Writer) (*service, func(), error) {
 	rules := cli.ValidationRules(cfg)
 	config := cli.GeoConfig(cfg)
-	counters := geocache.NewCounters()
-	geolocator, cleanup, err := geoprovider.Provide(config, counters)
+	gormstoreConfig := cli.StoreConfig(cfg)
+	store, cleanup, err := gormstore.Provide(ctx, gormstoreConfig)
 	if err != nil {
 		return nil, nil, err
 	}
-	countryPolicy := cli.CountryPolicy(cfg)
-	hasher := argon2id.ProvideOWASP()
-	gormstoreConfig := cli.StoreConfig(cfg)
-	store, cleanup2, err := gormstore.Provide(ctx, gormstoreConfig)
+	eventbusConfig := cli.BusConfig(cfg)
+	eventPublisher, cleanup2, err := eventbus.Provide(eventbusConfig, logger, stdout)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
 	clock := _wireClockValue
-	eventbusConfig := cli.BusConfig(cfg)
-	eventPublisher, cleanup3, err := eventbus.Provide(eventbusConfig, logger, stdout)
+	relayConfig := cli.RelayConfig(cfg, logger)
+	relay := app.NewRelay(store, store, eventPublisher, clock, relayConfig)
+	metricsMetrics, err := metrics.Provide(store, relay)
 	if err != nil {
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	relayConfig := cli.RelayConfig(cfg, logger)
-	relay := app.NewRelay(store, store, eventPublisher, clock, relayConfig)
+	geolocator, cleanup3, err := geoprovider.Provide(config, metricsMetrics)
+	if err != nil {
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	countryPolicy := cli.CountryPolicy(cfg)
+	hasher := argon2id.ProvideOWASP()
 	mutations := app.NewMutations(store, clock, relay)
 	createUser := app.NewCreateUser(rules, geolocator, countryPolicy, hasher, mutations)
 	getUser := app.NewGetUser(store)
@@ -67,7 +72,7 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 	}
 	readiness := httpapi.NewReadiness(store)
 	readinessFunc := httpapi.ReadinessCheck(readiness)
-	httpapiConfig := cli.HTTPConfig(cfg, logger)
+	httpapiConfig := cli.InstrumentedHTTPConfig(cfg, logger, metricsMetrics)
 	handler := httpapi.NewHandler(users, readinessFunc, httpapiConfig)
 	mainService := newService(cfg, logger, handler, readiness, relay, store)
 	return mainService, func() {

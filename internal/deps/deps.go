@@ -13,6 +13,7 @@ import (
 	_ "github.com/maxmind/mmdbwriter"
 	_ "github.com/oschwald/maxminddb-golang/v2"
 	_ "github.com/pressly/goose/v3"
+	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/testcontainers/testcontainers-go"
 	_ "github.com/testcontainers/testcontainers-go/wait"
 	_ "github.com/twmb/franz-go/pkg/kfake"
