@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 
 	gosqlite "github.com/glebarez/go-sqlite"
@@ -79,6 +80,11 @@ func isUnavailable(err error) bool {
 		errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	// database/sql does not export the error of a closed pool; it only
+	// happens while the process shuts down, which callers should retry.
+	if strings.Contains(err.Error(), "sql: database is closed") {
 		return true
 	}
 	var ne net.Error

@@ -162,3 +162,30 @@ func TestQueryDeadlineIsUnavailable(t *testing.T) {
 		}
 	})
 }
+
+// During shutdown the pool closes under requests still in flight: they must
+// be told to retry (503), not that the server broke (500).
+func TestClosedStoreIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, Config{URL: "sqlite://" + t.TempDir() + "/closed.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, op := range map[string]func() error{
+		"get":  func() error { _, err := s.GetUser(ctx, 1); return err },
+		"list": func() error { _, err := s.ListUsers(ctx, domain.ListQuery{Page: 1, PageSize: 10}); return err },
+		"write": func() error {
+			return s.Do(ctx, func(ctx context.Context, tx ports.Tx) error { _, err := tx.LockUser(ctx, 1); return err })
+		},
+	} {
+		if err := op(); !errors.Is(err, domain.ErrUnavailable) {
+			t.Errorf("%s on a closed store = %v; want ErrUnavailable", name, err)
+		}
+	}
+}
