@@ -135,3 +135,30 @@ func TestRunDispatches(t *testing.T) {
 		})
 	}
 }
+
+// Settings only an adapter understands are checked at start-up too, in one
+// line naming the variable, without connecting anywhere.
+func TestLoadRunsTheAdaptersChecks(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"unknown database scheme", map[string]string{"DATABASE_URL": "oracle://scott:tiger@db/users"}, "DATABASE_URL"},
+		{"mmdb without a database file", map[string]string{"GEO_PROVIDER": "mmdb"}, "GEOIP_DB_PATH"},
+		{"mmdb file missing", map[string]string{"GEO_PROVIDER": "mmdb", "GEOIP_DB_PATH": "/nonexistent/country.mmdb"}, "GEOIP_DB_PATH"},
+		{"static mapping malformed", map[string]string{"GEO_PROVIDER": "static", "GEO_STATIC": "127.0.0.0/8"}, "GEO_STATIC"},
+		{"static mapping to an unknown country", map[string]string{"GEO_PROVIDER": "static", "GEO_STATIC": "127.0.0.0/8=XX"}, "GEO_STATIC"},
+		{"malformed librdkafka settings", map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_CONFIG": "no-equals-sign"}, "KAFKA_CONFIG"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(env(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Load(%v) = %v; want one line naming %s", tc.env, err, tc.want)
+			}
+			if strings.Contains(err.Error(), "tiger") {
+				t.Fatalf("error shows the database password: %v", err)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/domain"
 )
 
@@ -62,7 +63,7 @@ var Variables = []Variable{
 		set: func(c *Config, v string) error { c.HTTPAddr = v; return nonEmpty(v) }},
 	{Name: "DATABASE_URL", Default: "sqlite://users.db", Secret: true,
 		Help: "sqlite://FILE, sqlite://:memory: or mysql://user:pass@host:3306/db?param=value",
-		set:  func(c *Config, v string) error { c.DatabaseURL = v; return checkDatabaseURL(v) }},
+		set:  func(c *Config, v string) error { c.DatabaseURL = v; return nonEmpty(v) }},
 	{Name: "MIGRATE", Default: "true", Help: "apply the embedded schema migrations at start-up",
 		set: func(c *Config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
 	{Name: "TRUSTED_PROXIES", Default: "", Help: "comma-separated CIDRs whose X-Forwarded-For/-Proto/-Host are believed",
@@ -135,6 +136,10 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			}
 			return Config{}, fmt.Errorf("invalid %s %s: %v", v.Name, shown, err)
 		}
+	}
+	if err := c.validateAdapters(); err != nil {
+		// One line, however many problems an adapter reported.
+		return Config{}, fmt.Errorf("invalid configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return c, nil
 }
@@ -223,8 +228,17 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// checkDatabaseURL is replaced by the store's own parser once wired.
-var checkDatabaseURL = func(v string) error { return nonEmpty(v) }
+// validateAdapters lets each adapter check its own settings without
+// connecting anywhere; their messages name the variables to fix.
+func (c Config) validateAdapters() error {
+	if _, err := gormstore.ParseURL(c.DatabaseURL); err != nil {
+		return err
+	}
+	if err := GeoConfig(c).Validate(); err != nil {
+		return err
+	}
+	return BusConfig(c).Validate()
+}
 
 // RedactURL hides the password of a URL such as DATABASE_URL for logs.
 func RedactURL(raw string) string {
