@@ -25,6 +25,9 @@ export GEO_PROVIDER ?= static
 export GEO_STATIC   ?= 127.0.0.0/8=CH,::1/128=CH
 export LOG_FORMAT   ?= text
 
+# Further targets (benchmarks, reliability runs) live in mk/*.mk.
+include $(wildcard mk/*.mk)
+
 .PHONY: help build run test test-unit test-integration test-images docker-engine lint generate clean
 
 help: ## list the targets
