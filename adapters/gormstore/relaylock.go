@@ -11,6 +11,12 @@ import (
 // relayLockName is the MySQL named lock held by the publishing relay.
 const relayLockName = "usersvc.outbox-relay"
 
+// scopedLockName qualifies a named lock with the current database: MySQL's
+// named locks are server-wide, and services (or test runs) that keep their
+// users in different databases of one server must not exclude each other.
+// Names are limited to 64 characters.
+const scopedLockName = "LEFT(CONCAT(?, '@', DATABASE()), 64)"
+
 // lockKeepAlive pings the connection holding a MySQL named lock, so that an
 // idle-connection cut (wait_timeout, a proxy) does not silently drop it.
 const lockKeepAlive = 30 * time.Second
@@ -84,7 +90,7 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int) (re
 		return nil, err
 	}
 	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", name, waitSeconds).Scan(&got); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK("+scopedLockName+", ?)", name, waitSeconds).Scan(&got); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
@@ -117,7 +123,7 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int) (re
 			wg.Wait()
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if _, err := conn.ExecContext(rctx, "DO RELEASE_LOCK(?)", name); err != nil {
+			if _, err := conn.ExecContext(rctx, "DO RELEASE_LOCK("+scopedLockName+")", name); err != nil {
 				// The lock dies with its session: make sure this connection
 				// is not handed back to the pool still holding it.
 				_ = conn.Raw(func(any) error { return driver.ErrBadConn })

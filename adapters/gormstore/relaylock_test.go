@@ -73,3 +73,18 @@ func TestRelayLockIsPerDatabase(t *testing.T) {
 	}
 	ub()
 }
+
+// MySQL named locks are server-wide; the relay lock must only exclude
+// stores of the same database.
+func TestRelayLockIsScopedToTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	a := openMigrated(t, freshMySQLDatabase(t))
+	b := openMigrated(t, freshMySQLDatabase(t))
+	unlockA, okA, errA := a.TryLock(ctx)
+	unlockB, okB, errB := b.TryLock(ctx)
+	if !okA || !okB || errA != nil || errB != nil {
+		t.Fatalf("TryLock on two databases = (%v, %v), (%v, %v); want both held", okA, errA, okB, errB)
+	}
+	unlockA()
+	unlockB()
+}
