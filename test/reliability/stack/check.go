@@ -1,0 +1,54 @@
+package stack
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"strings"
+)
+
+// HashMarker starts every stored password hash (PHC format).
+const HashMarker = "$argon2id$"
+
+// Leaks returns the secrets that occur in b.
+func Leaks(b []byte, secrets ...string) []string {
+	var found []string
+	for _, s := range secrets {
+		if s != "" && bytes.Contains(b, []byte(s)) {
+			found = append(found, s)
+		}
+	}
+	return found
+}
+
+// internals match what an error body must never show a client: SQL and
+// driver messages, network errors, stack traces, source paths, Go type
+// names and module paths, hashing details.
+var internals = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)\b(select\s.+\sfrom|insert\s+into|update\s+\S+\s+set|delete\s+from|where\s+\S+\s*=|sqlstate|syntax error|no such (table|column)|constraint failed|duplicate entry|deadlock)\b`),
+	regexp.MustCompile(`(?i)\b(gorm|sqlite|mysql|mariadb|goose|librdkafka|kafka|argon2|password_hash|email_ci|outbox)\b`),
+	regexp.MustCompile(`(?i)\b(dial tcp|connection refused|connection reset|broken pipe|i/o timeout|context deadline exceeded|context canceled|bad connection|EOF)\b`),
+	regexp.MustCompile(`goroutine \d+|\.go:\d+|runtime error|panic|/usr/local/go|/root/|/work/|/home/|/tmp/`),
+	regexp.MustCompile(`\b[a-z][a-z0-9]*\.[A-Z][A-Za-z0-9]*(Error|Err|\{)|\*[a-z][a-z0-9]*\.[A-Z]\w*|\bGo (value|struct)\b`),
+	regexp.MustCompile(`github\.com/|golang\.org/|gorm\.io/|\b0x[0-9a-f]{6,}\b`),
+}
+
+// Internals returns the fragments of body that betray internals. Strings
+// in echoed (a value the client itself sent and the answer quotes, such as
+// an unsupported Content-Type) are removed first.
+func Internals(body []byte, echoed ...string) []string {
+	s := string(body)
+	for _, e := range echoed {
+		if e == "" {
+			continue
+		}
+		quoted, _ := json.Marshal(e) // how a JSON body quotes it
+		s = strings.ReplaceAll(s, string(quoted[1:len(quoted)-1]), "")
+		s = strings.ReplaceAll(s, e, "")
+	}
+	var found []string
+	for _, re := range internals {
+		found = append(found, re.FindAllString(s, -1)...)
+	}
+	return found
+}
