@@ -1,0 +1,164 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/marketplace/usersvc/adapters/argon2id"
+	"github.com/marketplace/usersvc/adapters/gormstore"
+	"github.com/marketplace/usersvc/adapters/staticgeo"
+	"github.com/marketplace/usersvc/adapters/sysclock"
+	"github.com/marketplace/usersvc/app"
+	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
+)
+
+// Hot paths of the HTTP adapter: encoding a page of users, and the whole
+// Gin chain (middleware, handler, use case, GORM on SQLite, JSON) for the
+// reads and a patch, in process with httptest.NewRecorder.
+//
+//	go test -run '^$' -bench . -benchmem ./adapters/httpapi
+
+func benchUsers(n int) []domain.User {
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	users := make([]domain.User, n)
+	for i := range users {
+		users[i] = domain.User{
+			ID: int64(1000 + i), Email: fmt.Sprintf("first%d.lastname%d@example.ch", i, i%50),
+			FirstName: fmt.Sprintf("First%d", i), LastName: fmt.Sprintf("Lastname%d", i%50),
+			Address: "Bahnhofstrasse 1, 8001 Zürich", PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+			Version: 1, CreatedAt: at, UpdatedAt: at,
+		}
+	}
+	return users
+}
+
+// BenchmarkEncodePage is the representation and JSON encoding of a list
+// answer (what c.JSON does with it), default and largest page sizes.
+func BenchmarkEncodePage(b *testing.B) {
+	o := origin{Scheme: "http", Host: "users.internal:8080"}
+	query := url.Values{"last_name": {"Lastname7"}, "page": {"2"}}
+	for _, size := range []int{domain.DefaultPageSize, domain.MaxPageSize} {
+		page := domain.UserPage{Users: benchUsers(size), Total: 100_000}
+		q := domain.ListQuery{LastName: "Lastname7", Page: 2, PageSize: size}
+		b.Run(strconv.Itoa(size)+" users", func(b *testing.B) {
+			for b.Loop() {
+				body, err := json.Marshal(representPage(o, pathUsers, query, q, page))
+				if err != nil || len(body) == 0 {
+					b.Fatalf("encode: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// benchHandlerUsers is the size of the SQLite table behind BenchmarkHandler:
+// enough that the indexes matter, small enough to seed in about a second.
+const benchHandlerUsers = 10_000
+
+// newBenchHandler is the production chain on an SQLite file with n users:
+// use cases, GORM store, static geolocation, argon2id (OWASP; only patches
+// without a password run here, so it never hashes), JSON access log at
+// info level written to io.Discard.
+func newBenchHandler(b *testing.B, n int) http.Handler {
+	b.Helper()
+	ctx := context.Background()
+	store, err := gormstore.Open(ctx, gormstore.Config{URL: "sqlite://" + filepath.Join(b.TempDir(), "bench.db")})
+	if err != nil {
+		b.Fatalf("open store: %v", err)
+	}
+	b.Cleanup(func() { _ = store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		b.Fatalf("migrate: %v", err)
+	}
+	// Seeded through the port, 1000 users per transaction: a few hundred ms.
+	at := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for lo := 0; lo < n; lo += 1000 {
+		err := store.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
+			for i := lo; i < min(lo+1000, n); i++ {
+				u := domain.User{
+					Email: fmt.Sprintf("first%d.lastname%d.%d@example.ch", i%200, i%500, i), FirstName: fmt.Sprintf("First%d", i%200),
+					LastName: fmt.Sprintf("Lastname%d", i%500), Address: strconv.Itoa(i) + " Main Street",
+					PasswordHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", Version: 1, CreatedAt: at, UpdatedAt: at,
+				}
+				if err := tx.InsertUser(ctx, &u); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatalf("seed: %v", err)
+		}
+	}
+	geo, err := staticgeo.Parse("127.0.0.0/8=CH")
+	if err != nil {
+		b.Fatal(err)
+	}
+	policy, err := domain.NewCountryPolicy([]string{"CH"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rules, hasher := domain.NewRules(0), argon2id.New(argon2id.OWASP, 0)
+	mutations := app.NewMutations(store, sysclock.Clock{}, noopNotifier{})
+	users := &app.Users{
+		Create:  app.NewCreateUser(rules, geo, policy, hasher, mutations),
+		Get:     app.NewGetUser(store),
+		List:    app.NewListUsers(store),
+		Replace: app.NewReplaceUser(rules, store, hasher, mutations),
+		Patch:   app.NewPatchUser(rules, store, hasher, mutations),
+		Delete:  app.NewDeleteUser(mutations),
+	}
+	return NewHandler(users, nil, Config{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+}
+
+func BenchmarkHandler(b *testing.B) {
+	h := newBenchHandler(b, benchHandlerUsers)
+	cases := []struct {
+		name   string
+		method string
+		target func(i int) string
+		body   func(i int) string
+		want   int
+	}{
+		{"GET by id", http.MethodGet, func(i int) string { return "/api/v1/users/" + strconv.Itoa(1+i%benchHandlerUsers) }, nil, http.StatusOK},
+		{"GET list page", http.MethodGet, func(i int) string { return "/api/v1/users?page=" + strconv.Itoa(1+i%100) }, nil, http.StatusOK},
+		{"GET list by last_name", http.MethodGet, func(i int) string { return "/api/v1/users?last_name=Lastname" + strconv.Itoa(i%500) }, nil, http.StatusOK},
+		{"GET search", http.MethodGet, func(i int) string { return "/api/v1/users?search=lastname" + strconv.Itoa(i%500) }, nil, http.StatusOK},
+		{"PATCH address", http.MethodPatch, func(i int) string { return "/api/v1/users/" + strconv.Itoa(1+i%benchHandlerUsers) },
+			func(i int) string { return `{"address":"` + strconv.Itoa(i) + ` Bench Street"}` }, http.StatusOK},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				var body io.Reader
+				if c.body != nil {
+					body = strings.NewReader(c.body(i))
+				}
+				req := httptest.NewRequest(c.method, c.target(i), body)
+				req.RemoteAddr = "127.0.0.1:40000"
+				if body != nil {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != c.want {
+					b.Fatalf("%s %s: status %d, want %d: %s", c.method, req.URL, rec.Code, c.want, rec.Body)
+				}
+				i++
+			}
+		})
+	}
+}

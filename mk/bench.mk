@@ -1,0 +1,27 @@
+# Benchmarks (issue 7), included from the Makefile.
+#   make bench                                  micro-benchmarks, then the load benchmark
+#   make bench-load BENCH_USERS=1000000         the load benchmark on a million users
+#   make bench-load BENCH_ARGS='-pprof prof'    with CPU and allocation profiles
+# The load benchmark creates (and drops) the database usersvc_load on the
+# MariaDB at 127.0.0.1:3306 and starts an in-process Kafka-protocol broker;
+# it needs no Docker. See test/load/README.md.
+
+BENCH_PKGS        ?= ./domain ./adapters/httpapi ./adapters/gormstore
+BENCH_TIME        ?= 1s
+BENCH_USERS       ?= 100000
+BENCH_DURATION    ?= 6s
+BENCH_CONCURRENCY ?= 32
+BENCH_OUT         ?= bin/bench-results.json
+BENCH_ARGS        ?=
+
+.PHONY: bench bench-micro bench-load
+
+bench: bench-micro bench-load ## micro-benchmarks, then the load benchmark against a raw-database baseline (a few minutes)
+
+bench-micro: ## Go micro-benchmarks of the hot paths (validation, JSON, handler chain, SQLite queries)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) $(BENCH_PKGS)
+
+bench-load: ## load benchmark (test/load): service vs raw SQL and argon2id, RSS, relay, event lag
+	@mkdir -p $(dir $(BENCH_OUT))
+	$(GO) run ./test/load -users $(BENCH_USERS) -duration $(BENCH_DURATION) \
+		-concurrency $(BENCH_CONCURRENCY) -out $(BENCH_OUT) $(BENCH_ARGS)

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHistogramQuantiles(t *testing.T) {
+	uniform := func(n int, unit time.Duration) *Histogram {
+		h := &Histogram{}
+		for i := 1; i <= n; i++ {
+			h.Record(time.Duration(i) * unit)
+		}
+		return h
+	}
+	cases := []struct {
+		name string
+		h    *Histogram
+		q    float64
+		want time.Duration
+	}{
+		{"empty is zero", &Histogram{}, 0.99, 0},
+		{"single sample", uniform(1, 3*time.Millisecond), 0.5, 3 * time.Millisecond},
+		{"median of 1..1000 ms", uniform(1000, time.Millisecond), 0.5, 500 * time.Millisecond},
+		{"p99 of 1..1000 ms", uniform(1000, time.Millisecond), 0.99, 990 * time.Millisecond},
+		{"p99.9 of 1..10000 us", uniform(10000, time.Microsecond), 0.999, 9990 * time.Microsecond},
+		{"max quantile is the max", uniform(1000, time.Millisecond), 1, 1000 * time.Millisecond},
+		{"sub-microsecond exact", uniform(50, time.Nanosecond), 0.5, 25 * time.Nanosecond},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := c.h.Quantile(c.q)
+			if c.want == 0 {
+				if got != 0 {
+					t.Fatalf("Quantile(%v) = %v, want 0", c.q, got)
+				}
+				return
+			}
+			if rel := math.Abs(float64(got-c.want)) / float64(c.want); rel > 1.0/64 {
+				t.Fatalf("Quantile(%v) = %v, want %v within 1.6%% (off by %.2f%%)", c.q, got, c.want, rel*100)
+			}
+		})
+	}
+}
+
+func TestHistogramBucketsCoverTheRange(t *testing.T) {
+	for v := int64(1); v < 1<<histMaxExp; v = v*3/2 + 1 {
+		i := bucketOf(v)
+		if i < 0 || i >= histBuckets {
+			t.Fatalf("bucketOf(%d) = %d, outside [0, %d)", v, i, histBuckets)
+		}
+		if mid := bucketMid(i); math.Abs(float64(mid-v))/float64(v) > 1.0/64 {
+			t.Fatalf("value %d lands in bucket %d whose middle is %d: more than 1.6%% away", v, i, mid)
+		}
+	}
+	if i := bucketOf(1 << 62); i != histBuckets-1 {
+		t.Fatalf("huge samples go to bucket %d, want the last one %d", i, histBuckets-1)
+	}
+}
+
+func TestHistogramMerge(t *testing.T) {
+	a, b := &Histogram{}, &Histogram{}
+	for i := range 100 {
+		a.Record(time.Millisecond)
+		if i < 10 {
+			b.Record(time.Second)
+		}
+	}
+	a.Merge(b)
+	if a.Count() != 110 || a.Max() != time.Second {
+		t.Fatalf("merged count %d max %v, want 110 and 1s", a.Count(), a.Max())
+	}
+	if p99 := a.Quantile(0.99); p99 < 990*time.Millisecond {
+		t.Fatalf("p99 after merge = %v, want about 1s (10 of 110 samples are 1s)", p99)
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(t *testing.T, o options)
+	}{
+		{name: "defaults", check: func(t *testing.T, o options) {
+			if o.Users != 100_000 || o.Concurrency != 32 || o.RSSConns != 256 || o.LagRate != 500 || o.RelayEvents != 50_000 {
+				t.Errorf("defaults %+v", o)
+			}
+			if o.LagDuration != o.Duration || len(o.Workloads) != len(workloads) {
+				t.Errorf("lag duration %v (duration %v), workloads %v", o.LagDuration, o.Duration, o.Workloads)
+			}
+		}},
+		{name: "a million users", args: []string{"-users", "1000000"}, check: func(t *testing.T, o options) {
+			if o.Users != 1_000_000 {
+				t.Errorf("users %d", o.Users)
+			}
+		}},
+		{name: "max page clamps to the table", args: []string{"-users", "25", "-max-page", "100"}, check: func(t *testing.T, o options) {
+			if o.MaxPage != 3 {
+				t.Errorf("max page %d, want 3 (25 users, 10 a page)", o.MaxPage)
+			}
+		}},
+		{name: "workload subset", args: []string{"-workloads", "get, create"}, check: func(t *testing.T, o options) {
+			if strings.Join(o.Workloads, ",") != "get,create" {
+				t.Errorf("workloads %v", o.Workloads)
+			}
+		}},
+		{name: "unknown workload", args: []string{"-workloads", "get,delete"}, wantErr: `unknown "delete"`},
+		{name: "no users", args: []string{"-users", "0"}, wantErr: "-users"},
+		{name: "unbounded duration", args: []string{"-duration", "2h"}, wantErr: "-duration"},
+		{name: "zero rounds", args: []string{"-rounds", "0"}, wantErr: "-rounds"},
+		{name: "stray argument", args: []string{"now"}, wantErr: "unexpected arguments"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o, err := parseFlags(c.args, io.Discard)
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, o)
+		})
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	phase := func(rps float64, errs uint64) *Phase { return &Phase{RPS: rps, Errors: errs} }
+	r := &Results{
+		Workloads: []WorkloadResult{
+			{Name: "get", MinRatio: 0.5, Service: phase(600, 0), Raw: phase(1000, 0), Ratio: 0.6},
+			{Name: "list", MinRatio: 0.4, Service: phase(300, 0), Raw: phase(1000, 0), Ratio: 0.3},
+			{Name: "patch", Service: phase(100, 2), Raw: phase(100, 0), Ratio: 1},
+		},
+		Relay: &RelayResult{EventsPerS: 9000},
+		Lag:   &LagResult{Rate: 500, Lag: Latency{P99: Millis(40 * time.Millisecond)}},
+		Compare: []Comparison{
+			{Workload: "list", Users: 1_000_000, OtherUsers: 10_000, Growth: 1.5},
+			{Workload: "filter", Users: 1_000_000, OtherUsers: 10_000, Growth: 2.5},
+			{Workload: "get", Users: 1_000_000, OtherUsers: 10_000, Growth: 9},   // no growth target
+			{Workload: "filter", Users: 200_000, OtherUsers: 100_000, Growth: 9}, // too close in size
+		},
+	}
+	want := map[string]bool{
+		"get throughput vs raw":                true,
+		"get errors":                           true,
+		"list throughput vs raw":               false,
+		"list errors":                          true,
+		"patch errors":                         false,
+		"list p99 at 1000000 vs 10000 users":   true,
+		"filter p99 at 1000000 vs 10000 users": false,
+		"relay throughput":                     false,
+		"event lag p99 at 500 mutations/s":     true,
+	}
+	got := map[string]bool{}
+	for _, tg := range evaluate(r) {
+		got[tg.Name] = tg.Pass
+	}
+	if len(got) != len(want) {
+		t.Errorf("targets %v, want %v", got, want)
+	}
+	for name, pass := range want {
+		if g, ok := got[name]; !ok || g != pass {
+			t.Errorf("target %q: pass=%v present=%v, want pass=%v", name, g, ok, pass)
+		}
+	}
+}
+
+// TestRunSmoke runs the whole benchmark in miniature, on the local MariaDB
+// (through the default create-and-drop path, under a name of its own) and
+// on an SQLite file, and checks that every part measured something and
+// that the report and the JSON file say so.
+func TestRunSmoke(t *testing.T) {
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	backends := []struct {
+		name string
+		args []string
+	}{
+		{"mariadb", []string{"-dbname", "usersvc_load_smoke_" + hex.EncodeToString(suffix)}},
+		{"sqlite", []string{"-db", "sqlite://" + filepath.Join(t.TempDir(), "load.db")}},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "results.json")
+			args := append([]string{
+				"-users", "300", "-duration", "200ms", "-warmup", "0", "-rounds", "1", "-concurrency", "4",
+				"-rss-conns", "8", "-relay-events", "300", "-lag-rate", "50", "-lag-duration", "300ms", "-timeout", "2m",
+			}, b.args...)
+			o, err := parseFlags(args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := run(context.Background(), o, nil)
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			for _, w := range res.Workloads {
+				for side, p := range map[string]*Phase{"service": w.Service, "raw": w.Raw} {
+					if p.Requests == 0 || p.Errors != 0 || p.RPS <= 0 || p.Latency.P50 <= 0 {
+						t.Errorf("%s %s: %d requests, %d errors %v, %.0f req/s, p50 %v", w.Name, side, p.Requests, p.Errors, p.ErrorSamples, p.RPS, p.Latency.P50)
+					}
+				}
+			}
+			if len(res.Workloads) != len(workloads) {
+				t.Errorf("%d workloads measured, want %d", len(res.Workloads), len(workloads))
+			}
+			if res.RSS == nil || res.RSS.PeakBytes <= 0 || res.RSS.PeakConns < 8 || res.RSS.Phase.Errors != 0 {
+				t.Errorf("rss check %+v", res.RSS)
+			}
+			if res.Relay == nil || res.Relay.Events != 300 || res.Relay.EventsPerS <= 0 || res.Relay.Relay.Messages < 300 {
+				t.Errorf("relay %+v", res.Relay)
+			}
+			if res.Lag == nil || res.Lag.Events == 0 || res.Lag.Events != res.Lag.Mutations || res.Lag.Unacked != 0 || res.Lag.Errors != 0 {
+				t.Errorf("event lag %+v", res.Lag)
+			}
+			var report bytes.Buffer
+			printReport(&report, res)
+			for _, want := range []string{"service/raw", "get", "mixed", "peak RSS", "relay:", "event lag", "targets (issue 7)"} {
+				if !strings.Contains(report.String(), want) {
+					t.Errorf("report lacks %q:\n%s", want, report.String())
+				}
+			}
+			if strings.Contains(report.String(), loadPassword) {
+				t.Error("the report shows the password the created users got")
+			}
+			if err := writeJSON(out, res); err != nil {
+				t.Fatal(err)
+			}
+			back, err := readJSON(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(back.Workloads) != len(res.Workloads) || back.Workloads[0].Service.Latency.P99 == 0 {
+				t.Errorf("JSON round trip lost the results: %+v", back.Workloads)
+			}
+			cmp := compareRuns(res, back)
+			if len(cmp) != len(res.Workloads) || cmp[0].Growth < 0.99 || cmp[0].Growth > 1.01 {
+				t.Errorf("a run compared with itself: %+v", cmp)
+			}
+		})
+	}
+}

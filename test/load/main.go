@@ -1,0 +1,407 @@
+// Command load is usersvc's load benchmark (issue 7). It seeds a users
+// table, starts the service in this process with its production wiring
+// (use cases, GORM store, argon2id OWASP, static geolocation placing
+// 127.0.0.0/8 in Switzerland, outbox relay and Kafka publisher to an
+// in-process kfake broker) behind a net/http server on 127.0.0.1, and
+// drives each workload for a fixed time at a fixed concurrency with a
+// closed-loop HTTP client. In the same process, at the same concurrency and
+// interleaved with it, it runs the raw baseline: the same SQL through
+// database/sql with prepared statements, and argon2id alone for creates.
+// It then measures peak RSS with 256 keep-alive connections, the relay's
+// drain rate and the event lag at a steady mutation rate, prints a table
+// and the targets, and writes everything as JSON.
+//
+//	go run ./test/load                        # 100,000 users, fresh usersvc_load on the local MariaDB
+//	go run ./test/load -users 1000000 -out r1m.json -compare r10k.json
+//
+// See test/load/README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/marketplace/usersvc/adapters/argon2id"
+	"github.com/marketplace/usersvc/adapters/gormstore"
+)
+
+type options struct {
+	Users       int           `json:"users"`
+	DB          string        `json:"-"`
+	Admin       string        `json:"-"`
+	DBName      string        `json:"dbname"`
+	Keep        bool          `json:"keep"`
+	Duration    time.Duration `json:"duration_ns"`
+	Warmup      time.Duration `json:"warmup_ns"`
+	Rounds      int           `json:"rounds"`
+	Concurrency int           `json:"concurrency"`
+	Workloads   []string      `json:"workloads"`
+	MaxPage     int           `json:"max_page"`
+	RSSConns    int           `json:"rss_conns"`
+	RelayEvents int           `json:"relay_events"`
+	LagRate     float64       `json:"lag_rate"`
+	LagDuration time.Duration `json:"lag_duration_ns"`
+	Partitions  int           `json:"partitions"`
+	SeedBatch   int           `json:"seed_batch"`
+	SeedWorkers int           `json:"seed_workers"`
+	Timeout     time.Duration `json:"timeout_ns"`
+	Out         string        `json:"-"`
+	Compare     string        `json:"-"`
+	PprofDir    string        `json:"-"`
+	Quiet       bool          `json:"-"`
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&o.Users, "users", 100_000, "users to seed (1000000 supported)")
+	fs.StringVar(&o.DB, "db", "", "DATABASE_URL of an existing database (mysql://... or sqlite:///path); empty: create -dbname on -mysql-admin")
+	fs.StringVar(&o.Admin, "mysql-admin", "mysql://root@127.0.0.1:3306/mysql", "MySQL server URL used to create and drop -dbname")
+	fs.StringVar(&o.DBName, "dbname", "usersvc_load", "database created (after dropping a leftover) when -db is empty")
+	fs.BoolVar(&o.Keep, "keep", false, "keep -dbname after the run, and reuse it when it already holds the seeded users")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time per workload and side (split over -rounds)")
+	fs.DurationVar(&o.Warmup, "warmup", time.Second, "unmeasured time before each measured segment")
+	fs.IntVar(&o.Rounds, "rounds", 2, "service and raw alternate this many times per workload, so background load hits both alike")
+	fs.IntVar(&o.Concurrency, "concurrency", 32, "closed-loop workers (and keep-alive connections)")
+	workloadList := fs.String("workloads", strings.Join(workloadNames(), ","), "comma-separated workloads to run")
+	fs.IntVar(&o.MaxPage, "max-page", 100, "list pages are drawn uniformly from 1..max-page")
+	fs.IntVar(&o.RSSConns, "rss-conns", 256, "keep-alive connections of the peak-RSS check (0: skip it)")
+	fs.IntVar(&o.RelayEvents, "relay-events", 50_000, "outbox rows the relay drain test publishes (0: skip it)")
+	fs.Float64Var(&o.LagRate, "lag-rate", 500, "mutations per second of the event-lag test (0: skip it)")
+	fs.DurationVar(&o.LagDuration, "lag-duration", 0, "length of the event-lag test (default: -duration)")
+	fs.IntVar(&o.Partitions, "partitions", 3, "partitions of the events topic")
+	fs.IntVar(&o.SeedBatch, "seed-batch", 1000, "rows per INSERT when seeding")
+	fs.IntVar(&o.SeedWorkers, "seed-workers", 2, "connections seeding in parallel (MySQL)")
+	fs.DurationVar(&o.Timeout, "timeout", 45*time.Minute, "hard limit of the whole run")
+	fs.StringVar(&o.Out, "out", "", "write the results as JSON to this file")
+	fs.StringVar(&o.Compare, "compare", "", "results JSON of another run (e.g. -users 10000) to compare p99 with")
+	fs.StringVar(&o.PprofDir, "pprof", "", "write CPU profiles of each workload's service segments and allocation profiles to this directory")
+	fs.BoolVar(&o.Quiet, "q", false, "print only the final report")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	for w := range strings.SplitSeq(*workloadList, ",") {
+		if w = strings.TrimSpace(w); w == "" {
+			continue
+		}
+		if !slices.Contains(workloadNames(), w) {
+			return o, fmt.Errorf("-workloads: unknown %q (have %s)", w, strings.Join(workloadNames(), ", "))
+		}
+		o.Workloads = append(o.Workloads, w)
+	}
+	if o.LagDuration == 0 {
+		o.LagDuration = o.Duration
+	}
+	switch {
+	case o.Users < 1 || o.Users > 10_000_000:
+		return o, errors.New("-users: 1 to 10,000,000")
+	case o.Concurrency < 1 || o.Concurrency > 4096, o.RSSConns < 0 || o.RSSConns > 4096:
+		return o, errors.New("-concurrency and -rss-conns: up to 4096")
+	case o.Duration <= 0 || o.Duration > time.Hour, o.Warmup < 0, o.LagDuration <= 0 || o.LagDuration > time.Hour:
+		return o, errors.New("-duration and -lag-duration: more than 0, at most 1h; -warmup not negative")
+	case o.Rounds < 1 || o.Rounds > 100, o.MaxPage < 1, o.Partitions < 1, o.SeedBatch < 1, o.SeedWorkers < 1:
+		return o, errors.New("-rounds (1-100), -max-page, -partitions, -seed-batch and -seed-workers must be positive")
+	case o.RelayEvents < 0 || o.RelayEvents > 10_000_000, o.LagRate < 0 || o.LagRate > 100_000:
+		return o, errors.New("-relay-events (0-10,000,000) and -lag-rate (0-100,000) out of range")
+	case o.Timeout <= 0:
+		return o, errors.New("-timeout must be positive")
+	}
+	o.MaxPage = min(o.MaxPage, max(1, (o.Users+9)/10))
+	return o, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(2)
+	}
+	res, err := run(ctx, o, os.Stdout)
+	if res != nil {
+		printReport(os.Stdout, res)
+		if o.Out != "" {
+			if werr := writeJSON(o.Out, res); werr != nil {
+				err = errors.Join(err, werr)
+			} else {
+				fmt.Fprintf(os.Stdout, "\nresults written to %s\n", o.Out)
+			}
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+// progress prints what the run is doing, unless quiet.
+type progress struct {
+	w     io.Writer
+	start time.Time
+}
+
+func (p progress) printf(format string, args ...any) {
+	if p.w != nil {
+		fmt.Fprintf(p.w, "[%6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, args...))
+	}
+}
+
+// run performs the whole benchmark. It returns what was measured so far
+// even when a step fails, so a partial report is still printed.
+func run(ctx context.Context, o options, out io.Writer) (res *Results, err error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	p := progress{w: out, start: time.Now()}
+	if o.Quiet {
+		p.w = nil
+	}
+	res = &Results{Date: time.Now().UTC().Format(time.RFC3339), Machine: describeMachine(), Options: o}
+
+	db, err := prepareDatabase(ctx, o.DB, o.Admin, o.DBName, o.Keep)
+	if err != nil {
+		return nil, err
+	}
+	if db.drop != nil {
+		defer func() {
+			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			defer dcancel()
+			err = errors.Join(err, db.drop(dctx))
+		}()
+	}
+	res.Machine.Database = db.target.Redacted
+	if db.target.Dialect == gormstore.DialectMySQL && isLoopback(db.target.MySQL.Addr) {
+		dbPID = findProcess("mariadbd", "mysqld")
+	}
+	if v, verr := serverVersion(ctx, db.url); verr == nil {
+		res.Machine.Database += " (" + v + ")"
+	}
+	p.printf("database %s", res.Machine.Database)
+
+	brk, err := startBroker(int32(o.Partitions))
+	if err != nil {
+		return nil, err
+	}
+	defer brk.Close()
+	svc, err := startService(ctx, serviceEnv(db.url, brk.Addr()))
+	if err != nil {
+		return nil, fmt.Errorf("start service: %w", err)
+	}
+	defer svc.Close()
+	p.printf("service on %s, events to kfake at %s (%d partitions)", svc.URL, brk.Addr(), o.Partitions)
+
+	// The raw pool may open one connection per worker: the baseline is the
+	// database at its best, so its pool is never what limits it.
+	pool, err := openRawPool(db.url, max(o.Concurrency, o.SeedWorkers))
+	if err != nil {
+		return res, err
+	}
+	defer pool.Close()
+	pop, seeded, err := seed(ctx, pool, db.target.Dialect, o.Users, o.SeedBatch, o.SeedWorkers)
+	if err != nil {
+		return res, err
+	}
+	res.Population, res.Seed = pop, seeded
+	if seeded.Reused {
+		p.printf("reusing %d seeded users (ids from %d)", pop.Users, pop.MinID)
+	} else {
+		p.printf("seeded %d users in %v (%.0f rows/s)", pop.Users, seeded.Duration.Round(time.Millisecond), seeded.RowsPerS)
+	}
+	raw, err := newRawDB(ctx, pool, db.target.Dialect)
+	if err != nil {
+		return res, err
+	}
+	defer raw.Close()
+
+	cl := newClient(svc.URL, o.Concurrency)
+	defer cl.Close()
+	e := &env{
+		pop: pop, client: cl, raw: raw, hasher: argon2id.ProvideOWASP(), maxPage: o.MaxPage,
+		nonce: strconv.FormatInt(time.Now().UnixNano(), 36), seq: &atomic.Uint64{}, servicePool: svc.store.DB(),
+	}
+
+	for _, name := range o.Workloads {
+		w := workloads[slices.IndexFunc(workloads, func(w workload) bool { return w.Name == name })]
+		wr, err := runWorkload(ctx, o, w, e, p)
+		if wr != nil {
+			res.Workloads = append(res.Workloads, *wr)
+		}
+		if err != nil {
+			return res, err
+		}
+		// Events of this workload must not be drained on the next one's time.
+		if err := svc.waitForRelay(ctx, time.Minute); err != nil {
+			return res, err
+		}
+	}
+
+	peakSoFar, _ := statusBytes("VmHWM")
+	if o.RSSConns > 0 {
+		r, err := rssCheck(ctx, o, svc, e, p)
+		res.RSS = r
+		if err != nil {
+			return res, err
+		}
+		if err := svc.waitForRelay(ctx, time.Minute); err != nil {
+			return res, err
+		}
+	}
+	if o.RelayEvents > 0 {
+		p.printf("relay: committing %d outbox rows, then draining them", o.RelayEvents)
+		r, err := relayThroughput(ctx, svc, pool, pop, o.RelayEvents, e.nonce, 5*time.Minute)
+		res.Relay = r
+		if err != nil {
+			return res, err
+		}
+		p.printf("relay: %d events in %v: %.0f events/s", r.Events, r.Drain.Round(time.Millisecond), r.EventsPerS)
+	}
+	if o.LagRate > 0 {
+		p.printf("event lag: %.0f patches/s for %v", o.LagRate, o.LagDuration)
+		r, err := eventLag(ctx, svc, e, o.LagRate, o.LagDuration, o.Concurrency, 30*time.Second)
+		res.Lag = r
+		if err != nil {
+			return res, err
+		}
+		p.printf("event lag: p50 %v ms, p99 %v ms over %d events", r.Lag.P50, r.Lag.P99, r.Events)
+	}
+	hwm, _ := statusBytes("VmHWM")
+	res.PeakRSSBytes = max(hwm, peakSoFar)
+	res.Machine.LoadAfter = loadAvg()
+	if o.Compare != "" {
+		other, err := readJSON(o.Compare)
+		if err != nil {
+			return res, fmt.Errorf("-compare: %w", err)
+		}
+		res.Compare = compareRuns(res, other)
+	}
+	res.Targets = evaluate(res)
+	return res, ctx.Err()
+}
+
+// runWorkload alternates the raw and the service side for o.Rounds rounds
+// of o.Duration/o.Rounds each, so a change in background load during the
+// workload falls on both sides alike.
+func runWorkload(ctx context.Context, o options, w workload, e *env, p progress) (*WorkloadResult, error) {
+	wr := &WorkloadResult{Name: w.Name, Doc: w.Doc, MinRatio: w.MinRatio, Service: &Phase{}, Raw: &Phase{}}
+	segment := o.Duration / time.Duration(o.Rounds)
+	for round := range o.Rounds {
+		wr.Raw.add(poolDelta(e.raw.db, func() *Phase {
+			return closedLoop(ctx, o.Concurrency, o.Warmup, segment, uint64(round), w.raw(e))
+		}))
+		stopProfile, err := startCPUProfile(o.PprofDir, fmt.Sprintf("cpu-%s-%d.pprof", w.Name, round))
+		if err != nil {
+			return nil, err
+		}
+		wr.Service.add(poolDelta(e.servicePool, func() *Phase {
+			return closedLoop(ctx, o.Concurrency, o.Warmup, segment, uint64(round), w.service(e))
+		}))
+		stopProfile()
+		if ctx.Err() != nil {
+			return wr.finish(), ctx.Err()
+		}
+	}
+	if err := writeProfile(o.PprofDir, "allocs", "allocs-"+w.Name+".pprof"); err != nil {
+		return nil, err
+	}
+	wr.finish()
+	p.printf("%-7s service %8.0f req/s p99 %7v ms err %d | raw %8.0f req/s p99 %7v ms err %d | ratio %.2f | service pool: %d new conns, %d waits",
+		w.Name, wr.Service.RPS, wr.Service.Latency.P99, wr.Service.Errors, wr.Raw.RPS, wr.Raw.Latency.P99, wr.Raw.Errors, wr.Ratio,
+		wr.Service.Pool.Opened, wr.Service.Pool.WaitCount)
+	return wr, nil
+}
+
+// RSSResult is the peak resident memory of this process (service, client
+// and broker together) while conns keep-alive connections drive the mixed
+// workload.
+type RSSResult struct {
+	Conns        int    `json:"conns"`
+	PeakConns    int64  `json:"peak_server_conns"`
+	StartBytes   int64  `json:"start_rss_bytes"`
+	PeakBytes    int64  `json:"peak_rss_bytes"`
+	HeapSysBytes uint64 `json:"go_heap_sys_bytes"`
+	Phase        *Phase `json:"mixed"`
+	ResetOK      bool   `json:"peak_reset"`
+}
+
+func rssCheck(ctx context.Context, o options, svc *service, e *env, p progress) (*RSSResult, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	r := &RSSResult{Conns: o.RSSConns}
+	r.StartBytes, _ = statusBytes("VmRSS")
+	r.ResetOK = resetPeakRSS() == nil
+	e.client.hc.CloseIdleConnections() // only this check's connections stay open
+	svc.conns.resetPeak()
+	cl := newClient(svc.URL, o.RSSConns)
+	defer cl.Close()
+	e2 := *e
+	e2.client = cl
+	w := workloads[slices.IndexFunc(workloads, func(w workload) bool { return w.Name == "mixed" })]
+	r.Phase = closedLoop(ctx, o.RSSConns, o.Warmup, o.Duration, 99, w.service(&e2))
+	r.Phase.finish()
+	r.PeakBytes, _ = statusBytes("VmHWM")
+	r.PeakConns = svc.conns.peak.Load()
+	if err := writeProfile(o.PprofDir, "heap", "heap-rss.pprof"); err != nil {
+		return r, err
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	r.HeapSysBytes = ms.HeapSys
+	p.printf("rss: %d connections (server saw %d), peak RSS %s MiB (from %s MiB), %d errors",
+		o.RSSConns, r.PeakConns, mib(r.PeakBytes), mib(r.StartBytes), r.Phase.Errors)
+	if !r.ResetOK {
+		return r, errors.New("rss: cannot reset the peak (/proc/self/clear_refs): the figure would include the whole run")
+	}
+	return r, nil
+}
+
+func startCPUProfile(dir, name string) (stop func(), err error) {
+	if dir == "" {
+		return func() {}, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func writeProfile(dir, profile, name string) error {
+	if dir == "" {
+		return nil
+	}
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup(profile).WriteTo(f, 0)
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/marketplace/usersvc/adapters/gormstore"
+)
+
+// Results is everything one run measured; it is also the JSON file.
+type Results struct {
+	Date         string           `json:"date"`
+	Machine      Machine          `json:"machine"`
+	Options      options          `json:"options"`
+	Population   population       `json:"population"`
+	Seed         seedResult       `json:"seed"`
+	Workloads    []WorkloadResult `json:"workloads"`
+	RSS          *RSSResult       `json:"rss,omitempty"`
+	Relay        *RelayResult     `json:"relay,omitempty"`
+	Lag          *LagResult       `json:"event_lag,omitempty"`
+	PeakRSSBytes int64            `json:"peak_rss_bytes_whole_run"`
+	Compare      []Comparison     `json:"compare,omitempty"`
+	Targets      []Target         `json:"targets"`
+}
+
+// WorkloadResult is one workload, both sides.
+type WorkloadResult struct {
+	Name     string  `json:"name"`
+	Doc      string  `json:"doc"`
+	Service  *Phase  `json:"service"`
+	Raw      *Phase  `json:"raw"`
+	Ratio    float64 `json:"ratio"`
+	MinRatio float64 `json:"min_ratio,omitempty"`
+}
+
+func (w *WorkloadResult) finish() *WorkloadResult {
+	w.Service.finish()
+	w.Raw.finish()
+	if w.Raw.RPS > 0 {
+		w.Ratio = w.Service.RPS / w.Raw.RPS
+	}
+	return w
+}
+
+// Comparison sets this run's p99 against another run's, workload by workload.
+type Comparison struct {
+	Workload   string  `json:"workload"`
+	Users      int     `json:"users"`
+	OtherUsers int     `json:"other_users"`
+	P99        Millis  `json:"p99_ms"`
+	OtherP99   Millis  `json:"other_p99_ms"`
+	Growth     float64 `json:"growth"` // p99 of the larger table / p99 of the smaller one
+}
+
+func compareRuns(this, other *Results) []Comparison {
+	var out []Comparison
+	for _, w := range this.Workloads {
+		for _, o := range other.Workloads {
+			if o.Name != w.Name || o.Service == nil {
+				continue
+			}
+			c := Comparison{Workload: w.Name, Users: this.Options.Users, OtherUsers: other.Options.Users,
+				P99: w.Service.Latency.P99, OtherP99: o.Service.Latency.P99}
+			big, small := c.P99, c.OtherP99
+			if c.Users < c.OtherUsers {
+				big, small = small, big
+			}
+			if small > 0 {
+				c.Growth = float64(big) / float64(small)
+			}
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Target is one of issue 7's targets and whether this run met it.
+type Target struct {
+	Name string `json:"name"`
+	Want string `json:"want"`
+	Got  string `json:"got"`
+	Pass bool   `json:"pass"`
+}
+
+// Issue 7's absolute targets.
+const (
+	targetRelayPerS   = 10_000
+	targetLagP99      = 100 * time.Millisecond
+	targetRSS         = 100 << 20
+	targetP99Growth   = 2.0
+	targetGrowthUsers = 10 // compare only runs at least this many times apart in size
+)
+
+func evaluate(r *Results) []Target {
+	var ts []Target
+	for _, w := range r.Workloads {
+		if w.MinRatio > 0 {
+			ts = append(ts, Target{Name: w.Name + " throughput vs raw", Want: fmt.Sprintf(">= %.0f%%", w.MinRatio*100),
+				Got: fmt.Sprintf("%.0f%%", w.Ratio*100), Pass: w.Ratio >= w.MinRatio})
+		}
+		ts = append(ts, Target{Name: w.Name + " errors", Want: "0",
+			Got: fmt.Sprintf("%d (raw %d)", w.Service.Errors, w.Raw.Errors), Pass: w.Service.Errors == 0 && w.Raw.Errors == 0})
+	}
+	for _, c := range r.Compare {
+		if c.Workload != "list" && c.Workload != "filter" {
+			continue
+		}
+		lo, hi := min(c.Users, c.OtherUsers), max(c.Users, c.OtherUsers)
+		if lo == 0 || hi/lo < targetGrowthUsers {
+			continue
+		}
+		ts = append(ts, Target{Name: fmt.Sprintf("%s p99 at %d vs %d users", c.Workload, hi, lo), Want: fmt.Sprintf("<= %.0fx", targetP99Growth),
+			Got: fmt.Sprintf("%.2fx", c.Growth), Pass: c.Growth <= targetP99Growth})
+	}
+	if r.RSS != nil {
+		ts = append(ts, Target{Name: fmt.Sprintf("peak RSS with %d keep-alive connections", r.RSS.Conns), Want: "< 100 MiB",
+			Got: mib(r.RSS.PeakBytes) + " MiB", Pass: r.RSS.ResetOK && r.RSS.PeakBytes < targetRSS && r.RSS.PeakConns >= int64(r.RSS.Conns)})
+		ts = append(ts, Target{Name: "rss check errors", Want: "0", Got: fmt.Sprint(r.RSS.Phase.Errors), Pass: r.RSS.Phase.Errors == 0})
+	}
+	if r.Relay != nil {
+		ts = append(ts, Target{Name: "relay throughput", Want: fmt.Sprintf(">= %d events/s", targetRelayPerS),
+			Got: fmt.Sprintf("%.0f events/s", r.Relay.EventsPerS), Pass: r.Relay.EventsPerS >= targetRelayPerS})
+	}
+	if r.Lag != nil {
+		ok := r.Lag.Errors == 0 && r.Lag.Unacked == 0 && r.Lag.Missed == 0 && time.Duration(r.Lag.Lag.P99) < targetLagP99
+		ts = append(ts, Target{Name: fmt.Sprintf("event lag p99 at %.0f mutations/s", r.Lag.Rate), Want: "< 100 ms, no error",
+			Got: fmt.Sprintf("%v ms (%d events, %d errors, %d missed, %d unacked)", r.Lag.Lag.P99, r.Lag.Events, r.Lag.Errors, r.Lag.Missed, r.Lag.Unacked), Pass: ok})
+	}
+	return ts
+}
+
+func printReport(w io.Writer, r *Results) {
+	fmt.Fprintf(w, "\nusersvc load benchmark, %s\n", r.Date)
+	m := r.Machine
+	fmt.Fprintf(w, "machine: %d cores %s, %d MiB, Linux %s, %s; load average %s before, %s after\n",
+		m.Cores, m.CPUModel, m.MemoryMiB, m.Kernel, m.GoVersion, strings.Join(m.LoadBefore, " "), strings.Join(m.LoadAfter, " "))
+	fmt.Fprintf(w, "database: %s; %d users (%d last names), concurrency %d, %v per side in %d rounds (+%v warm-up each)\n",
+		m.Database, r.Population.Users, r.Population.LastNames, r.Options.Concurrency, r.Options.Duration, r.Options.Rounds, r.Options.Warmup)
+	if len(r.Workloads) > 0 {
+		fmt.Fprintln(w, "\nCPU is in cores used during the phase: this process (service + client) / database server / everything else.")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "workload\tside\treq/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tservice/raw\tCPU self/db/other\t")
+		for _, x := range r.Workloads {
+			for _, side := range []struct {
+				name  string
+				p     *Phase
+				ratio string
+			}{{"service", x.Service, fmt.Sprintf("%.2f", x.Ratio)}, {"raw", x.Raw, ""}} {
+				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%v\t%v\t%v\t%d\t%s\t%v\t\n", x.Name, side.name, side.p.RPS,
+					side.p.Latency.P50, side.p.Latency.P99, side.p.Latency.P999, side.p.Errors, side.ratio, side.p.CPU)
+			}
+		}
+		tw.Flush()
+		for _, x := range r.Workloads {
+			for _, s := range append(x.Service.ErrorSamples, x.Raw.ErrorSamples...) {
+				fmt.Fprintf(w, "  %s error: %s\n", x.Name, s)
+			}
+		}
+	}
+	if x := r.RSS; x != nil {
+		fmt.Fprintf(w, "\npeak RSS with %d keep-alive connections (server saw %d) on the mixed workload: %s MiB (%s MiB before; Go heap reserved %s MiB); %.0f req/s, p99 %v ms, %d errors\n",
+			x.Conns, x.PeakConns, mib(x.PeakBytes), mib(x.StartBytes), mib(int64(x.HeapSysBytes)), x.Phase.RPS, x.Phase.Latency.P99, x.Phase.Errors)
+	}
+	fmt.Fprintf(w, "peak RSS of the whole run (seeding, client and broker included): %s MiB\n", mib(r.PeakRSSBytes))
+	if x := r.Relay; x != nil {
+		fmt.Fprintf(w, "relay: %d committed outbox rows published and marked in %v: %.0f events/s (CPU %v)\n",
+			x.Events, x.Drain.Round(time.Millisecond), x.EventsPerS, x.CPU)
+		fmt.Fprintf(w, "  relay steps: %v\n", x.Relay)
+	}
+	if x := r.Lag; x != nil {
+		fmt.Fprintf(w, "event lag at %.0f mutations/s for %v: commit -> broker ack p50 %v ms, p99 %v ms, p99.9 %v ms, max %v ms over %d events (request p99 %v ms; %d errors, %d missed starts, %d unacked)\n",
+			x.Rate, x.Duration, x.Lag.P50, x.Lag.P99, x.Lag.P999, x.Lag.Max, x.Events, x.RequestP99, x.Errors, x.Missed, x.Unacked)
+		fmt.Fprintf(w, "  relay steps: %v\n", x.Relay)
+	}
+	if len(r.Compare) > 0 {
+		fmt.Fprintln(w, "\np99 against the other run:")
+		for _, c := range r.Compare {
+			fmt.Fprintf(w, "  %-7s %8d users %7v ms | %8d users %7v ms | larger/smaller table %.2fx\n", c.Workload, c.Users, c.P99, c.OtherUsers, c.OtherP99, c.Growth)
+		}
+	}
+	if len(r.Targets) > 0 {
+		fmt.Fprintln(w, "\ntargets (issue 7):")
+		for _, t := range r.Targets {
+			mark := "PASS"
+			if !t.Pass {
+				mark = "MISS"
+			}
+			fmt.Fprintf(w, "  %s  %-42s want %-18s got %s\n", mark, t.Name, t.Want, t.Got)
+		}
+	}
+}
+
+func writeJSON(path string, r *Results) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func readJSON(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serverVersion names the database server for the report.
+func serverVersion(ctx context.Context, dbURL string) (string, error) {
+	t, err := gormstore.ParseURL(dbURL)
+	if err != nil {
+		return "", err
+	}
+	q := "SELECT VERSION()"
+	if t.Dialect == gormstore.DialectSQLite {
+		q = "SELECT 'SQLite ' || sqlite_version()"
+	}
+	db, err := openRawPool(dbURL, 1)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var v string
+	err = db.QueryRowContext(ctx, q).Scan(&v)
+	return v, err
+}
