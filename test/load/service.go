@@ -410,7 +410,9 @@ type Step struct {
 func (p *relayProbe) summary() RelaySteps {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	step := func(h *Histogram) Step { return Step{Calls: h.Count(), P50: Millis(h.Quantile(0.5)), P99: Millis(h.Quantile(0.99))} }
+	step := func(h *Histogram) Step {
+		return Step{Calls: h.Count(), P50: Millis(h.Quantile(0.5)), P99: Millis(h.Quantile(0.99))}
+	}
 	return RelaySteps{
 		Cycles:   p.Lock.Count(),
 		Messages: p.Messages.Load(),
