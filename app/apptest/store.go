@@ -45,7 +45,8 @@ var ErrTxDone = errors.New("apptest: transaction already ended")
 // Store keeps users and outbox messages in memory. Transactions run one at
 // a time (which stands in for row locks and the unique email index); their
 // writes are private until commit and discarded on error. Reads outside a
-// transaction see committed data only.
+// transaction see committed data only. Times are kept in UTC, like the
+// databases keep them (which also drop what is finer than a microsecond).
 type Store struct {
 	txSlot chan struct{} // holds a token while a transaction runs
 
@@ -167,6 +168,7 @@ func (s *Store) Put(u domain.User) (domain.User, error) {
 	if owner, taken := emailOwner(s.users, nil, u.Email); taken && owner != u.ID {
 		return domain.User{}, fmt.Errorf("put user %d: %w", u.ID, domain.ErrEmailTaken)
 	}
+	u = storedUser(u)
 	s.users[u.ID] = u
 	return u, nil
 }
@@ -399,7 +401,7 @@ func (tx *storeTx) InsertUser(ctx context.Context, u *domain.User) error {
 	s.lastID++ // like an auto-increment, a rolled-back insert burns its id
 	id := s.lastID
 	s.mu.Unlock()
-	stored := *u
+	stored := storedUser(*u)
 	stored.ID = id
 	tx.writes[id] = &stored
 	tx.locked[id] = true
@@ -417,6 +419,7 @@ func (tx *storeTx) UpdateUser(ctx context.Context, u domain.User) error {
 	if err := tx.checkEmail(u.ID, u.Email); err != nil {
 		return err
 	}
+	u = storedUser(u)
 	tx.writes[u.ID] = &u
 	return nil
 }
@@ -444,6 +447,7 @@ func (tx *storeTx) AppendMessage(ctx context.Context, m domain.Message) error {
 	s.lastSeq++
 	m.Seq = s.lastSeq
 	s.mu.Unlock()
+	m.OccurredAt = storedTime(m.OccurredAt)
 	tx.messages = append(tx.messages, cloneMessage(m))
 	return nil
 }
@@ -594,6 +598,15 @@ func (s *Store) LockHeld() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lockHeld
+}
+
+// storedTime is a time as stored: in UTC. Unlike a database, the fake
+// keeps nanoseconds, which the ports' contract allows.
+func storedTime(t time.Time) time.Time { return t.UTC() }
+
+func storedUser(u domain.User) domain.User {
+	u.CreatedAt, u.UpdatedAt = storedTime(u.CreatedAt), storedTime(u.UpdatedAt)
+	return u
 }
 
 func cloneMessage(m domain.Message) domain.Message {
