@@ -13,6 +13,7 @@ import (
 
 	gosqlite "github.com/glebarez/go-sqlite"
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 
 	"github.com/marketplace/usersvc/domain"
@@ -33,6 +34,21 @@ const (
 	mysqlReadOnly          = 1290 // --read-only, e.g. a replica or a failover in progress
 )
 
+// PostgreSQL SQLSTATE codes the store reacts to (Appendix A of the
+// PostgreSQL manual). Class 08 (connection exception) is matched as a class.
+const (
+	pgUniqueViolation      = "23505"
+	pgSerializationFailure = "40001"
+	pgDeadlockDetected     = "40P01"
+	pgLockNotAvailable     = "55P03" // lock_timeout expired
+	pgTooManyConnections   = "53300"
+	pgAdminShutdown        = "57P01"
+	pgCrashShutdown        = "57P02"
+	pgCannotConnectNow     = "57P03" // starting up, shutting down, in recovery
+	pgReadOnlyTransaction  = "25006" // a hot standby, e.g. during a failover
+	pgConnectionException  = "08"
+)
+
 // SQLite result codes (primary codes are the low byte of extended ones).
 const (
 	sqliteBusy             = 5
@@ -50,6 +66,10 @@ func isDuplicateKey(err error) bool {
 	if errors.As(err, &me) {
 		return me.Number == mysqlDuplicateKey
 	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == pgUniqueViolation
+	}
 	var se *gosqlite.Error
 	if errors.As(err, &se) {
 		return se.Code() == sqliteConstraintUnique || se.Code() == sqliteConstraintPK
@@ -58,12 +78,16 @@ func isDuplicateKey(err error) bool {
 }
 
 // isRetryable reports a transaction that failed only because of another
-// one (deadlock victim, lock wait timeout, SQLite busy) and may succeed
-// when run again from the start.
+// one (deadlock victim, lock wait timeout, serialization failure, SQLite
+// busy) and may succeed when run again from the start.
 func isRetryable(err error) bool {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		return me.Number == mysqlDeadlock || me.Number == mysqlLockWaitTimeout
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == pgDeadlockDetected || pe.Code == pgSerializationFailure || pe.Code == pgLockNotAvailable
 	}
 	var se *gosqlite.Error
 	if errors.As(err, &se) {
@@ -79,9 +103,11 @@ func isUnavailable(err error) bool {
 	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) ||
 		errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, pgconn.ErrConnClosed) {
 		return true
 	}
+
 	// database/sql does not export the error of a closed pool; it only
 	// happens while the process shuts down, which callers should retry.
 	if strings.Contains(err.Error(), "sql: database is closed") {
@@ -89,6 +115,24 @@ func isUnavailable(err error) bool {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {
+		return true
+	}
+	// A server's answer first, also inside a pgx ConnectError: a refused
+	// password (28P01) or a missing database (3D000) is a configuration
+	// error, not an outage.
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case pgTooManyConnections, pgAdminShutdown, pgCrashShutdown, pgCannotConnectNow, pgReadOnlyTransaction,
+			pgDeadlockDetected, pgSerializationFailure, pgLockNotAvailable: // still failing after the retries
+			return true
+		}
+		return strings.HasPrefix(pe.Code, pgConnectionException)
+	}
+	// pgx: no connection could be made (no server answer), a timeout, or a
+	// failure pgx knows happened before anything reached the server.
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
 		return true
 	}
 	var me *mysql.MySQLError

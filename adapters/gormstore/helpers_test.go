@@ -3,8 +3,8 @@ package gormstore
 import (
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,16 +18,82 @@ import (
 	"github.com/marketplace/usersvc/ports"
 )
 
-// USERSVC_TEST_MYSQL_URL points the MySQL half of the suite at a server
-// other than the local MariaDB; the user needs CREATE/DROP DATABASE. The
-// suite fails (it does not skip) when that server is unreachable.
-const mysqlServerEnv = "USERSVC_TEST_MYSQL_URL"
+// USERSVC_TEST_MYSQL_URL and USERSVC_TEST_POSTGRES_URL point the server
+// halves of the suite at servers other than the local MariaDB and
+// PostgreSQL; the user needs CREATE/DROP DATABASE. The suite fails (it does
+// not skip) when a server is unreachable.
+const (
+	mysqlServerEnv    = "USERSVC_TEST_MYSQL_URL"
+	postgresServerEnv = "USERSVC_TEST_POSTGRES_URL"
+)
 
-func mysqlServerURL() string {
-	if u := os.Getenv(mysqlServerEnv); u != "" {
+func mysqlServerURL() string { return mysqlServer.url() }
+
+// The test servers. A database per test keeps parallel tests and packages
+// apart.
+var (
+	mysqlServer = &testServer{
+		what: "MySQL/MariaDB", env: mysqlServerEnv, defaultURL: "mysql://root@127.0.0.1:3306/mysql",
+		create: "CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+		drop:   "DROP DATABASE IF EXISTS %s",
+	}
+	postgresServer = &testServer{
+		what: "PostgreSQL", env: postgresServerEnv, defaultURL: "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+		create: "CREATE DATABASE %s ENCODING 'UTF8' TEMPLATE template0",
+		// FORCE: a session a test left open must not keep its database.
+		drop: "DROP DATABASE IF EXISTS %s WITH (FORCE)",
+	}
+)
+
+// freshMySQLDatabase and freshPostgresDatabase create an empty database
+// usersvc_t_<random> and return its URL; it is dropped when the test ends.
+func freshMySQLDatabase(t *testing.T) string    { return mysqlServer.fresh(t) }
+func freshPostgresDatabase(t *testing.T) string { return postgresServer.fresh(t) }
+
+// testServer hands out fresh databases on one database server.
+type testServer struct {
+	what, env, defaultURL string
+	create, drop          string // statements taking the database name
+
+	once sync.Once
+	root *Store
+	err  error
+}
+
+func (s *testServer) url() string {
+	if u := os.Getenv(s.env); u != "" {
 		return u
 	}
-	return "mysql://root@127.0.0.1:3306/mysql"
+	return s.defaultURL
+}
+
+func (s *testServer) fresh(t *testing.T) string {
+	t.Helper()
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.root, s.err = Open(ctx, Config{URL: s.url()})
+	})
+	if s.err != nil {
+		t.Fatalf("%s test server %s unreachable (start it, or set %s): %v", s.what, redact(s.url()), s.env, s.err)
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "usersvc_t_" + hex.EncodeToString(b[:])
+	if _, err := s.root.DB().Exec(fmt.Sprintf(s.create, name)); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if _, err := s.root.DB().Exec(fmt.Sprintf(s.drop, name)); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(s.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }
 
 // backend opens a fresh, migrated store of one kind for one test.
@@ -42,6 +108,7 @@ var backends = []backend{
 		return openMigrated(t, "sqlite://"+filepath.Join(t.TempDir(), "users.db"))
 	}},
 	{"mysql", func(t *testing.T) *Store { return openMigrated(t, freshMySQLDatabase(t)) }},
+	{"postgres", func(t *testing.T) *Store { return openMigrated(t, freshPostgresDatabase(t)) }},
 }
 
 // forEachBackend runs the same test body against every database, in
@@ -64,11 +131,32 @@ func forEachBackendURL(t *testing.T, body func(t *testing.T, url string)) {
 		"sqlite-memory": func(*testing.T) string { return "sqlite://:memory:" },
 		"sqlite-file":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "users.db") },
 		"mysql":         freshMySQLDatabase,
+		"postgres":      freshPostgresDatabase,
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
 			body(t, urls[b.name](t))
+		})
+	}
+}
+
+// forEachServer runs body against each database server (behaviour SQLite
+// cannot show: deadlocks, lost connections), in parallel, each with an
+// unmigrated database of its own.
+func forEachServer(t *testing.T, body func(t *testing.T, url string)) {
+	t.Helper()
+	servers := []struct {
+		name  string
+		fresh func(t *testing.T) string
+	}{
+		{"mysql", freshMySQLDatabase},
+		{"postgres", freshPostgresDatabase},
+	}
+	for _, sv := range servers {
+		t.Run(sv.name, func(t *testing.T) {
+			t.Parallel()
+			body(t, sv.fresh(t))
 		})
 	}
 }
@@ -90,51 +178,6 @@ func openStore(t *testing.T, url string) *Store {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	return s
-}
-
-var (
-	rootOnce sync.Once
-	rootDB   *sql.DB
-	rootCfg  *mysql.Config
-	rootErr  error
-)
-
-// freshMySQLDatabase creates an empty database usersvc_t_<random> and
-// returns its URL; it is dropped when the test ends. A database per test
-// keeps parallel tests and packages apart.
-func freshMySQLDatabase(t *testing.T) string {
-	t.Helper()
-	rootOnce.Do(func() {
-		var target Target
-		if target, rootErr = ParseURL(mysqlServerURL()); rootErr != nil {
-			return
-		}
-		rootCfg = target.MySQL
-		c, err := mysql.NewConnector(rootCfg)
-		if err != nil {
-			rootErr = err
-			return
-		}
-		rootDB = sql.OpenDB(c)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		rootErr = rootDB.PingContext(ctx)
-	})
-	if rootErr != nil {
-		t.Fatalf("MySQL/MariaDB test server %s unreachable (start it, or set %s): %v", redact(mysqlServerURL()), mysqlServerEnv, rootErr)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "usersvc_t_" + hex.EncodeToString(b[:])
-	if _, err := rootDB.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"); err != nil {
-		t.Fatalf("create database %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if _, err := rootDB.Exec("DROP DATABASE IF EXISTS " + name); err != nil {
-			t.Errorf("drop database %s: %v", name, err)
-		}
-	})
-	return mysqlURL(rootCfg, name)
 }
 
 // mysqlURL is a DATABASE_URL for database name on the server of cfg.

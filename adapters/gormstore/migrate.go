@@ -9,21 +9,24 @@ import (
 	"github.com/pressly/goose/v3"
 )
 
-//go:embed migrations/mysql/*.sql migrations/sqlite/*.sql
+//go:embed migrations/mysql/*.sql migrations/postgres/*.sql migrations/sqlite/*.sql
 var migrationFiles embed.FS
 
 // migrateLockName serialises Migrate across replicas starting together on
-// one MySQL database (goose only ships session lockers for PostgreSQL).
+// one MySQL or PostgreSQL database. (goose's own PostgreSQL session locker
+// retries a failed lock for minutes; this one fails fast when the database
+// is down, like every other call.)
 const migrateLockName = "usersvc.migrate"
 
 // Migrate applies the embedded migrations that are not applied yet. It is
-// idempotent, and on MySQL safe to run from several replicas at once.
+// idempotent, and on MySQL and PostgreSQL safe to run from several replicas
+// at once.
 func (s *Store) Migrate(ctx context.Context) error {
 	p, err := s.migrations()
 	if err != nil {
 		return err
 	}
-	if s.dialect == DialectMySQL {
+	if s.dialect != DialectSQLite {
 		release, err := s.namedLock(ctx, migrateLockName, 60)
 		if err != nil {
 			return dbErr(ctx, "migrate: lock", err)
@@ -51,8 +54,11 @@ func (s *Store) MigrationVersion(ctx context.Context) (current, latest int64, er
 // Close would close our pool, so providers are simply dropped.
 func (s *Store) migrations() (*goose.Provider, error) {
 	dir, dialect := "migrations/sqlite", goose.DialectSQLite3
-	if s.dialect == DialectMySQL {
+	switch s.dialect {
+	case DialectMySQL:
 		dir, dialect = "migrations/mysql", goose.DialectMySQL
+	case DialectPostgres:
+		dir, dialect = "migrations/postgres", goose.DialectPostgres
 	}
 	fsys, err := fs.Sub(migrationFiles, dir)
 	if err != nil {

@@ -4,11 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"hash/fnv"
 	"sync"
 	"time"
 )
 
-// relayLockName is the MySQL named lock held by the publishing relay.
+// relayLockName is the named lock held by the publishing relay.
 const relayLockName = "usersvc.outbox-relay"
 
 // scopedLockName qualifies a named lock with the current database: MySQL's
@@ -17,9 +18,14 @@ const relayLockName = "usersvc.outbox-relay"
 // Names are limited to 64 characters.
 const scopedLockName = "LEFT(CONCAT(?, '@', DATABASE()), 64)"
 
-// lockKeepAlive pings the connection holding a MySQL named lock, so that an
+// lockKeepAlive pings the connection holding a named lock, so that an
 // idle-connection cut (wait_timeout, a proxy) does not silently drop it.
 const lockKeepAlive = 30 * time.Second
+
+// lockRetryPause is how often a waiting PostgreSQL advisory lock is tried
+// again (pg_try_advisory_lock in a loop, so the wait honours ctx and a
+// bound, like GET_LOCK's timeout).
+const lockRetryPause = 100 * time.Millisecond
 
 // TryLock takes the relay lock without waiting.
 //
@@ -30,6 +36,10 @@ const lockKeepAlive = 30 * time.Second
 // when the holder's connection dies, so a crashed replica never blocks the
 // others.
 //
+// PostgreSQL: the same on a session-level advisory lock
+// (pg_try_advisory_lock, released by pg_advisory_unlock). Advisory locks
+// belong to one database, and die with the holder's session too.
+//
 // SQLite: a process-wide lock keyed by the database file. SQLite has no
 // session locks, and one service process per SQLite file is the supported
 // set-up; several processes relaying from one SQLite file are not
@@ -38,7 +48,7 @@ func (s *Store) TryLock(ctx context.Context) (unlock func(), ok bool, err error)
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
-	if s.dialect == DialectMySQL {
+	if s.dialect != DialectSQLite {
 		release, err := s.namedLock(ctx, relayLockName, 0)
 		if err != nil {
 			if err == errLockBusy {
@@ -78,25 +88,29 @@ type lockBusyError struct{}
 
 func (lockBusyError) Error() string { return "lock held by another session" }
 
-// errLockBusy means GET_LOCK timed out: another session holds the lock.
+// errLockBusy means the lock wait timed out: another session holds the lock.
 var errLockBusy error = lockBusyError{}
 
-// namedLock takes a MySQL named lock, waiting up to waitSeconds, on a
-// connection taken out of the pool for as long as the lock is held. The
-// returned release frees the lock and gives the connection back.
+// namedLock takes a named lock (MySQL GET_LOCK, PostgreSQL advisory lock),
+// waiting up to waitSeconds, on a connection taken out of the pool for as
+// long as the lock is held. The returned release frees the lock and gives
+// the connection back.
 func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int) (release func(), err error) {
 	conn, err := s.sqlDB.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK("+scopedLockName+", ?)", name, waitSeconds).Scan(&got); err != nil {
-		_ = conn.Close()
-		return nil, err
+	acquire, unlock := mysqlLock(name, waitSeconds)
+	if s.dialect == DialectPostgres {
+		acquire, unlock = postgresLock(name, waitSeconds)
 	}
-	if !got.Valid || got.Int64 != 1 {
+	got, err := acquire(ctx, conn)
+	if err != nil || !got {
 		_ = conn.Close()
-		return nil, errLockBusy
+		if err == nil {
+			err = errLockBusy
+		}
+		return nil, err
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -123,7 +137,7 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int) (re
 			wg.Wait()
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if _, err := conn.ExecContext(rctx, "DO RELEASE_LOCK("+scopedLockName+")", name); err != nil {
+			if err := unlock(rctx, conn); err != nil {
 				// The lock dies with its session: make sure this connection
 				// is not handed back to the pool still holding it.
 				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
@@ -131,6 +145,77 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int) (re
 			_ = conn.Close()
 		})
 	}, nil
+}
+
+// acquireFunc and unlockFunc take and free one named lock on a dedicated
+// connection.
+type (
+	acquireFunc func(ctx context.Context, conn *sql.Conn) (bool, error)
+	unlockFunc  func(ctx context.Context, conn *sql.Conn) error
+)
+
+// mysqlLock is GET_LOCK with the server's own timeout.
+func mysqlLock(name string, waitSeconds int) (acquireFunc, unlockFunc) {
+	acquire := func(ctx context.Context, conn *sql.Conn) (bool, error) {
+		var got sql.NullInt64
+		err := conn.QueryRowContext(ctx, "SELECT GET_LOCK("+scopedLockName+", ?)", name, waitSeconds).Scan(&got)
+		return got.Valid && got.Int64 == 1, err
+	}
+	unlock := func(ctx context.Context, conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, "DO RELEASE_LOCK("+scopedLockName+")", name)
+		return err
+	}
+	return acquire, unlock
+}
+
+// postgresLock is a session advisory lock keyed by a hash of name. It is
+// tried again every lockRetryPause until waitSeconds have passed: a
+// blocking pg_advisory_lock would ignore the bound.
+func postgresLock(name string, waitSeconds int) (acquireFunc, unlockFunc) {
+	key := advisoryKey(name)
+	acquire := func(ctx context.Context, conn *sql.Conn) (bool, error) {
+		deadline := time.Now().Add(time.Duration(waitSeconds) * time.Second)
+		for {
+			var got bool
+			if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&got); err != nil || got {
+				return got, err
+			}
+			if !time.Now().Before(deadline) {
+				return false, nil
+			}
+			select {
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(lockRetryPause):
+			}
+		}
+	}
+	unlock := func(ctx context.Context, conn *sql.Conn) error {
+		var released bool
+		if err := conn.QueryRowContext(ctx, "SELECT pg_advisory_unlock($1)", key).Scan(&released); err != nil {
+			return err
+		}
+		if !released {
+			return errLockNotHeld
+		}
+		return nil
+	}
+	return acquire, unlock
+}
+
+// errLockNotHeld means the session no longer held a lock it took (it was
+// reconnected): the connection must not go back to the pool.
+var errLockNotHeld = lockNotHeldError{}
+
+type lockNotHeldError struct{}
+
+func (lockNotHeldError) Error() string { return "advisory lock was not held by this session" }
+
+// advisoryKey maps a lock name to PostgreSQL's 64-bit advisory lock space.
+func advisoryKey(name string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("usersvc:" + name))
+	return int64(h.Sum64())
 }
 
 // processLocks are the SQLite relay locks of this process.

@@ -41,22 +41,29 @@ func TestRelayLockIsExclusive(t *testing.T) {
 		}
 		mustLock(other, false)
 		cancel()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			unlock, ok, err := other.TryLock(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ok {
-				unlock()
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("lock still held 5s after its context ended")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		awaitLock(t, other, "its context ended")
 	})
+}
+
+// awaitLock fails t unless st takes the relay lock (and gives it back)
+// within 5 seconds of what freed it.
+func awaitLock(t *testing.T, st *Store, freedBy string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		unlock, ok, err := st.TryLock(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			unlock()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lock still held 5s after %s", freedBy)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestRelayLockIsPerDatabase(t *testing.T) {
@@ -87,4 +94,30 @@ func TestRelayLockIsScopedToTheDatabase(t *testing.T) {
 	}
 	unlockA()
 	unlockB()
+}
+
+// The server frees a PostgreSQL relay lock when its holder's session dies
+// (a crashed replica): another store takes it over.
+func TestPostgresRelayLockFreedWhenHolderSessionDies(t *testing.T) {
+	ctx := context.Background()
+	url := freshPostgresDatabase(t)
+	holder, other := openMigrated(t, url), openStore(t, url)
+	if _, ok, err := holder.TryLock(ctx); !ok || err != nil {
+		t.Fatalf("holder TryLock = %v, %v", ok, err)
+	}
+	if _, ok, err := other.TryLock(ctx); ok || err != nil {
+		t.Fatalf("other TryLock while held = %v, %v; want false", ok, err)
+	}
+	// Kill the session holding the lock, as a crash would.
+	var lockPID int
+	err := holder.sqlDB.QueryRowContext(ctx,
+		"SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = ($1::bigint & x'ffffffff'::bigint)::oid AND granted",
+		advisoryKey(relayLockName)).Scan(&lockPID)
+	if err != nil {
+		t.Fatalf("find the lock holder's session: %v", err)
+	}
+	if _, err := other.sqlDB.ExecContext(ctx, "SELECT pg_terminate_backend($1)", lockPID); err != nil {
+		t.Fatalf("terminate the holder's session: %v", err)
+	}
+	awaitLock(t, other, "its session was terminated")
 }

@@ -1,7 +1,8 @@
 // Package gormstore is the persistence adapter: users, the transactional
-// outbox and the relay lock on MySQL 8 / MariaDB 10.11 (gorm.io/driver/mysql)
-// or SQLite (github.com/glebarez/sqlite, pure Go), with versioned SQL
-// migrations embedded in the binary and applied with goose.
+// outbox and the relay lock on MySQL 8 / MariaDB 10.11 (gorm.io/driver/mysql),
+// PostgreSQL (gorm.io/driver/postgres on pgx) or SQLite
+// (github.com/glebarez/sqlite, pure Go), with versioned SQL migrations
+// embedded in the binary and applied with goose.
 package gormstore
 
 import (
@@ -14,7 +15,9 @@ import (
 	"github.com/glebarez/sqlite"
 	"github.com/go-sql-driver/mysql"
 	"github.com/google/wire"
+	"github.com/jackc/pgx/v5/stdlib"
 	gormmysql "gorm.io/driver/mysql"
+	gormpostgres "gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
@@ -42,7 +45,7 @@ type Store struct {
 	dialect string
 	// writeSem serialises write transactions on SQLite, which has a single
 	// writer anyway: waiting here (honouring ctx) is cheaper and fairer
-	// than spinning on SQLITE_BUSY. Nil on MySQL.
+	// than spinning on SQLITE_BUSY. Nil on the server databases.
 	writeSem chan struct{}
 	// relayKey names this database in the process-wide SQLite relay locks.
 	relayKey string
@@ -93,6 +96,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s, err = openSQLite(target, cfg)
 	case DialectMySQL:
 		s, err = openMySQL(target, cfg)
+	case DialectPostgres:
+		s, err = openPostgres(target, cfg)
 	default:
 		err = fmt.Errorf("DATABASE_URL: unsupported dialect %q", target.Dialect)
 	}
@@ -155,6 +160,21 @@ func openMySQL(t Target, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	db := sql.OpenDB(conn)
+	applyPool(db, serverPool(cfg))
+	return &Store{dialect: DialectMySQL, sqlDB: db, now: time.Now}, nil
+}
+
+// openPostgres uses pgx's database/sql driver on the parsed configuration
+// (no DSN round trip, so nothing in the URL is re-interpreted).
+func openPostgres(t Target, cfg Config) (*Store, error) {
+	db := stdlib.OpenDB(*t.Postgres)
+	applyPool(db, serverPool(cfg))
+	return &Store{dialect: DialectPostgres, sqlDB: db, now: time.Now}, nil
+}
+
+// serverPool fills the pool settings of a database server (MySQL,
+// PostgreSQL) that cfg leaves at zero.
+func serverPool(cfg Config) Config {
 	if cfg.MaxOpenConns == 0 {
 		cfg.MaxOpenConns = 20
 	}
@@ -167,8 +187,7 @@ func openMySQL(t Target, cfg Config) (*Store, error) {
 	if cfg.ConnMaxIdleTime == 0 {
 		cfg.ConnMaxIdleTime = 5 * time.Minute
 	}
-	applyPool(db, cfg)
-	return &Store{dialect: DialectMySQL, sqlDB: db, now: time.Now}, nil
+	return cfg
 }
 
 func applyPool(db *sql.DB, cfg Config) {
@@ -182,9 +201,12 @@ func applyPool(db *sql.DB, cfg Config) {
 // asks the server's version).
 func (s *Store) initGorm() error {
 	var dialector gorm.Dialector
-	if s.dialect == DialectMySQL {
+	switch s.dialect {
+	case DialectMySQL:
 		dialector = gormmysql.New(gormmysql.Config{Conn: s.sqlDB})
-	} else {
+	case DialectPostgres:
+		dialector = gormpostgres.New(gormpostgres.Config{Conn: s.sqlDB})
+	default:
 		dialector = &sqlite.Dialector{Conn: s.sqlDB}
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
@@ -203,7 +225,7 @@ func (s *Store) initGorm() error {
 	return nil
 }
 
-// Dialect is DialectSQLite or DialectMySQL.
+// Dialect is DialectSQLite, DialectMySQL or DialectPostgres.
 func (s *Store) Dialect() string { return s.dialect }
 
 // Ping checks that the database answers (readiness).
@@ -237,7 +259,7 @@ func (s *Store) Close() error {
 func (s *Store) DB() *sql.DB { return s.sqlDB }
 
 // dbTime is how every timestamp is stored: UTC with the microsecond
-// precision both databases keep, so what is written reads back equal. On
+// precision every database keeps, so what is written reads back equal. On
 // SQLite it also keeps stored text in one format (and one zone), so text
 // order is time order.
 func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }

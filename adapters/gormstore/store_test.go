@@ -19,11 +19,11 @@ func TestProvideAndDialect(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Provide: %v", err)
 		}
-		want := DialectSQLite
-		if target, _ := ParseURL(url); target.Dialect == DialectMySQL {
-			want = DialectMySQL
+		target, err := ParseURL(url)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if s.Dialect() != want {
+		if want := target.Dialect; s.Dialect() != want {
 			t.Errorf("Dialect = %q, want %q", s.Dialect(), want)
 		}
 		if err := s.Ping(ctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -37,6 +38,9 @@ func TestOpenUnreachableDatabaseFailsFast(t *testing.T) {
 		{"connection refused", Config{URL: "mysql://root@127.0.0.1:1/usersvc"}},
 		{"server never answers", Config{URL: "mysql://root@" + silent.Addr().String() + "/usersvc", PingTimeout: 500 * time.Millisecond}},
 		{"server never answers, dial timeout from URL", Config{URL: "mysql://root@" + silent.Addr().String() + "/usersvc?readTimeout=300ms&timeout=300ms"}},
+		{"postgres connection refused", Config{URL: "postgres://postgres@127.0.0.1:1/usersvc?sslmode=disable"}},
+		{"postgres server never answers", Config{URL: "postgres://postgres@" + silent.Addr().String() + "/usersvc?sslmode=disable", PingTimeout: 500 * time.Millisecond}},
+		{"postgres server never answers, connect timeout from URL", Config{URL: "postgres://postgres@" + silent.Addr().String() + "/usersvc?sslmode=disable&connect_timeout=1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -101,14 +105,27 @@ func (p *proxy) cut() {
 	}
 }
 
-func TestDatabaseGoneIsUnavailable(t *testing.T) {
-	url := freshMySQLDatabase(t)
+// serverAddr is the host:port a server URL connects to.
+func serverAddr(t *testing.T, url string) string {
+	t.Helper()
 	target, err := ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProxy(t, target.MySQL.Addr)
-	proxied := strings.Replace(url, target.MySQL.Addr, p.ln.Addr().String(), 1)
+	if target.Postgres != nil {
+		return net.JoinHostPort(target.Postgres.Host, strconv.Itoa(int(target.Postgres.Port)))
+	}
+	return target.MySQL.Addr
+}
+
+func TestDatabaseGoneIsUnavailable(t *testing.T) {
+	forEachServer(t, testDatabaseGoneIsUnavailable)
+}
+
+func testDatabaseGoneIsUnavailable(t *testing.T, url string) {
+	addr := serverAddr(t, url)
+	p := newProxy(t, addr)
+	proxied := strings.Replace(url, addr, p.ln.Addr().String(), 1)
 	s := openMigrated(t, proxied)
 	id := insert(t, s, newUser("A", "B", "a@example.com", 0))[0]
 	p.cut()

@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
 )
 
 // Dialect names returned by Store.Dialect and Target.Dialect.
 const (
-	DialectSQLite = "sqlite"
-	DialectMySQL  = "mysql"
+	DialectSQLite   = "sqlite"
+	DialectMySQL    = "mysql"
+	DialectPostgres = "postgres"
 )
 
 // Timeouts applied to MySQL connections unless the URL sets its own
@@ -29,9 +31,14 @@ const (
 	defaultWriteTimeout = 30 * time.Second
 )
 
+// postgresAppName is the application_name PostgreSQL sessions get unless the
+// URL sets one, so the service's sessions are recognisable in
+// pg_stat_activity.
+const postgresAppName = "usersvc"
+
 // Target is a parsed DATABASE_URL.
 type Target struct {
-	// Dialect is DialectSQLite or DialectMySQL.
+	// Dialect is DialectSQLite, DialectMySQL or DialectPostgres.
 	Dialect string
 	// Memory is true for sqlite://:memory:.
 	Memory bool
@@ -40,6 +47,9 @@ type Target struct {
 	// MySQL is the go-sql-driver configuration (nil for SQLite). It holds
 	// the password: never log it, log Redacted instead.
 	MySQL *mysql.Config
+	// Postgres is the pgx configuration (nil for the other dialects). It
+	// holds the password too.
+	Postgres *pgx.ConnConfig
 	// Redacted is the URL without its password, fit for logs.
 	Redacted string
 }
@@ -51,21 +61,26 @@ type Target struct {
 //	sqlite:///abs/path/users.db     absolute file
 //	sqlite://:memory:               private in-memory database
 //	mysql://user:pass@host:3306/db?param=value
+//	postgres://user:pass@host:5432/db?sslmode=disable (or postgresql://)
 //
 // MySQL URLs always get parseTime=true, loc=UTC and charset utf8mb4; other
-// parameters are handed to github.com/go-sql-driver/mysql.
+// parameters are handed to github.com/go-sql-driver/mysql. PostgreSQL URLs
+// always get the session time zone UTC; other parameters (sslmode,
+// connect_timeout, search_path...) are libpq's, read by pgx.
 func ParseURL(raw string) (Target, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
-		return Target{}, fmt.Errorf("DATABASE_URL %q: want sqlite://FILE, sqlite://:memory: or mysql://USER:PASS@HOST:PORT/DB", redact(raw))
+		return Target{}, fmt.Errorf("DATABASE_URL %q: want sqlite://FILE, sqlite://:memory:, mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB", redact(raw))
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3":
 		return parseSQLite(rest)
 	case "mysql", "mariadb":
 		return parseMySQL(raw)
+	case "postgres", "postgresql":
+		return parsePostgres(raw)
 	default:
-		return Target{}, fmt.Errorf("DATABASE_URL: unsupported scheme %q (want sqlite or mysql)", scheme)
+		return Target{}, fmt.Errorf("DATABASE_URL: unsupported scheme %q (want sqlite, mysql or postgres)", scheme)
 	}
 }
 
@@ -86,17 +101,27 @@ func parseSQLite(rest string) (Target, error) {
 	return Target{Dialect: DialectSQLite, Path: filepath.Clean(path), Redacted: "sqlite://" + rest}, nil
 }
 
-func parseMySQL(raw string) (Target, error) {
+// parseServerURL parses the URL of a database server and checks that it
+// names a host and one database; example shows the expected form.
+func parseServerURL(raw, kind, example string) (*url.URL, string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return Target{}, fmt.Errorf("DATABASE_URL: %w", errors.New(strings.ReplaceAll(err.Error(), raw, redact(raw))))
+		return nil, "", fmt.Errorf("DATABASE_URL: %w", errors.New(strings.ReplaceAll(err.Error(), raw, redact(raw))))
 	}
 	if u.Hostname() == "" {
-		return Target{}, errors.New("DATABASE_URL: mysql URL needs a host, e.g. mysql://user:pass@db:3306/users")
+		return nil, "", fmt.Errorf("DATABASE_URL: %s URL needs a host, e.g. %s", kind, example)
 	}
 	dbName := strings.TrimPrefix(u.Path, "/")
 	if dbName == "" || strings.Contains(dbName, "/") {
-		return Target{}, errors.New("DATABASE_URL: mysql URL needs one database name as its path, e.g. mysql://user:pass@db:3306/users")
+		return nil, "", fmt.Errorf("DATABASE_URL: %s URL needs one database name as its path, e.g. %s", kind, example)
+	}
+	return u, dbName, nil
+}
+
+func parseMySQL(raw string) (Target, error) {
+	u, dbName, err := parseServerURL(raw, "mysql", "mysql://user:pass@db:3306/users")
+	if err != nil {
+		return Target{}, err
 	}
 	port := u.Port()
 	if port == "" {
@@ -144,6 +169,39 @@ func parseMySQL(raw string) (Target, error) {
 		cfg.Params["time_zone"] = "'+00:00'"
 	}
 	return Target{Dialect: DialectMySQL, MySQL: cfg, Redacted: redact(raw)}, nil
+}
+
+func parsePostgres(raw string) (Target, error) {
+	u, _, err := parseServerURL(raw, "postgres", "postgres://user:pass@db:5432/users")
+	if err != nil {
+		return Target{}, err
+	}
+	// pgx wants the scheme in lower case; the rest is libpq's URL syntax.
+	normalised := "postgres://" + strings.SplitN(raw, "://", 2)[1]
+	cfg, err := pgx.ParseConfig(normalised)
+	if err != nil {
+		// pgx redacts what it recognises as a password; the message never
+		// quotes the URL here, whatever pgx does.
+		msg := strings.ReplaceAll(err.Error(), normalised, redact(raw))
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+		return Target{}, fmt.Errorf("DATABASE_URL: postgres parameters: %s", msg)
+	}
+	// Times are stored as timestamptz: the session zone only matters for
+	// text conversions, and UTC keeps those in the form every other dialect
+	// uses.
+	cfg.RuntimeParams["timezone"] = "UTC"
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = postgresAppName
+	}
+	if !u.Query().Has("connect_timeout") {
+		// A dead or unreachable server fails a request in seconds instead
+		// of hanging it (the dial and the start-up exchange together).
+		cfg.ConnectTimeout = defaultDialTimeout
+		cfg.DialFunc = (&net.Dialer{Timeout: defaultDialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
+	return Target{Dialect: DialectPostgres, Postgres: cfg, Redacted: redact(raw)}, nil
 }
 
 // redact hides the password of a URL.

@@ -75,7 +75,46 @@ func TestParseURL(t *testing.T) {
 		{name: "mysql without database", raw: "mysql://root@localhost:3306/", wantErr: "database name"},
 		{name: "mysql without host", raw: "mysql:///users", wantErr: "needs a host"},
 		{name: "mysql bad parameter", raw: "mysql://root@localhost/users?readTimeout=soon", wantErr: "parameters"},
-		{name: "unknown scheme", raw: "postgres://u@h/db", wantErr: "DATABASE_URL"},
+		{name: "postgres full", raw: "postgres://app:s3cr%40t@db.internal:5433/users?sslmode=disable&search_path=app", dialect: DialectPostgres, check: func(t *testing.T, got Target) {
+			c := got.Postgres
+			if c.User != "app" || c.Password != "s3cr@t" || c.Host != "db.internal" || c.Port != 5433 || c.Database != "users" {
+				t.Errorf("user %q pass %q host %q port %d db %q", c.User, c.Password, c.Host, c.Port, c.Database)
+			}
+			if c.TLSConfig != nil {
+				t.Errorf("sslmode=disable kept a TLS configuration")
+			}
+			want := map[string]string{"timezone": "UTC", "application_name": "usersvc", "search_path": "app"}
+			for k, v := range want {
+				if c.RuntimeParams[k] != v {
+					t.Errorf("runtime param %s = %q, want %q", k, c.RuntimeParams[k], v)
+				}
+			}
+			if c.ConnectTimeout != defaultDialTimeout {
+				t.Errorf("connect timeout %v, want %v", c.ConnectTimeout, defaultDialTimeout)
+			}
+			if strings.Contains(got.Redacted, "s3cr") || !strings.Contains(got.Redacted, "db.internal:5433/users") {
+				t.Errorf("Redacted %q", got.Redacted)
+			}
+		}},
+		{name: "postgresql scheme, default port, own settings", raw: "postgresql://postgres@127.0.0.1/test?connect_timeout=2&application_name=other&timezone=Europe/Zurich", dialect: DialectPostgres, check: func(t *testing.T, got Target) {
+			c := got.Postgres
+			if c.Port != 5432 || c.Database != "test" || c.ConnectTimeout != 2*time.Second {
+				t.Errorf("port %d db %q connect timeout %v", c.Port, c.Database, c.ConnectTimeout)
+			}
+			if c.RuntimeParams["application_name"] != "other" || c.RuntimeParams["timezone"] != "UTC" {
+				t.Errorf("runtime params %v: want the URL's application_name and the zone forced to UTC", c.RuntimeParams)
+			}
+		}},
+		{name: "postgres scheme in capitals", raw: "POSTGRES://u@h:5432/db", dialect: DialectPostgres, check: func(t *testing.T, got Target) {
+			if got.Postgres.Host != "h" || got.Postgres.Database != "db" {
+				t.Errorf("host %q db %q", got.Postgres.Host, got.Postgres.Database)
+			}
+		}},
+		{name: "postgres without database", raw: "postgres://u@h:5432/", wantErr: "database name"},
+		{name: "postgres without host", raw: "postgres:///users", wantErr: "needs a host"},
+		{name: "postgres bad parameter hides the password", raw: "postgres://u:hunter2@h:5432/db?connect_timeout=soon", wantErr: "parameters"},
+		{name: "postgres bad sslmode", raw: "postgres://u:hunter2@h/db?sslmode=sometimes", wantErr: "parameters"},
+		{name: "unknown scheme", raw: "oracle://u@h/db", wantErr: "DATABASE_URL"},
 		{name: "not a URL", raw: "users.db", wantErr: "DATABASE_URL"},
 		{name: "bad URL hides the password", raw: "mysql://u:hunter2@h:port/db", wantErr: "DATABASE_URL"},
 	}

@@ -256,12 +256,15 @@ type txStore struct {
 	now     func() time.Time
 }
 
-// LockUser reads a user and locks its row until the transaction ends. On
-// SQLite the write transaction (BEGIN IMMEDIATE) already excludes other
-// writers, so a plain read is enough.
+// locksRows reports whether the dialect locks rows with SELECT ... FOR
+// UPDATE (MySQL, PostgreSQL). On SQLite the write transaction (BEGIN
+// IMMEDIATE) already excludes other writers, so a plain read is enough.
+func locksRows(dialect string) bool { return dialect != DialectSQLite }
+
+// LockUser reads a user and locks its row until the transaction ends.
 func (t *txStore) LockUser(ctx context.Context, id int64) (domain.User, error) {
 	db := t.tx.WithContext(ctx)
-	if t.dialect == DialectMySQL {
+	if locksRows(t.dialect) {
 		db = db.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 	}
 	u, err := getUser(db, id)
@@ -349,7 +352,7 @@ func (s *Store) RecountUsers(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.transact(ctx, func(tx *gorm.DB) error {
 		locked := tx.WithContext(ctx).Table("user_counts")
-		if s.dialect == DialectMySQL {
+		if locksRows(s.dialect) {
 			locked = locked.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 		}
 		var slots []int64

@@ -527,49 +527,52 @@ func TestListPagingAndCounts(t *testing.T) {
 }
 
 // TestDeadlockIsRetried makes two transactions lock two users in opposite
-// orders; MySQL kills one as a deadlock victim, and Do must run it again
-// so that both succeed. (SQLite has one writer at a time: no deadlock.)
+// orders; the server (MySQL 1213, PostgreSQL 40P01) kills one as a deadlock
+// victim, and Do must run it again so that both succeed. (SQLite has one
+// writer at a time: no deadlock.)
 func TestDeadlockIsRetried(t *testing.T) {
-	s := openMigrated(t, freshMySQLDatabase(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	ids := insert(t, s, newUser("A", "A", "a@example.com", 0), newUser("B", "B", "b@example.com", 0))
-	var (
-		both     sync.WaitGroup
-		attempts [2]int
-		mu       sync.Mutex
-	)
-	both.Add(2)
-	lockBoth := func(i int, first, second int64) error {
-		return s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
-			mu.Lock()
-			attempts[i]++
-			firstTry := attempts[i] == 1
-			mu.Unlock()
-			u, err := tx.LockUser(ctx, first)
-			if err != nil {
-				return err
-			}
-			if firstTry {
-				both.Done() // each holds its first lock ...
-				both.Wait() // ... before asking for the other's
-			}
-			if _, err := tx.LockUser(ctx, second); err != nil {
-				return err
-			}
-			u.Touch(t0)
-			return tx.UpdateUser(ctx, u)
-		})
-	}
-	errs := make(chan error, 2)
-	go func() { errs <- lockBoth(0, ids[0], ids[1]) }()
-	go func() { errs <- lockBoth(1, ids[1], ids[0]) }()
-	for range 2 {
-		if err := <-errs; err != nil {
-			t.Fatalf("Do: %v", err)
+	forEachServer(t, func(t *testing.T, url string) {
+		s := openMigrated(t, url)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		ids := insert(t, s, newUser("A", "A", "a@example.com", 0), newUser("B", "B", "b@example.com", 0))
+		var (
+			both     sync.WaitGroup
+			attempts [2]int
+			mu       sync.Mutex
+		)
+		both.Add(2)
+		lockBoth := func(i int, first, second int64) error {
+			return s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
+				mu.Lock()
+				attempts[i]++
+				firstTry := attempts[i] == 1
+				mu.Unlock()
+				u, err := tx.LockUser(ctx, first)
+				if err != nil {
+					return err
+				}
+				if firstTry {
+					both.Done() // each holds its first lock ...
+					both.Wait() // ... before asking for the other's
+				}
+				if _, err := tx.LockUser(ctx, second); err != nil {
+					return err
+				}
+				u.Touch(t0)
+				return tx.UpdateUser(ctx, u)
+			})
 		}
-	}
-	if attempts[0]+attempts[1] < 3 {
-		t.Fatalf("attempts %v: expected one transaction to be retried after a deadlock", attempts)
-	}
+		errs := make(chan error, 2)
+		go func() { errs <- lockBoth(0, ids[0], ids[1]) }()
+		go func() { errs <- lockBoth(1, ids[1], ids[0]) }()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("Do: %v", err)
+			}
+		}
+		if attempts[0]+attempts[1] < 3 {
+			t.Fatalf("attempts %v: expected one transaction to be retried after a deadlock", attempts)
+		}
+	})
 }
