@@ -15,6 +15,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/mmdbgeo"
 	"github.com/marketplace/usersvc/adapters/mmdbgeo/mmdbtest"
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports/porttest"
 )
 
 type lookup struct {
@@ -52,7 +53,11 @@ var (
 	spain       = domain.Location{CountryCode: "ES", CountryName: "Spain"}
 )
 
-func TestMaxMindShape(t *testing.T) {
+// TestGeolocatorContract runs the port's suite on a GeoLite2-shaped
+// database, whose records also show how each shape is read: a record that
+// cannot be decoded is a failure, and every way of not naming a country is
+// unknown.
+func TestGeolocatorContract(t *testing.T) {
 	path := mmdbtest.Write(t, mmdbwriter.Options{DatabaseType: "GeoLite2-Country"}, map[string]mmdbtype.DataType{
 		"2.16.92.0/24":     mmdbtest.CountryRecord("CH", "Switzerland"),
 		"2.16.8.0/24":      mmdbtest.CountryRecord("ES", "Spain"),
@@ -64,31 +69,48 @@ func TestMaxMindShape(t *testing.T) {
 		"8.8.8.0/24":       mmdbtype.Map{"registered_country": mmdbtype.Map{"iso_code": mmdbtype.String("US")}},
 		"2600:1f00::/24":   mmdbtype.Map{"continent": mmdbtype.Map{"code": mmdbtype.String("NA")}},
 		"185.199.108.0/22": mmdbtype.Map{"country": mmdbtype.Map{"iso_code": mmdbtype.String("fr")}},
+		"6.6.6.0/24":       mmdbtype.Map{"country_code": mmdbtype.Map{"iso_code": mmdbtype.String("CH")}},
+		"2a01:4f8::/32":    mmdbtype.Map{"country_name": mmdbtype.Uint32(42)},
 	})
 	r := open(t, path)
 	if r.DatabaseType() != "GeoLite2-Country" {
 		t.Fatalf("DatabaseType = %q", r.DatabaseType())
 	}
-	check(t, r, []lookup{
-		{"2.16.92.0", switzerland},
-		{"2.16.92.255", switzerland},
-		{"::ffff:2.16.92.7", switzerland},
-		{"2.16.8.1", spain},
-		{"2a02:1210:1234::1", switzerland},
-		{"2a02:1210::1%eth0", switzerland},
-		{"2001:4860:4860::8888", domain.Location{CountryCode: "US", CountryName: "United States"}},
-		{"2a00:1450::1", domain.Location{CountryCode: "GB", CountryName: "United Kingdom"}},
-		{"5.35.1.1", domain.Location{CountryCode: "XK", CountryName: "Kosovo"}},
-		{"185.199.108.153", domain.LocationIn("FR")},
-		{"31.13.64.1", domain.UnknownLocation},      // ZZ means unknown
-		{"8.8.8.8", domain.UnknownLocation},         // registered country is not a location
-		{"2600:1f00::1", domain.UnknownLocation},    // no country at all
-		{"2.16.93.0", domain.UnknownLocation},       // not in the database
-		{"2a03::1", domain.UnknownLocation},         // not in the database
-		{"127.0.0.1", domain.UnknownLocation},       // reserved, excluded by the writer
-		{"::1", domain.UnknownLocation},             // reserved
-		{"::ffff:10.0.0.1", domain.UnknownLocation}, // reserved, mapped
+	at := func(ip, country string) porttest.Located {
+		return porttest.Located{Addr: netip.MustParseAddr(ip), Country: country}
+	}
+	addrs := func(ips ...string) []netip.Addr {
+		out := make([]netip.Addr, len(ips))
+		for i, ip := range ips {
+			out[i] = netip.MustParseAddr(ip)
+		}
+		return out
+	}
+	porttest.RunGeolocatorContract(t, r, porttest.GeoCases{
+		Located: []porttest.Located{
+			at("2.16.92.0", "CH"), at("2.16.92.255", "CH"), at("2.16.8.1", "ES"),
+			at("2a02:1210:1234::1", "CH"),
+			at("2001:4860:4860::8888", "US"), // the ISO table's name, not the database's
+			at("2a00:1450::1", "GB"),
+			at("5.35.1.1", "XK"),        // outside the ISO table: the database's name
+			at("185.199.108.153", "FR"), // lower case in the database
+		},
+		Unknown: addrs(
+			"31.13.64.1",   // ZZ means unknown
+			"8.8.8.8",      // a registered country is not a location
+			"2600:1f00::1", // no country at all
+			"2.16.93.0",    // not in the database
+			"2a03::1",      // not in the database
+			"127.0.0.1",    // reserved, excluded by the writer
+			"::1",          // reserved
+		),
+		Failing: addrs("6.6.6.6", "2a01:4f8::1"), // records that cannot be decoded
 	})
+	// Names outside the ISO table come from the database.
+	if loc, err := r.Locate(context.Background(), netip.MustParseAddr("5.35.1.1")); err != nil || loc.CountryName != "Kosovo" {
+		t.Errorf("Locate(5.35.1.1) = %+v, %v; want Kosovo", loc, err)
+	}
+	check(t, r, []lookup{{"2a02:1210::1%eth0", switzerland}})
 }
 
 func TestFlatShapes(t *testing.T) {

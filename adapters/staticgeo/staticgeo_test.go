@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports/porttest"
 )
 
 func TestParseErrors(t *testing.T) {
@@ -61,42 +62,50 @@ func TestParseAccepts(t *testing.T) {
 	}
 }
 
-func TestLocate(t *testing.T) {
-	g, err := Parse("127.0.0.0/8=CH,::1/128=CH,10.0.0.0/8=FR,10.1.0.0/16=ES,10.1.2.0/24=DE," +
-		"2001:db8::/32=IT,2001:db8:1::/48=AT,::ffff:192.0.2.0/120=LI,198.51.100.7=US")
+// table is a list with nested prefixes, IPv6, an IPv4-mapped prefix and a
+// single host.
+const table = "127.0.0.0/8=CH,::1/128=CH,10.0.0.0/8=FR,10.1.0.0/16=ES,10.1.2.0/24=DE," +
+	"2001:db8::/32=IT,2001:db8:1::/48=AT,::ffff:192.0.2.0/120=LI,198.51.100.7=US"
+
+// TestGeolocatorContract runs the port's suite; the located cases also pin
+// the longest-prefix rule.
+func TestGeolocatorContract(t *testing.T) {
+	g, err := Parse(table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cases := []struct {
-		name, ip string
-		want     domain.Location
-	}{
-		{"IPv4 loopback", "127.0.0.1", domain.Location{CountryCode: "CH", CountryName: "Switzerland"}},
-		{"IPv6 loopback", "::1", domain.Location{CountryCode: "CH", CountryName: "Switzerland"}},
-		{"IPv4-mapped loopback is unmapped", "::ffff:127.0.0.1", domain.LocationIn("CH")},
-		{"shortest prefix", "10.200.0.1", domain.LocationIn("FR")},
-		{"middle prefix", "10.1.200.1", domain.LocationIn("ES")},
-		{"longest prefix wins", "10.1.2.3", domain.LocationIn("DE")},
-		{"IPv6 outer", "2001:db8:2::1", domain.LocationIn("IT")},
-		{"IPv6 longest wins", "2001:db8:1::1", domain.LocationIn("AT")},
-		{"IPv6 with zone", "2001:db8:1::1%eth0", domain.LocationIn("AT")},
-		{"mapped prefix matches IPv4", "192.0.2.9", domain.LocationIn("LI")},
-		{"single host", "198.51.100.7", domain.Location{CountryCode: "US", CountryName: "United States"}},
-		{"single host neighbour", "198.51.100.8", domain.UnknownLocation},
-		{"IPv4 unmatched", "203.0.113.1", domain.UnknownLocation},
-		{"IPv6 unmatched", "2001:db9::1", domain.UnknownLocation},
-		{"IPv4 is not IPv6 loopback", "0.0.0.1", domain.UnknownLocation},
+	at := func(ip, country string) porttest.Located {
+		return porttest.Located{Addr: netip.MustParseAddr(ip), Country: country}
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := g.Locate(context.Background(), netip.MustParseAddr(tc.ip))
-			if err != nil {
-				t.Fatalf("Locate(%s): %v", tc.ip, err)
-			}
-			if got != tc.want {
-				t.Fatalf("Locate(%s) = %+v, want %+v", tc.ip, got, tc.want)
-			}
-		})
+	porttest.RunGeolocatorContract(t, g, porttest.GeoCases{
+		Located: []porttest.Located{
+			at("127.0.0.1", "CH"),     // IPv4 loopback
+			at("::1", "CH"),           // IPv6 loopback
+			at("10.200.0.1", "FR"),    // shortest prefix
+			at("10.1.200.1", "ES"),    // middle prefix
+			at("10.1.2.3", "DE"),      // longest prefix wins
+			at("2001:db8:2::1", "IT"), // IPv6 outer prefix
+			at("2001:db8:1::1", "AT"), // IPv6 longest prefix wins
+			at("192.0.2.9", "LI"),     // a mapped prefix matches IPv4
+			at("198.51.100.7", "US"),  // single host
+		},
+		Unknown: []netip.Addr{
+			netip.MustParseAddr("198.51.100.8"), // the single host's neighbour
+			netip.MustParseAddr("203.0.113.1"),
+			netip.MustParseAddr("2001:db9::1"),
+			netip.MustParseAddr("0.0.0.1"), // not the IPv6 loopback
+		},
+	})
+}
+
+func TestLocateIgnoresTheZone(t *testing.T) {
+	g, err := Parse(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := g.Locate(context.Background(), netip.MustParseAddr("2001:db8:1::1%eth0"))
+	if err != nil || got != domain.LocationIn("AT") {
+		t.Fatalf("Locate = %+v, %v; want Austria", got, err)
 	}
 }
 
