@@ -95,6 +95,9 @@ type Stack struct {
 	Logs *Buffer
 	// Events holds the default publisher's JSON lines.
 	Events *Buffer
+	// Handler is the HTTP API itself, for callers that skip the network
+	// (fuzzing through httptest.ResponseRecorder).
+	Handler http.Handler
 	// Client does not follow redirects: none is expected, and one would
 	// hide the answer under test.
 	Client *http.Client
@@ -197,6 +200,7 @@ func start(opts Options) (*Stack, error) {
 		Logger:         logger,
 	})
 
+	s.Handler = handler
 	srv := httptest.NewUnstartedServer(handler)
 	srv.Config.ReadHeaderTimeout = ReadHeaderTimeout
 	srv.Config.ReadTimeout = ReadTimeout
