@@ -176,6 +176,14 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // cycle takes the relay lock and drains the outbox. Not getting the lock is
 // not an error: another replica is publishing, and the next tick tries again.
+// Flush publishes what is pending once more, after Run has returned: at
+// shutdown it sends the events of the last requests served instead of
+// leaving them to the next start. ctx bounds it (a broker that is down
+// keeps them in the outbox, where they wait for the next relay).
+func (r *Relay) Flush(ctx context.Context) error {
+	return r.cycle(ctx)
+}
+
 func (r *Relay) cycle(ctx context.Context) error {
 	unlock, ok, err := r.lock.TryLock(ctx)
 	if err != nil {

@@ -568,3 +568,20 @@ func TestRelayConfigDefaults(t *testing.T) {
 		t.Errorf("MaxBackoff below MinBackoff should be raised to it, got %v", c.MaxBackoff)
 	}
 }
+
+func TestRelayFlushPublishesWhatIsPendingAfterRun(t *testing.T) {
+	outbox := &fakeOutbox{}
+	h := newRelayHarness(t, RelayConfig{PollInterval: time.Hour}, outbox, &fakeLock{}, &fakePublisher{})
+	h.start(t)
+	h.stop(t)
+	for i := range 3 {
+		outbox.add(strconv.Itoa(i), relayT0) // committed after the relay stopped, no Notify
+	}
+	if err := h.relay.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_, delivered := h.pub.snapshot()
+	if dups := assertEveryMessageOnceInOrder(t, delivered, 3); dups != 0 || outbox.pending() != 0 {
+		t.Fatalf("after Flush: %d duplicates, %d pending", dups, outbox.pending())
+	}
+}

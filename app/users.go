@@ -4,6 +4,9 @@ import (
 	"sort"
 
 	"github.com/google/wire"
+
+	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
 )
 
 // Users gathers the use cases an inbound adapter (HTTP, CLI) drives.
@@ -16,17 +19,27 @@ type Users struct {
 	Delete  *DeleteUser
 }
 
-// ProviderSet provides every use case and the Users facade.
-var ProviderSet = wire.NewSet(
-	NewMutations,
-	NewCreateUser,
-	NewGetUser,
-	NewListUsers,
-	NewReplaceUser,
-	NewPatchUser,
-	NewDeleteUser,
-	wire.Struct(new(Users), "*"),
-)
+// NewUsers wires every use case over the ports, so that the composition
+// root and tests assemble the application the same way.
+func NewUsers(
+	rules domain.Rules, policy domain.CountryPolicy,
+	geo ports.Geolocator, hasher ports.PasswordHasher,
+	users ports.UserReader, uow ports.UnitOfWork,
+	clock ports.Clock, notifier ports.OutboxNotifier,
+) *Users {
+	m := NewMutations(uow, clock, notifier)
+	return &Users{
+		Create:  NewCreateUser(rules, geo, policy, hasher, m),
+		Get:     NewGetUser(users),
+		List:    NewListUsers(users),
+		Replace: NewReplaceUser(rules, users, hasher, m),
+		Patch:   NewPatchUser(rules, users, hasher, m),
+		Delete:  NewDeleteUser(m),
+	}
+}
+
+// ProviderSet provides the Users facade.
+var ProviderSet = wire.NewSet(NewUsers)
 
 func sortedFields(fields []string) []string {
 	sort.Strings(fields)

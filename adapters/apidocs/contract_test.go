@@ -109,15 +109,7 @@ func newContractEnv(t *testing.T) *contractEnv {
 	rules := domain.NewRules(0)
 	// Cheap parameters: this checks shapes, not hashing cost.
 	hasher := argon2id.New(argon2id.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 0)
-	mutations := app.NewMutations(store, sysclock.Clock{}, noopNotifier{})
-	users := &app.Users{
-		Create:  app.NewCreateUser(rules, faultyGeo{next: static}, policy, hasher, mutations),
-		Get:     app.NewGetUser(store),
-		List:    app.NewListUsers(faultyReader{store}),
-		Replace: app.NewReplaceUser(rules, store, hasher, mutations),
-		Patch:   app.NewPatchUser(rules, store, hasher, mutations),
-		Delete:  app.NewDeleteUser(mutations),
-	}
+	users := app.NewUsers(rules, policy, faultyGeo{next: static}, hasher, faultyReader{store}, store, sysclock.Clock{}, noopNotifier{})
 	trusted, err := httpapi.ParseTrustedProxies("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)

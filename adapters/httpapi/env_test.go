@@ -149,15 +149,7 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	rules := domain.NewRules(0)
 	// Cheap parameters: the tests check wiring, not hashing cost.
 	hasher := argon2id.New(argon2id.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 2)
-	mutations := app.NewMutations(store, sysclock.Clock{}, noopNotifier{})
-	users := &app.Users{
-		Create:  app.NewCreateUser(rules, geo, policy, hasher, mutations),
-		Get:     app.NewGetUser(store),
-		List:    app.NewListUsers(store),
-		Replace: app.NewReplaceUser(rules, store, hasher, mutations),
-		Patch:   app.NewPatchUser(rules, store, hasher, mutations),
-		Delete:  app.NewDeleteUser(mutations),
-	}
+	users := app.NewUsers(rules, policy, geo, hasher, store, store, sysclock.Clock{}, noopNotifier{})
 	trusted, err := ParseTrustedProxies(opts.trusted)
 	if err != nil {
 		t.Fatal(err)

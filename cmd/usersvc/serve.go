@@ -40,6 +40,8 @@ const (
 	writeTimeout      = 30 * time.Second
 	idleTimeout       = 120 * time.Second
 	maxHeaderBytes    = 64 << 10
+	// relayFlushTimeout bounds the last publish at shutdown.
+	relayFlushTimeout = 5 * time.Second
 )
 
 // run serves until ctx ends (SIGTERM/SIGINT), then shuts down in order:
@@ -94,6 +96,12 @@ func (s *service) run(ctx context.Context) error {
 	stopRelay()
 	if err := <-relayDone; err != nil && !errors.Is(err, context.Canceled) {
 		s.logger.Error("relay stopped", slog.String("error", err.Error()))
+	}
+	// The last requests may have committed after the relay's final batch.
+	flushCtx, cancelFlush := context.WithTimeout(context.WithoutCancel(ctx), relayFlushTimeout)
+	defer cancelFlush()
+	if err := s.relay.Flush(flushCtx); err != nil {
+		s.logger.Warn("events left in the outbox for the next start", slog.String("error", err.Error()))
 	}
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", serveErr)

@@ -26,6 +26,7 @@ import (
 // initService assembles `usersvc serve`.
 func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdout io.Writer) (*service, func(), error) {
 	rules := cli.ValidationRules(cfg)
+	countryPolicy := cli.CountryPolicy(cfg)
 	config := cli.GeoConfig(cfg)
 	gormstoreConfig := cli.StoreConfig(cfg)
 	store, cleanup, err := gormstore.Provide(ctx, gormstoreConfig)
@@ -53,23 +54,8 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 		cleanup()
 		return nil, nil, err
 	}
-	countryPolicy := cli.CountryPolicy(cfg)
 	hasher := argon2id.ProvideOWASP()
-	mutations := app.NewMutations(store, clock, relay)
-	createUser := app.NewCreateUser(rules, geolocator, countryPolicy, hasher, mutations)
-	getUser := app.NewGetUser(store)
-	listUsers := app.NewListUsers(store)
-	replaceUser := app.NewReplaceUser(rules, store, hasher, mutations)
-	patchUser := app.NewPatchUser(rules, store, hasher, mutations)
-	deleteUser := app.NewDeleteUser(mutations)
-	users := &app.Users{
-		Create:  createUser,
-		Get:     getUser,
-		List:    listUsers,
-		Replace: replaceUser,
-		Patch:   patchUser,
-		Delete:  deleteUser,
-	}
+	users := app.NewUsers(rules, countryPolicy, geolocator, hasher, store, store, clock, relay)
 	readiness := httpapi.NewReadiness(store)
 	readinessFunc := httpapi.ReadinessCheck(readiness)
 	httpapiConfig := cli.InstrumentedHTTPConfig(cfg, logger, metricsMetrics)
