@@ -1,0 +1,233 @@
+package faults_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/marketplace/usersvc/adapters/gormstore"
+	"github.com/marketplace/usersvc/adapters/kafka/kafkatest"
+	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/test/reliability/stack"
+)
+
+var (
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+)
+
+// usersvcBinary builds cmd/usersvc once per test process.
+func usersvcBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "usersvc-faults-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binary = filepath.Join(dir, "usersvc")
+		out, err := exec.Command("go", "build", "-o", binary, "github.com/marketplace/usersvc/cmd/usersvc").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// process is a running usersvc.
+type process struct {
+	cmd            *exec.Cmd
+	base           string
+	stdout, stderr *stack.Buffer
+	done           chan error
+}
+
+func startProcess(t *testing.T, env ...string) *process {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	p := &process{base: "http://" + addr, stdout: &stack.Buffer{}, stderr: &stack.Buffer{}, done: make(chan error, 1)}
+	p.cmd = exec.Command(usersvcBinary(t), "serve")
+	p.cmd.Env = append(os.Environ(), "HTTP_ADDR="+addr, "GEO_PROVIDER=static", "GEO_STATIC=127.0.0.0/8=CH", "LOG_FORMAT=json", "LOG_LEVEL=debug")
+	p.cmd.Env = append(p.cmd.Env, env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(p.base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usersvc not ready: %v\nstderr:\n%s", err, p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSIGKILLBetweenCommitAndPublish: with the broker down, the API keeps
+// committing users (and their events to the outbox) without waiting; the
+// process is then killed with SIGKILL, so nothing is flushed; after a
+// restart with the broker back, every pending event is published, once
+// per user and in the outbox's order.
+func TestSIGKILLBetweenCommitAndPublish(t *testing.T) {
+	const users = 25
+	const topic = "users-events"
+	broker := kafkatest.Start(t, topic, 3)
+	broker.Stop() // its address is now a closed port
+	dbPath := filepath.Join(t.TempDir(), "users.db")
+	env := []string{
+		"DATABASE_URL=sqlite://" + dbPath, "KAFKA_BROKERS=" + broker.Addr(), "KAFKA_TOPIC=" + topic,
+		"KAFKA_CONFIG=reconnect.backoff.max.ms=200", "OUTBOX_POLL_INTERVAL=200ms",
+	}
+	first := startProcess(t, env...)
+
+	passwords := map[string]bool{}
+	var slowest time.Duration
+	ids := map[string]string{} // user id -> email
+	for i := range users {
+		email := fmt.Sprintf("killed%d@example.ch", i)
+		password := fmt.Sprintf("kill-switch-%d", i)
+		passwords[password] = true
+		start := time.Now()
+		res, err := http.Post(first.base+"/api/v1/users", "application/json", strings.NewReader(
+			fmt.Sprintf(`{"first_name":"Ada","last_name":"Lovelace","email":%q,"password":%q}`, email, password)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			ID int64 `json:"id"`
+		}
+		_ = json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		slowest = max(slowest, time.Since(start))
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("create %d with the broker down: %d", i, res.StatusCode)
+		}
+		ids[strconv.FormatInt(body.ID, 10)] = email
+	}
+	if slowest > time.Second {
+		t.Errorf("a creation took %v with the broker down: the API waited for Kafka", slowest)
+	}
+	if n := backlog(t, dbPath); n != users {
+		t.Fatalf("the outbox holds %d unpublished events before the kill, want %d", n, users)
+	}
+
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	err := <-first.done
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("first process ended with %v, want killed by SIGKILL", err)
+	}
+	if n := backlog(t, dbPath); n != users {
+		t.Fatalf("after SIGKILL the outbox holds %d unpublished events, want %d", n, users)
+	}
+
+	broker.Restart()
+	second := startProcess(t, env...)
+	recs := kafkatest.Consume(t, broker.Addr(), topic, users, 30*time.Second)
+	seen := map[string]bool{}
+	lastSeq := map[int32]int64{}
+	duplicates := 0
+	for _, r := range recs {
+		var ev domain.EventBody
+		if err := json.Unmarshal(r.Value, &ev); err != nil {
+			t.Fatalf("record is not an event: %q", r.Value)
+		}
+		if seen[ev.ID] {
+			duplicates++
+			continue
+		}
+		seen[ev.ID] = true
+		key := string(r.Key)
+		if ev.Action != domain.ActionCreate || ids[key] == "" || ev.Data.Email != ids[key] || strconv.FormatInt(ev.Data.ID, 10) != key {
+			t.Errorf("unexpected event %+v with key %q", ev, key)
+		}
+		// Within a partition, users were created (and their events queued)
+		// in id order: the relay kept that order.
+		if id := ev.Data.ID; id < lastSeq[r.Partition] {
+			t.Errorf("partition %d: user %d published after user %d", r.Partition, id, lastSeq[r.Partition])
+		} else {
+			lastSeq[r.Partition] = id
+		}
+	}
+	if len(seen) != users {
+		t.Fatalf("%d distinct events published after the restart, want %d", len(seen), users)
+	}
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second.done; err != nil {
+		t.Fatalf("second process after SIGTERM: %v\n%s", err, second.stderr.String())
+	}
+	if n := backlog(t, dbPath); n != 0 {
+		t.Errorf("%d events still unpublished after the restart", n)
+	}
+	for name, out := range map[string][]byte{
+		"first stderr": first.stderr.Bytes(), "second stderr": second.stderr.Bytes(), "first stdout": first.stdout.Bytes(), "second stdout": second.stdout.Bytes(),
+	} {
+		for p := range passwords {
+			if bytes.Contains(out, []byte(p)) {
+				t.Errorf("%s contains a password", name)
+			}
+		}
+		if bytes.Contains(out, []byte("$argon2id$")) {
+			t.Errorf("%s contains a hash", name)
+		}
+	}
+	t.Logf("%d users committed with the broker down (slowest %v), SIGKILL, restart: %d events published, %d duplicates",
+		users, slowest.Round(time.Millisecond), len(seen), duplicates)
+}
+
+// backlog counts unpublished events in the SQLite file (a second reader
+// next to a running process is fine in WAL mode).
+func backlog(t *testing.T, dbPath string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := gormstore.Open(ctx, gormstore.Config{URL: "sqlite://" + dbPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	n, _, err := st.Backlog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
