@@ -2,47 +2,55 @@ package gormstore
 
 import (
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 )
 
-func TestRelayLockIsExclusive(t *testing.T) {
-	forEachBackendURL(t, func(t *testing.T, url string) {
-		ctx := context.Background()
-		s := openMigrated(t, url)
-		// Another replica on the same database: a second store (an
-		// in-memory database cannot be shared, so it is the same store).
-		other := s
-		if url != "sqlite://:memory:" {
-			other = openStore(t, url)
-		}
-		mustLock := func(st *Store, want bool) func() {
-			t.Helper()
-			unlock, ok, err := st.TryLock(ctx)
-			if err != nil || ok != want {
-				t.Fatalf("TryLock = %v, %v; want %v", ok, err, want)
+// TestRelayLockIsExclusiveAcrossStores takes the lock through two stores
+// on one database, as two replicas would (the shared suite,
+// TestUserStoreContract, checks one store). An in-memory SQLite database
+// cannot be shared, so it is not among them.
+func TestRelayLockIsExclusiveAcrossStores(t *testing.T) {
+	shared := []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"sqlite-file", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "users.db") }},
+		{"mysql", freshMySQLDatabase},
+		{"postgres", freshPostgresDatabase},
+	}
+	for _, b := range shared {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			url := b.url(t)
+			s, other := openMigrated(t, url), openStore(t, url)
+			mustLock := func(st *Store, want bool) func() {
+				t.Helper()
+				unlock, ok, err := st.TryLock(ctx)
+				if err != nil || ok != want {
+					t.Fatalf("TryLock = %v, %v; want %v", ok, err, want)
+				}
+				return unlock
 			}
-			return unlock
-		}
+			unlock := mustLock(s, true)
+			mustLock(other, false)
+			unlock()
+			unlockOther := mustLock(other, true)
+			mustLock(s, false)
+			unlockOther()
 
-		unlock := mustLock(s, true)
-		mustLock(other, false)
-		mustLock(s, false)
-		unlock()
-		unlock() // idempotent
-		unlockOther := mustLock(other, true)
-		mustLock(s, false)
-		unlockOther()
-
-		// Ending the holder's context releases the lock too.
-		hctx, cancel := context.WithCancel(ctx)
-		if _, ok, err := s.TryLock(hctx); !ok || err != nil {
-			t.Fatalf("TryLock = %v, %v", ok, err)
-		}
-		mustLock(other, false)
-		cancel()
-		awaitLock(t, other, "its context ended")
-	})
+			// Ending the holder's context frees the lock for the other store.
+			hctx, cancel := context.WithCancel(ctx)
+			if _, ok, err := s.TryLock(hctx); !ok || err != nil {
+				t.Fatalf("TryLock = %v, %v", ok, err)
+			}
+			mustLock(other, false)
+			cancel()
+			awaitLock(t, other, "its context ended")
+		})
+	}
 }
 
 // awaitLock fails t unless st takes the relay lock (and gives it back)
