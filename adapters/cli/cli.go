@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/marketplace/usersvc/adapters/eventbus"
 )
 
 // Commands are the sub-commands' implementations, supplied by the
@@ -73,8 +75,8 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 		if err != nil {
 			return err
 		}
-		if cfg.KafkaBrokers == "" {
-			return errors.New("events tail needs KAFKA_BROKERS")
+		if bus, _ := BusConfig(cfg).Selected(); bus == eventbus.BusLog {
+			return errors.New("events tail needs a broker: set KAFKA_BROKERS, or EVENT_BUS=rabbitmq")
 		}
 		return cmds.Tail(ctx, cfg, *fromBeginning, stdout)
 	default:
@@ -89,7 +91,7 @@ func Usage(w io.Writer) {
 Usage:
   usersvc [serve]                       run the HTTP API and the event relay (default)
   usersvc migrate                       apply the database migrations and exit
-  usersvc events tail [--from-beginning] print the topic's events as JSON lines
+  usersvc events tail [--from-beginning] print the bus's events as JSON lines
   usersvc --help                        show this help
 
 Configuration (environment variables):

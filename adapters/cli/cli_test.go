@@ -120,6 +120,7 @@ func TestRunDispatches(t *testing.T) {
 		{"events tail", []string{"events", "tail"}, withKafka, 0, "tail", false},
 		{"events tail from the beginning", []string{"events", "tail", "--from-beginning"}, withKafka, 0, "tail", true},
 		{"events tail without brokers", []string{"events", "tail"}, env(nil), 1, "", false},
+		{"events tail on rabbitmq", []string{"events", "tail"}, env(map[string]string{"EVENT_BUS": "rabbitmq"}), 0, "tail", false},
 		{"unknown command", []string{"frobnicate"}, env(nil), 2, "", false},
 		{"events without tail", []string{"events"}, env(nil), 2, "", false},
 		{"bad flag", []string{"events", "tail", "--nope"}, withKafka, 2, "", false},
@@ -150,6 +151,10 @@ func TestLoadRunsTheAdaptersChecks(t *testing.T) {
 		{"static mapping malformed", map[string]string{"GEO_PROVIDER": "static", "GEO_STATIC": "127.0.0.0/8"}, "GEO_STATIC"},
 		{"static mapping to an unknown country", map[string]string{"GEO_PROVIDER": "static", "GEO_STATIC": "127.0.0.0/8=XX"}, "GEO_STATIC"},
 		{"malformed librdkafka settings", map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_CONFIG": "no-equals-sign"}, "KAFKA_CONFIG"},
+		{"unknown event bus", map[string]string{"EVENT_BUS": "nats"}, "EVENT_BUS"},
+		{"kafka bus without brokers", map[string]string{"EVENT_BUS": "kafka"}, "KAFKA_BROKERS"},
+		{"rabbitmq URL of another scheme", map[string]string{"EVENT_BUS": "rabbitmq", "AMQP_URL": "http://scott:tiger@mq:5672/"}, "AMQP_URL"},
+		{"rabbitmq reserved exchange", map[string]string{"EVENT_BUS": "rabbitmq", "EVENT_EXCHANGE": "amq.topic"}, "EVENT_EXCHANGE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(env(tc.env))

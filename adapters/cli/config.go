@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/marketplace/usersvc/adapters/eventbus"
 	"github.com/marketplace/usersvc/adapters/gormstore"
+	"github.com/marketplace/usersvc/adapters/rabbitmq"
 	"github.com/marketplace/usersvc/domain"
 )
 
@@ -39,9 +41,12 @@ type Config struct {
 	GeoIPDBPath     string
 	GeoCacheSize    int
 	GeoCacheTTL     time.Duration
+	EventBus        string
 	KafkaBrokers    string
 	KafkaTopic      string
 	KafkaConfig     string
+	AMQPURL         string
+	EventExchange   string
 	EventSource     string
 	OutboxPoll      time.Duration
 	OutboxRetention time.Duration
@@ -62,7 +67,7 @@ var Variables = []Variable{
 	{Name: "HTTP_ADDR", Default: ":8080", Help: "address the HTTP server listens on",
 		set: func(c *Config, v string) error { c.HTTPAddr = v; return nonEmpty(v) }},
 	{Name: "DATABASE_URL", Default: "sqlite://users.db", Secret: true,
-		Help: "sqlite://FILE, sqlite://:memory: or mysql://user:pass@host:3306/db?param=value",
+		Help: "sqlite://FILE, sqlite://:memory:, mysql://user:pass@host:3306/db?param=value or postgres://user:pass@host:5432/db?sslmode=disable",
 		set:  func(c *Config, v string) error { c.DatabaseURL = v; return nonEmpty(v) }},
 	{Name: "MIGRATE", Default: "true", Help: "apply the embedded schema migrations at start-up",
 		set: func(c *Config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
@@ -105,13 +110,19 @@ var Variables = []Variable{
 	{Name: "GEO_CACHE_TTL", Default: "24h", Help: "how long a geolocation answer is cached",
 		set: func(c *Config, v string) (err error) { c.GeoCacheTTL, err = positiveDuration(v); return }},
 
-	{Name: "KAFKA_BROKERS", Default: "", Help: "comma-separated Kafka bootstrap servers; empty writes events to stdout",
+	{Name: "EVENT_BUS", Default: eventbus.BusAuto, Help: "where events go: auto (Kafka when KAFKA_BROKERS is set, else stdout), kafka, rabbitmq or log (stdout)",
+		set: func(c *Config, v string) error { c.EventBus = v; return oneOf(v, eventbus.Buses...) }},
+	{Name: "KAFKA_BROKERS", Default: "", Help: "comma-separated Kafka bootstrap servers; with EVENT_BUS=auto, empty writes events to stdout",
 		set: func(c *Config, v string) error { c.KafkaBrokers = v; return nil }},
 	{Name: "KAFKA_TOPIC", Default: "users-events", Help: "topic the events are published to",
 		set: func(c *Config, v string) error { c.KafkaTopic = v; return nonEmpty(v) }},
 	{Name: "KAFKA_CONFIG", Default: "", Secret: true, Help: "extra librdkafka settings, key=value,key=value (SASL, TLS...)",
 		set: func(c *Config, v string) error { c.KafkaConfig = v; return nil }},
-	{Name: "EVENT_SOURCE", Default: "usersvc", Help: "CloudEvents source attribute (ce_source)",
+	{Name: "AMQP_URL", Default: rabbitmq.DefaultURL, Secret: true, Help: "RabbitMQ broker for EVENT_BUS=rabbitmq, amqp:// or amqps://user:pass@host:port/vhost",
+		set: func(c *Config, v string) error { c.AMQPURL = v; return nonEmpty(v) }},
+	{Name: "EVENT_EXCHANGE", Default: rabbitmq.DefaultExchange, Help: "RabbitMQ topic exchange the events are published to (declared durable by the service)",
+		set: func(c *Config, v string) error { c.EventExchange = v; return nonEmpty(v) }},
+	{Name: "EVENT_SOURCE", Default: "usersvc", Help: "CloudEvents source attribute (Kafka ce_source, RabbitMQ cloudEvents:source)",
 		set: func(c *Config, v string) error { c.EventSource = v; return nonEmpty(v) }},
 	{Name: "OUTBOX_POLL_INTERVAL", Default: "1s", Help: "how often the relay looks for events written by other replicas",
 		set: func(c *Config, v string) (err error) { c.OutboxPoll, err = positiveDuration(v); return }},

@@ -57,7 +57,12 @@ func GeoConfig(c Config) geoprovider.Config {
 
 // BusConfig is the event bus configuration.
 func BusConfig(c Config) eventbus.Config {
-	return eventbus.Config{Brokers: c.KafkaBrokers, Topic: c.KafkaTopic, Source: c.EventSource, Extra: c.KafkaConfig}
+	return eventbus.Config{
+		Bus:     c.EventBus,
+		Brokers: c.KafkaBrokers, Topic: c.KafkaTopic, Extra: c.KafkaConfig,
+		AMQPURL: c.AMQPURL, Exchange: c.EventExchange,
+		Source: c.EventSource,
+	}
 }
 
 // RelayConfig is the outbox relay's configuration.

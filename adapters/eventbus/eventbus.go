@@ -1,9 +1,17 @@
-// Package eventbus chooses the event publisher from configuration: Kafka
-// when KAFKA_BROKERS is set, JSON lines on standard output otherwise (the
-// `make run` default). It is the only place that makes this choice.
+// Package eventbus chooses the event publisher from configuration (EVENT_BUS):
+//
+//	auto      Kafka when KAFKA_BROKERS is set, JSON lines on standard output
+//	          otherwise (the default, and the rule before EVENT_BUS existed)
+//	kafka     Kafka; KAFKA_BROKERS is required
+//	rabbitmq  a RabbitMQ topic exchange (AMQP_URL, EVENT_EXCHANGE)
+//	log       JSON lines on standard output (the `make run` default)
+//
+// It is the only place that makes this choice: adding a bus touches this
+// file, the adapter's package and the README.
 package eventbus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,16 +24,30 @@ import (
 
 	"github.com/marketplace/usersvc/adapters/kafka"
 	"github.com/marketplace/usersvc/adapters/logpublisher"
+	"github.com/marketplace/usersvc/adapters/rabbitmq"
 	"github.com/marketplace/usersvc/ports"
 )
 
 // ProviderSet provides the configured ports.EventPublisher and its cleanup.
 var ProviderSet = wire.NewSet(Provide)
 
+// Buses EVENT_BUS names.
+const (
+	BusAuto     = "auto"
+	BusKafka    = "kafka"
+	BusRabbitMQ = "rabbitmq"
+	BusLog      = "log"
+)
+
+// Buses lists EVENT_BUS's values.
+var Buses = []string{BusAuto, BusKafka, BusRabbitMQ, BusLog}
+
 // Config is the event bus part of the environment.
 type Config struct {
+	// Bus (EVENT_BUS) selects the publisher; empty means BusAuto.
+	Bus string
 	// Brokers (KAFKA_BROKERS) is a comma-separated host:port list; empty
-	// selects the standard-output publisher.
+	// selects the standard-output publisher under BusAuto.
 	Brokers string
 	// Topic (KAFKA_TOPIC, default users-events).
 	Topic string
@@ -33,24 +55,59 @@ type Config struct {
 	Source string
 	// Extra (KAFKA_CONFIG) is key=value,... librdkafka settings such as SASL/TLS.
 	Extra string
-	// FlushTimeout bounds the flush at shutdown (default 10s).
+	// AMQPURL (AMQP_URL) is the RabbitMQ broker; it holds a password.
+	AMQPURL string
+	// Exchange (EVENT_EXCHANGE, default users-events) is the RabbitMQ
+	// topic exchange.
+	Exchange string
+	// FlushTimeout bounds the flush (Kafka) or close (RabbitMQ) at
+	// shutdown (default 10s).
 	FlushTimeout time.Duration
 }
 
-// Validate reports every error, naming the environment variable to fix. The
-// Kafka settings are checked only when KAFKA_BROKERS is set.
+// Validate reports every error, naming the environment variable to fix.
+// Only the selected bus's settings are checked.
 func (c Config) Validate() error {
 	if c.FlushTimeout < 0 {
 		return fmt.Errorf("event bus flush timeout %v is negative", c.FlushTimeout)
 	}
-	if !c.kafkaEnabled() {
-		return nil
+	bus, err := c.Selected()
+	if err != nil {
+		return err
 	}
-	_, err := c.kafkaConfig()
+	switch bus {
+	case BusKafka:
+		_, err = c.kafkaConfig()
+	case BusRabbitMQ:
+		err = c.rabbitConfig().Validate()
+	}
 	return err
 }
 
-func (c Config) kafkaEnabled() bool { return strings.TrimSpace(c.Brokers) != "" }
+// Selected resolves EVENT_BUS (auto included) to the bus in use: BusKafka,
+// BusRabbitMQ or BusLog.
+func (c Config) Selected() (string, error) {
+	kafkaSet := strings.TrimSpace(c.Brokers) != ""
+	switch c.Bus {
+	case "", BusAuto:
+		if kafkaSet {
+			return BusKafka, nil
+		}
+		return BusLog, nil
+	case BusKafka:
+		if !kafkaSet {
+			return "", errors.New("EVENT_BUS=kafka needs KAFKA_BROKERS")
+		}
+		return BusKafka, nil
+	case BusRabbitMQ, BusLog:
+		return c.Bus, nil
+	}
+	return "", fmt.Errorf("EVENT_BUS: %q is not one of %s", c.Bus, strings.Join(Buses, ", "))
+}
+
+func (c Config) rabbitConfig() rabbitmq.Config {
+	return rabbitmq.Config{URL: c.AMQPURL, Exchange: c.Exchange, Source: c.Source, CloseTimeout: c.FlushTimeout}
+}
 
 func (c Config) kafkaConfig() (kafka.Config, error) {
 	var brokers []string
@@ -79,9 +136,20 @@ func Provide(cfg Config, logger *slog.Logger, stdout io.Writer) (ports.EventPubl
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if !cfg.kafkaEnabled() {
-		logger.Info("KAFKA_BROKERS is empty: events are written to standard output as JSON lines")
+	bus, _ := cfg.Selected()
+	switch bus {
+	case BusLog:
+		logger.Info("events are written to standard output as JSON lines (EVENT_BUS=log, or auto without KAFKA_BROKERS)")
 		return logpublisher.New(stdout), func() {}, nil
+	case BusRabbitMQ:
+		rc := cfg.rabbitConfig()
+		p, cleanup, err := rabbitmq.Provide(rc, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		logger.Info("publishing events to RabbitMQ", slog.String("url", rabbitmq.Redact(cmp.Or(rc.URL, rabbitmq.DefaultURL))),
+			slog.String("exchange", cmp.Or(rc.Exchange, rabbitmq.DefaultExchange)))
+		return p, cleanup, nil
 	}
 	kc, err := cfg.kafkaConfig()
 	if err != nil {
@@ -95,10 +163,17 @@ func Provide(cfg Config, logger *slog.Logger, stdout io.Writer) (ports.EventPubl
 	return p, cleanup, nil
 }
 
-// Tail runs `usersvc events tail` against the configured cluster.
+// Tail runs `usersvc events tail` against the configured bus.
 func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) error {
-	if !cfg.kafkaEnabled() {
-		return errors.New("KAFKA_BROKERS is empty: there is no topic to tail (without a broker, events are printed on the service's standard output)")
+	bus, err := cfg.Selected()
+	if err != nil {
+		return err
+	}
+	switch bus {
+	case BusLog:
+		return errors.New("no broker is configured (EVENT_BUS=log, or auto with KAFKA_BROKERS empty): there is nothing to tail; events are printed on the service's standard output")
+	case BusRabbitMQ:
+		return rabbitmq.Tail(ctx, cfg.rabbitConfig(), fromBeginning, w)
 	}
 	kc, err := cfg.kafkaConfig()
 	if err != nil {

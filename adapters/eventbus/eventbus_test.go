@@ -3,6 +3,8 @@ package eventbus_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"github.com/marketplace/usersvc/adapters/eventbus"
 	"github.com/marketplace/usersvc/adapters/kafka"
 	"github.com/marketplace/usersvc/adapters/logpublisher"
+	"github.com/marketplace/usersvc/adapters/rabbitmq"
+	"github.com/marketplace/usersvc/adapters/rabbitmq/rabbitmqtest"
 	"github.com/marketplace/usersvc/domain"
 )
 
@@ -32,6 +36,16 @@ func TestValidate(t *testing.T) {
 		{"malformed extra", eventbus.Config{Brokers: "kafka:9092", Extra: "linger.ms"}, "KAFKA_CONFIG"},
 		{"reserved extra", eventbus.Config{Brokers: "kafka:9092", Extra: "enable.idempotence=false"}, "KAFKA_CONFIG"},
 		{"negative flush timeout", eventbus.Config{FlushTimeout: -time.Second}, "flush timeout"},
+		{"auto is the default rule", eventbus.Config{Bus: "auto"}, ""},
+		{"log ignores Kafka settings", eventbus.Config{Bus: "log", Brokers: "kafka", Topic: "bad topic"}, ""},
+		{"kafka needs brokers", eventbus.Config{Bus: "kafka"}, "KAFKA_BROKERS"},
+		{"kafka checks its settings", eventbus.Config{Bus: "kafka", Brokers: "kafka:9092", Topic: "bad topic"}, "KAFKA_TOPIC"},
+		{"rabbitmq with defaults", eventbus.Config{Bus: "rabbitmq"}, ""},
+		{"rabbitmq ignores Kafka settings", eventbus.Config{Bus: "rabbitmq", Brokers: "kafka", Extra: "acks=1"}, ""},
+		{"rabbitmq bad URL", eventbus.Config{Bus: "rabbitmq", AMQPURL: "http://mq/"}, "AMQP_URL"},
+		{"rabbitmq bad exchange", eventbus.Config{Bus: "rabbitmq", Exchange: "amq.topic"}, "EVENT_EXCHANGE"},
+		{"rabbitmq bad source", eventbus.Config{Bus: "rabbitmq", Source: "a b"}, "EVENT_SOURCE"},
+		{"unknown bus", eventbus.Config{Bus: "nats"}, "EVENT_BUS"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -122,6 +136,68 @@ func TestProvideWithBrokersPublishesToKafka(t *testing.T) {
 	recs := cl.PollFetches(ctx).Records()
 	if len(recs) != 1 || string(recs[0].Value) != string(m.Payload) || string(recs[0].Key) != "7" {
 		t.Fatalf("topic holds %d records (%v), want the one event keyed 7", len(recs), recs)
+	}
+}
+
+// EVENT_BUS picks the publisher; auto keeps the rule that came before it.
+func TestProvideSelectsTheBus(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  eventbus.Config
+		want any
+	}{
+		{"empty is auto: no brokers, standard output", eventbus.Config{}, &logpublisher.Publisher{}},
+		{"auto without brokers: standard output", eventbus.Config{Bus: "auto"}, &logpublisher.Publisher{}},
+		{"auto with brokers: Kafka", eventbus.Config{Bus: "auto", Brokers: "127.0.0.1:1"}, &kafka.Publisher{}},
+		{"log even with brokers", eventbus.Config{Bus: "log", Brokers: "127.0.0.1:1"}, &logpublisher.Publisher{}},
+		{"kafka", eventbus.Config{Bus: "kafka", Brokers: "127.0.0.1:1"}, &kafka.Publisher{}},
+		{"rabbitmq, even with brokers", eventbus.Config{Bus: "rabbitmq", Brokers: "127.0.0.1:1", AMQPURL: "amqp://guest:guest@127.0.0.1:1/"}, &rabbitmq.Publisher{}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pub, cleanup, err := eventbus.Provide(c.cfg, nil, &bytes.Buffer{})
+			if err != nil {
+				t.Fatalf("Provide: %v", err)
+			}
+			defer cleanup()
+			if got, want := fmt.Sprintf("%T", pub), fmt.Sprintf("%T", c.want); got != want {
+				t.Fatalf("Provide gave %s, want %s", got, want)
+			}
+		})
+	}
+}
+
+func TestProvideWithRabbitMQPublishesToTheExchange(t *testing.T) {
+	exchange := rabbitmqtest.NewExchange(t)
+	q := rabbitmqtest.BindQueue(t, exchange, "#")
+	var out bytes.Buffer
+	pub, cleanup, err := eventbus.Provide(eventbus.Config{Bus: "rabbitmq", AMQPURL: rabbitmqtest.URL(), Exchange: exchange, Source: "usersvc"}, nil, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	m := event(t)
+	if acked, err := pub.Publish(ctx, []domain.Message{m}); err != nil || acked != 1 {
+		t.Fatalf("Publish = %d, %v", acked, err)
+	}
+	cleanup()
+	if _, err := pub.Publish(ctx, []domain.Message{m}); err == nil {
+		t.Error("Publish after cleanup succeeded: cleanup did not close the publisher")
+	}
+	got := q.Receive(t, 1, 10*time.Second)
+	if len(got) != 1 || string(got[0].Body) != string(m.Payload) || got[0].RoutingKey != m.Type {
+		t.Fatalf("queue holds %d messages, want the one event routed by its type", len(got))
+	}
+	if out.Len() != 0 {
+		t.Errorf("with RabbitMQ, nothing should go to stdout; got %q", out.String())
+	}
+}
+
+func TestTailOnRabbitMQHasNoHistory(t *testing.T) {
+	err := eventbus.Tail(context.Background(), eventbus.Config{Bus: "rabbitmq", AMQPURL: rabbitmqtest.URL()}, true, &bytes.Buffer{})
+	if !errors.Is(err, rabbitmq.ErrNoHistory) {
+		t.Errorf("Tail --from-beginning on RabbitMQ = %v, want ErrNoHistory", err)
 	}
 }
 

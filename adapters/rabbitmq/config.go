@@ -78,8 +78,10 @@ func (c Config) withDefaults() Config {
 }
 
 // Validate reports every configuration error, naming the environment
-// variable to fix. It never shows the URL's password.
+// variable to fix; zero fields stand for their defaults. It never shows the
+// URL's password.
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	if _, err := amqp.ParseURI(c.URL); err != nil {
 		errs = append(errs, fmt.Errorf("AMQP_URL %s: %s", Redact(c.URL), redactIn(err.Error(), c.URL)))
