@@ -1,0 +1,47 @@
+// Package faults_test is the fault matrix's container half: the service in
+// process over real HTTP against a MySQL-compatible database container and
+// a Kafka-protocol broker container, with the database restarted under
+// traffic, and races of concurrent writers on one row.
+package faults_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/marketplace/usersvc/adapters/kafka"
+	"github.com/marketplace/usersvc/test/containers"
+)
+
+func TestMain(m *testing.M) { containers.Main(m) }
+
+// logger shows adapter logs only with -v.
+func logger() *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// newPublisher publishes to a topic of t's own on the broker container; it
+// is flushed and closed after the service using it stopped (register it
+// before starting the stack).
+func newPublisher(t *testing.T, topic string) *kafka.Publisher {
+	t.Helper()
+	p, err := kafka.NewPublisher(kafka.Config{
+		Brokers: containers.Shared(t).KafkaBrokers(),
+		Topic:   topic,
+		Extra:   map[string]string{"reconnect.backoff.max.ms": "200"},
+	}, logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Close(ctx)
+	})
+	return p
+}
