@@ -461,8 +461,10 @@ func TestUnconfirmedPublishTimesOut(t *testing.T) {
 	}
 }
 
+// Tail declares the exchange when the service has not yet, and prints
+// what is published from then on.
 func TestTailPrintsEventsAsJSONLines(t *testing.T) {
-	exchange := rabbitmqtest.NewExchange(t)
+	exchange := rabbitmqtest.ExchangeName(t)
 	cfg := rabbitmq.Config{URL: rabbitmqtest.URL(), Exchange: exchange, Source: testSource}
 	if err := rabbitmq.Tail(context.Background(), cfg, true, io.Discard); !errors.Is(err, rabbitmq.ErrNoHistory) {
 		t.Fatalf("Tail from the beginning = %v, want ErrNoHistory", err)
@@ -482,18 +484,32 @@ func TestTailPrintsEventsAsJSONLines(t *testing.T) {
 			lines <- line
 		}
 	}()
-	// The tail's queue is bound once a message published now reaches it.
+	// The tail is ready once a probe is routable (to its queue, the only
+	// one); lines before the probe's last copy are the probe's.
 	p := newPublisher(t, rabbitmq.Config{Exchange: exchange})
-	msgs := []domain.Message{event(t, 1, domain.ActionCreate, 1), event(t, 2, domain.ActionDelete, 1)}
+	probe := event(t, 99, domain.ActionCreate, 9)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		// Unroutable until the tail's queue is bound.
-		if n, err := p.Publish(publishCtx(t), msgs); n == len(msgs) && err == nil {
+		n, err := p.Publish(publishCtx(t), []domain.Message{probe})
+		if n == 1 && err == nil {
 			break
-		} else if !errors.Is(err, rabbitmq.ErrUnroutable) || time.Now().After(deadline) {
-			t.Fatalf("Publish = %d, %v", n, err)
+		}
+		if !errors.Is(err, rabbitmq.ErrUnroutable) || time.Now().After(deadline) {
+			t.Fatalf("Publish probe = %d, %v", n, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case line := <-lines:
+		if line != string(probe.Payload)+"\n" {
+			t.Fatalf("tail printed %q, want the probe", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("tail printed nothing for the probe")
+	}
+	msgs := []domain.Message{event(t, 1, domain.ActionCreate, 1), event(t, 2, domain.ActionDelete, 1)}
+	if n, err := p.Publish(publishCtx(t), msgs); n != len(msgs) || err != nil {
+		t.Fatalf("Publish = %d, %v", n, err)
 	}
 	for _, m := range msgs {
 		select {

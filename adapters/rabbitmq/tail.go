@@ -22,9 +22,9 @@ var ErrNoHistory = errors.New("RabbitMQ keeps no history of an exchange: tail sh
 // line per event: the message body, printed by the log publisher, so the
 // lines are those the service prints without a broker and the Kafka tail
 // prints. A body that is not JSON (not one of ours) is skipped with a
-// warning on slog.Default. It reads through a queue of its own (server-named, exclusive,
-// deleted when Tail ends) bound with "#", so it takes nothing from other
-// consumers. The exchange must exist: Tail never declares it.
+// warning on slog.Default. It reads through a queue of its own
+// (server-named, exclusive, deleted when Tail ends) bound with "#", so it
+// takes nothing from other consumers.
 func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) error {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -45,8 +45,10 @@ func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := ch.ExchangeDeclarePassive(cfg.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
-		return fmt.Errorf("exchange %q: %w", cfg.Exchange, err)
+	// Declared as the publisher declares it, so a tail started before the
+	// service's first event waits for it instead of failing.
+	if err := ch.ExchangeDeclare(cfg.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare topic exchange %q: %w", cfg.Exchange, err)
 	}
 	q, err := ch.QueueDeclare("", false, true, true, false, nil)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/marketplace/usersvc/adapters/cli"
+	"github.com/marketplace/usersvc/adapters/eventbus"
 )
 
 func main() {
@@ -62,10 +63,17 @@ func logStartup(logger *slog.Logger, cfg cli.Config) {
 	if cfg.GeoProvider == "static" {
 		attrs = append(attrs, slog.String("geo_static", cfg.GeoStatic))
 	}
-	if cfg.KafkaBrokers == "" {
-		attrs = append(attrs, slog.String("events", "stdout (KAFKA_BROKERS is empty)"))
-	} else {
+	switch bus, _ := cli.BusConfig(cfg).Selected(); bus {
+	case eventbus.BusKafka:
 		attrs = append(attrs, slog.String("events", "kafka"), slog.String("kafka_topic", cfg.KafkaTopic))
+	case eventbus.BusRabbitMQ:
+		attrs = append(attrs, slog.String("events", "rabbitmq"), slog.String("event_exchange", cfg.EventExchange))
+	case eventbus.BusLog:
+		why := "stdout (KAFKA_BROKERS is empty)"
+		if cfg.EventBus == eventbus.BusLog {
+			why = "stdout (EVENT_BUS=log)"
+		}
+		attrs = append(attrs, slog.String("events", why))
 	}
 	logger.Info("starting usersvc", attrs...)
 	if cfg.GeoProvider == "static" {

@@ -49,11 +49,18 @@ func Name(prefix string) string {
 // declares its own, and deletes it when t ends.
 func NewExchange(t testing.TB) string {
 	t.Helper()
-	name := Name("usersvc-test-")
-	ch := channel(t)
-	if err := ch.ExchangeDeclare(name, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+	name := ExchangeName(t)
+	if err := channel(t).ExchangeDeclare(name, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 		t.Fatalf("declare exchange %s: %v", name, err)
 	}
+	return name
+}
+
+// ExchangeName is a fresh exchange name, for code under test to declare;
+// the exchange is deleted when t ends (deleting a missing one is no error).
+func ExchangeName(t testing.TB) string {
+	t.Helper()
+	name := Name("usersvc-test-")
 	t.Cleanup(func() {
 		if err := channel(t).ExchangeDelete(name, false, false); err != nil {
 			t.Errorf("delete exchange %s: %v", name, err)
