@@ -9,7 +9,8 @@ WIRE     := $(GO) tool wire
 DOCKER_PKGS := $(foreach d,containers integration e2e,$(if $(wildcard test/$(d)),./test/$(d)/...))
 PKGS_UNIT    = $(shell $(GO) list ./... | grep -vE '/test/(containers|integration|e2e)(/|$$)')
 
-# Images for the container suites: upstream (mysql:8.4, apache/kafka:3.9.0)
+# Images for the container suites: upstream (mysql:8.4, apache/kafka:3.9.0,
+# postgres:16)
 # where Docker Hub resolves, otherwise the local stand-ins that
 # `make test-images` builds (machines without a registry). Force with
 # `make test TEST_IMAGES=upstream|local`.
@@ -17,6 +18,7 @@ TEST_IMAGES ?= $(shell getent hosts registry-1.docker.io >/dev/null 2>&1 && echo
 ifeq ($(TEST_IMAGES),local)
 export USERS_TEST_MYSQL_IMAGE ?= usersvc-test/mariadb:10.11
 export USERS_TEST_KAFKA_IMAGE ?= usersvc-test/kfake:dev
+export USERS_TEST_POSTGRES_IMAGE ?= usersvc-test/postgres:15
 endif
 
 # Development profile for `make run`: SQLite file, events to stdout, loopback

@@ -56,7 +56,7 @@ func TestReadmeNamesOnlyRealVariables(t *testing.T) {
 		t.Fatal(err)
 	}
 	buildKnobs := map[string]bool{
-		"USERS_TEST_MYSQL_IMAGE": true, "USERS_TEST_KAFKA_IMAGE": true, "TEST_IMAGES": true,
+		"USERS_TEST_MYSQL_IMAGE": true, "USERS_TEST_KAFKA_IMAGE": true, "USERS_TEST_POSTGRES_IMAGE": true, "TEST_IMAGES": true,
 		"USERSVC_BENCH_ROWS": true,
 	}
 	name := regexp.MustCompile("`([A-Z][A-Z0-9]*_[A-Z0-9_]+)(=[^`]*)?`")

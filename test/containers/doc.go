@@ -16,6 +16,14 @@
 //		...
 //	}
 //
+// A PostgreSQL server is started only for packages that ask for one:
+// SharedPostgres (or NewPostgresDatabase) starts it on first use, and Main
+// removes it with the others. Its image comes from USERS_TEST_POSTGRES_IMAGE
+// (default postgres:16; usersvc-test/postgres:15, Debian's postgresql-15,
+// from test/images/build.sh on machines without a registry). Both images
+// take the official variables and PGPORT, so nothing here differs between
+// them.
+//
 // StartService runs the service's own image (USERS_TEST_SERVICE_IMAGE,
 // default usersvc:dev, built from deploy/Dockerfile) against them for
 // end-to-end suites.

@@ -101,7 +101,7 @@ func run(m *testing.M) int {
 
 	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := env.Terminate(ctx); err != nil {
+	if err := errors.Join(env.Terminate(ctx), terminateSharedPostgres(ctx)); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: remove test containers: %v\n", err)
 		if code == 0 {
 			code = 1

@@ -4,27 +4,44 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
 	"github.com/marketplace/usersvc/test/containers"
 )
 
 // Migrations run up from an empty database, are idempotent, and several
-// replicas migrating one database at once all succeed.
+// replicas migrating one database at once all succeed, on the MySQL and the
+// PostgreSQL container (named lock and advisory lock).
 func TestMigrationsUpFromEmpty(t *testing.T) {
+	servers := []struct {
+		name string
+		url  func(t *testing.T) string
+		// schema is the SQL expression naming the store's schema.
+		schema string
+	}{
+		{"mysql", func(t *testing.T) string { return containers.NewDatabase(t).URL }, "DATABASE()"},
+		{"postgres", func(t *testing.T) string { return containers.NewPostgresDatabase(t).URL }, "current_schema()"},
+	}
+	for _, sv := range servers {
+		t.Run(sv.name, func(t *testing.T) {
+			testMigrationsUpFromEmpty(t, sv.url(t), sv.schema)
+		})
+	}
+}
+
+func testMigrationsUpFromEmpty(t *testing.T, url, schema string) {
 	ctx := context.Background()
-	db := containers.NewDatabase(t)
 	const replicas = 4
-	stores := make([]interface {
-		Migrate(context.Context) error
-		MigrationVersion(context.Context) (int64, int64, error)
-	}, replicas)
+	stores := make([]*gormstore.Store, replicas)
 	for i := range stores {
-		stores[i] = openStore(t, db.URL)
+		stores[i] = openStore(t, url)
 	}
 
 	current, latest, err := stores[0].MigrationVersion(ctx)
@@ -53,14 +70,23 @@ func TestMigrationsUpFromEmpty(t *testing.T) {
 		t.Errorf("after Migrate at version %d of %d (%v), want the latest", current, latest, err)
 	}
 
-	pool := containers.Shared(t).MySQL.Root()
-	for _, table := range []string{"users", "user_counts", "outbox"} {
-		var n int
-		err := pool.QueryRowContext(ctx,
-			"SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", db.Name, table).Scan(&n)
-		if err != nil || n != 1 {
-			t.Errorf("table %s: %d found (%v), want 1", table, n, err)
+	var tables []string
+	rows, err := stores[0].DB().QueryContext(ctx,
+		"SELECT table_name FROM information_schema.tables WHERE table_schema = "+schema+" AND table_name IN ('users', 'user_counts', 'outbox')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
 		}
+		tables = append(tables, name)
+	}
+	slices.Sort(tables) // in Go: collations order '_' differently
+	if err := rows.Err(); err != nil || strings.Join(tables, ",") != "outbox,user_counts,users" {
+		t.Errorf("tables %v (%v), want outbox, user_counts and users", tables, err)
 	}
 }
 
