@@ -56,12 +56,46 @@ func BenchmarkSQLiteQueries(b *testing.B) {
 	// Unique across sub-benchmarks and -count repetitions (emails and event ids).
 	seq := 0
 	next := func() string { seq++; return strconv.Itoa(seq) }
+	// The same point select and page through database/sql with a prepared
+	// statement: what the queries cost without GORM.
+	rawGet, err := s.sqlDB.PrepareContext(ctx, "SELECT id, email, first_name, last_name, address, password_hash, version, created_at, updated_at FROM users WHERE id = ? LIMIT 1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rawGet.Close()
+	rawPage, err := s.sqlDB.PrepareContext(ctx, "SELECT id, email, first_name, last_name, address, password_hash, version, created_at, updated_at FROM users ORDER BY id LIMIT ? OFFSET ?")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rawPage.Close()
+	scan := func(sc interface{ Scan(...any) error }) error {
+		var r userRow
+		return sc.Scan(&r.ID, &r.Email, &r.FirstName, &r.LastName, &r.Address, &r.PasswordHash, &r.Version, &r.CreatedAt, &r.UpdatedAt)
+	}
 	cases := []struct {
 		name string
 		op   func(i int) error
 	}{
 		{"GetUser", func(i int) error { _, err := s.GetUser(ctx, userID(i)); return err }},
+		{"GetUser/raw database/sql", func(i int) error { return scan(rawGet.QueryRowContext(ctx, userID(i))) }},
 		{"ListUsers/page 1-100", read(func(i int) domain.ListQuery { return page(domain.ListQuery{Page: 1 + i%100}) })},
+		{"ListUsers/page 1-100/raw database/sql, page only", func(i int) error {
+			rows, err := rawPage.QueryContext(ctx, domain.DefaultPageSize, (i%100)*domain.DefaultPageSize)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			n := 0
+			for ; rows.Next(); n++ {
+				if err := scan(rows); err != nil {
+					return err
+				}
+			}
+			if n == 0 {
+				return errors.New("empty page")
+			}
+			return rows.Err()
+		}},
 		{"ListUsers/last_name", read(func(i int) domain.ListQuery { return page(domain.ListQuery{LastName: lastName(i)}) })},
 		{"ListUsers/search", read(func(i int) domain.ListQuery { return page(domain.ListQuery{Search: lastName(i)}) })},
 		{"ListUsers/newest first", read(func(int) domain.ListQuery {

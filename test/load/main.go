@@ -26,8 +26,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -41,29 +39,30 @@ import (
 )
 
 type options struct {
-	Users       int           `json:"users"`
-	DB          string        `json:"-"`
-	Admin       string        `json:"-"`
-	DBName      string        `json:"dbname"`
-	Keep        bool          `json:"keep"`
-	Duration    time.Duration `json:"duration_ns"`
-	Warmup      time.Duration `json:"warmup_ns"`
-	Rounds      int           `json:"rounds"`
-	Concurrency int           `json:"concurrency"`
-	Workloads   []string      `json:"workloads"`
-	MaxPage     int           `json:"max_page"`
-	RSSConns    int           `json:"rss_conns"`
-	RelayEvents int           `json:"relay_events"`
-	LagRate     float64       `json:"lag_rate"`
-	LagDuration time.Duration `json:"lag_duration_ns"`
-	Partitions  int           `json:"partitions"`
-	SeedBatch   int           `json:"seed_batch"`
-	SeedWorkers int           `json:"seed_workers"`
-	Timeout     time.Duration `json:"timeout_ns"`
-	Out         string        `json:"-"`
-	Compare     string        `json:"-"`
-	PprofDir    string        `json:"-"`
-	Quiet       bool          `json:"-"`
+	Users         int           `json:"users"`
+	DB            string        `json:"-"`
+	Admin         string        `json:"-"`
+	DBName        string        `json:"dbname"`
+	Keep          bool          `json:"keep"`
+	Duration      time.Duration `json:"duration_ns"`
+	Warmup        time.Duration `json:"warmup_ns"`
+	Rounds        int           `json:"rounds"`
+	Concurrency   int           `json:"concurrency"`
+	Workloads     []string      `json:"workloads"`
+	MaxPage       int           `json:"max_page"`
+	RSSConns      int           `json:"rss_conns"`
+	RSSGoMemLimit string        `json:"rss_gomemlimit,omitempty"`
+	RelayEvents   int           `json:"relay_events"`
+	LagRate       float64       `json:"lag_rate"`
+	LagDuration   time.Duration `json:"lag_duration_ns"`
+	Partitions    int           `json:"partitions"`
+	SeedBatch     int           `json:"seed_batch"`
+	SeedWorkers   int           `json:"seed_workers"`
+	Timeout       time.Duration `json:"timeout_ns"`
+	Out           string        `json:"-"`
+	Compare       string        `json:"-"`
+	PprofDir      string        `json:"-"`
+	Quiet         bool          `json:"-"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -82,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	workloadList := fs.String("workloads", strings.Join(workloadNames(), ","), "comma-separated workloads to run")
 	fs.IntVar(&o.MaxPage, "max-page", 100, "list pages are drawn uniformly from 1..max-page")
 	fs.IntVar(&o.RSSConns, "rss-conns", 256, "keep-alive connections of the peak-RSS check (0: skip it)")
+	fs.StringVar(&o.RSSGoMemLimit, "rss-gomemlimit", "", "GOMEMLIMIT of the service process of the RSS check (default: none, as in production)")
 	fs.IntVar(&o.RelayEvents, "relay-events", 50_000, "outbox rows the relay drain test publishes (0: skip it)")
 	fs.Float64Var(&o.LagRate, "lag-rate", 500, "mutations per second of the event-lag test (0: skip it)")
 	fs.DurationVar(&o.LagDuration, "lag-duration", 0, "length of the event-lag test (default: -duration)")
@@ -130,6 +130,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func main() {
+	if os.Getenv(serviceProcessEnv) != "" {
+		os.Exit(serviceProcessMain())
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o, err := parseFlags(os.Args[1:], os.Stderr)
@@ -257,9 +260,8 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 		}
 	}
 
-	peakSoFar, _ := statusBytes("VmHWM")
 	if o.RSSConns > 0 {
-		r, err := rssCheck(ctx, o, svc, e, p)
+		r, err := rssCheck(ctx, o, db.url, brk.Addr(), e, p)
 		res.RSS = r
 		if err != nil {
 			return res, err
@@ -286,8 +288,7 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 		}
 		p.printf("event lag: p50 %v ms, p99 %v ms over %d events", r.Lag.P50, r.Lag.P99, r.Events)
 	}
-	hwm, _ := statusBytes("VmHWM")
-	res.PeakRSSBytes = max(hwm, peakSoFar)
+	res.PeakRSSBytes, _ = statusBytes("self", "VmHWM")
 	res.Machine.LoadAfter = loadAvg()
 	if o.Compare != "" {
 		other, err := readJSON(o.Compare)
@@ -332,47 +333,45 @@ func runWorkload(ctx context.Context, o options, w workload, e *env, p progress)
 	return wr, nil
 }
 
-// RSSResult is the peak resident memory of this process (service, client
-// and broker together) while conns keep-alive connections drive the mixed
-// workload.
+// RSSResult is the peak resident memory of the service with conns
+// keep-alive connections driving the mixed workload. The service runs for
+// this check as a separate process (this program started again in service
+// mode, with the same wiring and database), so that its RSS holds neither
+// the load generator nor the broker; the whole run's in-process peak is
+// reported apart (Results.PeakRSSBytes).
 type RSSResult struct {
-	Conns        int    `json:"conns"`
-	PeakConns    int64  `json:"peak_server_conns"`
-	StartBytes   int64  `json:"start_rss_bytes"`
-	PeakBytes    int64  `json:"peak_rss_bytes"`
-	HeapSysBytes uint64 `json:"go_heap_sys_bytes"`
-	Phase        *Phase `json:"mixed"`
-	ResetOK      bool   `json:"peak_reset"`
+	Conns      int    `json:"conns"`
+	PeakConns  int64  `json:"peak_server_conns"`
+	StartBytes int64  `json:"start_rss_bytes"`
+	PeakBytes  int64  `json:"peak_rss_bytes"`
+	GoMemLimit string `json:"gomemlimit,omitempty"`
+	Phase      *Phase `json:"mixed"`
 }
 
-func rssCheck(ctx context.Context, o options, svc *service, e *env, p progress) (*RSSResult, error) {
-	runtime.GC()
-	debug.FreeOSMemory()
-	r := &RSSResult{Conns: o.RSSConns}
-	r.StartBytes, _ = statusBytes("VmRSS")
-	r.ResetOK = resetPeakRSS() == nil
-	e.client.hc.CloseIdleConnections() // only this check's connections stay open
-	svc.conns.resetPeak()
-	cl := newClient(svc.URL, o.RSSConns)
+func rssCheck(ctx context.Context, o options, dbURL, brokers string, e *env, p progress) (*RSSResult, error) {
+	child, err := startServiceProcess(ctx, dbURL, brokers, o.RSSGoMemLimit)
+	if err != nil {
+		return nil, err
+	}
+	defer child.stop()
+	r := &RSSResult{Conns: o.RSSConns, GoMemLimit: o.RSSGoMemLimit}
+	r.StartBytes, _ = statusBytes(child.pid(), "VmRSS")
+	cl := newClient(child.url, o.RSSConns)
 	defer cl.Close()
 	e2 := *e
 	e2.client = cl
 	w := workloads[slices.IndexFunc(workloads, func(w workload) bool { return w.Name == "mixed" })]
 	r.Phase = closedLoop(ctx, o.RSSConns, o.Warmup, o.Duration, 99, w.service(&e2))
 	r.Phase.finish()
-	r.PeakBytes, _ = statusBytes("VmHWM")
-	r.PeakConns = svc.conns.peak.Load()
-	if err := writeProfile(o.PprofDir, "heap", "heap-rss.pprof"); err != nil {
-		return r, err
+	if r.PeakBytes, err = statusBytes(child.pid(), "VmHWM"); err != nil {
+		return r, fmt.Errorf("rss: %w", err)
 	}
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	r.HeapSysBytes = ms.HeapSys
-	p.printf("rss: %d connections (server saw %d), peak RSS %s MiB (from %s MiB), %d errors",
+	cl.Close()
+	if r.PeakConns, err = child.stop(); err != nil {
+		return r, fmt.Errorf("rss: service process: %w", err)
+	}
+	p.printf("rss: %d connections (service saw %d), service process peak RSS %s MiB (%s MiB after start), %d errors",
 		o.RSSConns, r.PeakConns, mib(r.PeakBytes), mib(r.StartBytes), r.Phase.Errors)
-	if !r.ResetOK {
-		return r, errors.New("rss: cannot reset the peak (/proc/self/clear_refs): the figure would include the whole run")
-	}
 	return r, nil
 }
 

@@ -122,14 +122,21 @@ type LagResult struct {
 
 // eventLag sends address patches (each one mutation, one event) at rate
 // per second for d, open loop, and measures each event from its commit to
-// the broker's acknowledgement.
-func eventLag(ctx context.Context, svc *service, e *env, rate float64, d time.Duration, workers int, settle time.Duration) (*LagResult, error) {
+// the broker's acknowledgement. It has enough workers (and keep-alive
+// connections) for half a second of requests in flight, so that slow
+// answers do not lower the rate.
+func eventLag(ctx context.Context, svc *service, e *env, rate float64, d time.Duration, minWorkers int, settle time.Duration) (*LagResult, error) {
 	if err := svc.waitForRelay(ctx, settle); err != nil {
 		return nil, err
 	}
+	workers := max(minWorkers, int(rate/2))
+	cl := newClient(svc.URL, workers)
+	defer cl.Close()
+	e2 := *e
+	e2.client = cl
 	svc.lag.start()
 	svc.probe.reset()
-	res := openLoop(ctx, rate, d, workers, 7, e.servicePatch)
+	res := openLoop(ctx, rate, d, workers, 7, e2.servicePatch)
 	deadline := time.Now().Add(settle)
 	for svc.lag.pending() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)

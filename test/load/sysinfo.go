@@ -161,9 +161,10 @@ func findProcess(names ...string) int {
 	return 0
 }
 
-// statusBytes reads a "kB" line of /proc/self/status (VmHWM, VmRSS).
-func statusBytes(field string) (int64, error) {
-	f, err := os.Open("/proc/self/status")
+// statusBytes reads a "kB" line (VmHWM, VmRSS) of /proc/<pid>/status;
+// pid "self" is this process.
+func statusBytes(pid, field string) (int64, error) {
+	f, err := os.Open("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, err
 	}
@@ -183,13 +184,7 @@ func statusBytes(field string) (int64, error) {
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("/proc/self/status has no %s", field)
-}
-
-// resetPeakRSS starts a new VmHWM measurement (Linux: writing 5 to
-// clear_refs resets the peak to the current RSS).
-func resetPeakRSS() error {
-	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+	return 0, fmt.Errorf("/proc/%s/status has no %s", pid, field)
 }
 
 // Machine describes where the numbers were taken.
