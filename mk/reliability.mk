@@ -1,6 +1,6 @@
 # Reliability and security runs (issue 8), included from the Makefile.
 #   make reliability                      hostile corpus, security, faults without Docker, short soak
-#   make test-faults                      the container fault matrix (database restart, races on MySQL)
+#   make test-faults                      the container fault matrix (broker down 30 s, database restart, races on MySQL)
 #   make fuzz-short FUZZTIME=30s          every fuzz target for FUZZTIME each
 #   make soak SOAK_DURATION=5m            the soak for longer
 #   make vulncheck                        govulncheck against a database built from golang.org/x/vulndb
@@ -23,7 +23,7 @@ VULNDB_DIR         ?= bin/vulndb
 reliability: ## the reliability suites that need no Docker (hostile corpus, security, geolocation and SIGKILL faults, 10 s soak)
 	$(GO) test -race -count=1 ./test/reliability/...
 
-test-faults: docker-engine $(if $(filter local,$(TEST_IMAGES)),test-images) ## the container fault matrix (database restart under traffic, concurrent writers on MySQL)
+test-faults: docker-engine $(if $(filter local,$(TEST_IMAGES)),test-images) ## the container fault matrix (broker down 30 s, database restart under traffic, concurrent writers on MySQL)
 	$(GO) test -race -count=1 ./test/faults/...
 
 fuzz-short: ## run every fuzz target of FUZZ_PKGS for FUZZTIME (default 10s) each

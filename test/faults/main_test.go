@@ -1,7 +1,8 @@
 // Package faults_test is the fault matrix's container half: the service in
 // process over real HTTP against a MySQL-compatible database container and
 // a Kafka-protocol broker container, with the database restarted under
-// traffic, and races of concurrent writers on one row.
+// traffic, the broker down for 30 s under a stream of updates, and races
+// of concurrent writers on one row.
 package faults_test
 
 import (
