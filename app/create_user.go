@@ -47,8 +47,8 @@ func (uc *CreateUser) Do(ctx context.Context, in domain.Input, client netip.Addr
 	if err != nil {
 		return domain.User{}, fmt.Errorf("hash password: %w", err)
 	}
-	c, err := uc.mutations.run(ctx, func(ctx context.Context, tx ports.Tx, now time.Time) (change, error) {
-		u := domain.NewUser(in, hash, now)
+	c, err := uc.mutations.run(ctx, func(ctx context.Context, tx ports.Tx, now func() time.Time) (change, error) {
+		u := domain.NewUser(in, hash, now())
 		if err := tx.InsertUser(ctx, &u); err != nil {
 			return change{}, err
 		}

@@ -19,7 +19,7 @@ func NewDeleteUser(mutations *Mutations) *DeleteUser { return &DeleteUser{mutati
 
 // Do deletes user id when pre holds for its current version.
 func (uc *DeleteUser) Do(ctx context.Context, id int64, pre domain.Precondition) error {
-	_, err := uc.mutations.run(ctx, func(ctx context.Context, tx ports.Tx, _ time.Time) (change, error) {
+	_, err := uc.mutations.run(ctx, func(ctx context.Context, tx ports.Tx, _ func() time.Time) (change, error) {
 		u, err := tx.LockUser(ctx, id)
 		if err != nil {
 			return change{}, err

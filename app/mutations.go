@@ -38,16 +38,24 @@ type change struct {
 }
 
 // run executes fn in a transaction and, when fn reports a change, appends
-// its event before the commit.
-func (m *Mutations) run(ctx context.Context, fn func(ctx context.Context, tx ports.Tx, now time.Time) (change, error)) (change, error) {
+// its event before the commit. fn reads the time through now, after taking
+// its locks: a writer that waited for a row must not stamp its change
+// earlier than the writer it waited for. The event occurs at that time.
+func (m *Mutations) run(ctx context.Context, fn func(ctx context.Context, tx ports.Tx, now func() time.Time) (change, error)) (change, error) {
 	var c change
 	err := m.uow.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
-		now := m.clock.Now().UTC()
+		var at time.Time // read once per attempt: Do may retry fn
+		now := func() time.Time {
+			if at.IsZero() {
+				at = m.clock.Now().UTC()
+			}
+			return at
+		}
 		var err error
 		if c, err = fn(ctx, tx, now); err != nil || c.Action == "" {
 			return err
 		}
-		msg, err := domain.NewEvent(newEventID(now), c.Action, c.User, c.Changed, now).Message()
+		msg, err := domain.NewEvent(newEventID(now()), c.Action, c.User, c.Changed, now()).Message()
 		if err != nil {
 			return fmt.Errorf("encode %s event of user %d: %w", c.Action, c.User.ID, err)
 		}

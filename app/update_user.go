@@ -46,7 +46,7 @@ func (uc *updater) Do(ctx context.Context, id int64, in domain.Input, pre domain
 	if err != nil {
 		return domain.User{}, err
 	}
-	c, err := uc.mutations.run(ctx, func(ctx context.Context, tx ports.Tx, now time.Time) (change, error) {
+	c, err := uc.mutations.run(ctx, func(ctx context.Context, tx ports.Tx, now func() time.Time) (change, error) {
 		u, err := tx.LockUser(ctx, id)
 		if err != nil {
 			return change{}, err
@@ -68,7 +68,7 @@ func (uc *updater) Do(ctx context.Context, id int64, in domain.Input, pre domain
 		if len(changed) == 0 {
 			return change{User: u}, nil
 		}
-		u.Touch(now)
+		u.Touch(now())
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return change{}, err
 		}

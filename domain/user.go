@@ -213,10 +213,13 @@ func (u *User) ApplyProfile(in Input) []string {
 	return changed
 }
 
-// Touch records a change: the version grows and updated_at moves to now.
+// Touch records a change: the version grows and updated_at moves to now,
+// never backwards (another replica's clock may run behind this one's).
 func (u *User) Touch(now time.Time) {
 	u.Version++
-	u.UpdatedAt = now.UTC()
+	if now = now.UTC(); now.After(u.UpdatedAt) {
+		u.UpdatedAt = now
+	}
 }
 
 // TimeLayout is how every timestamp leaves the service: RFC 3339, UTC, with

@@ -415,6 +415,13 @@ func TestTouch(t *testing.T) {
 	if u.Version != 5 || !u.UpdatedAt.Equal(now) || u.UpdatedAt.Location() != time.UTC || u.CreatedAt != created {
 		t.Errorf("after Touch: %+v", u)
 	}
+	// A clock behind the last change (another replica's) bumps the version
+	// but does not move updated_at backwards.
+	last := u.UpdatedAt
+	u.Touch(last.Add(-time.Second))
+	if u.Version != 6 || !u.UpdatedAt.Equal(last) {
+		t.Errorf("after Touch with an earlier clock: version %d, updated_at %s; want 6, %s", u.Version, u.UpdatedAt, last)
+	}
 }
 
 func TestFormatTime(t *testing.T) {
