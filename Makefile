@@ -6,8 +6,8 @@ GO       ?= go
 BIN      ?= bin/usersvc
 WIRE     := $(GO) tool wire
 # Suites that start containers; everything else runs without Docker.
-DOCKER_PKGS := $(foreach d,containers integration e2e,$(if $(wildcard test/$(d)),./test/$(d)/...))
-PKGS_UNIT    = $(shell $(GO) list ./... | grep -vE '/test/(containers|integration|e2e)(/|$$)')
+DOCKER_PKGS := $(foreach d,containers integration e2e faults,$(if $(wildcard test/$(d)),./test/$(d)/...))
+PKGS_UNIT    = $(shell $(GO) list ./... | grep -vE '/test/(containers|integration|e2e|faults)(/|$$)')
 
 # Images for the container suites: upstream (mysql:8.4, apache/kafka:3.9.0,
 # postgres:16)
