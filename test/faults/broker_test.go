@@ -2,11 +2,9 @@ package faults_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/marketplace/usersvc/adapters/kafka/kafkatest"
 	"github.com/marketplace/usersvc/app"
-	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/test/containers"
 	"github.com/marketplace/usersvc/test/reliability/stack"
 )
@@ -25,20 +22,6 @@ import (
 // BrokerOutageEnv sets how long the broker stays down (default 30s, the
 // issue's figure; 5s with -short).
 const BrokerOutageEnv = "USERSVC_BROKER_OUTAGE"
-
-func brokerOutage(t *testing.T) time.Duration {
-	if v := os.Getenv(BrokerOutageEnv); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			t.Fatalf("%s=%q is not a positive duration", BrokerOutageEnv, v)
-		}
-		return d
-	}
-	if testing.Short() {
-		return 5 * time.Second
-	}
-	return 30 * time.Second
-}
 
 // mutationLog records, per user, which address each version got, from the
 // API's answers (body and ETag), and each answer's latency by phase.
@@ -76,7 +59,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 // user's in the order of its versions, duplicates counted.
 func TestBrokerOutageDuringMutations(t *testing.T) {
 	const users, workers = 20, 2
-	outage := brokerOutage(t)
+	outage := stack.DurationFromEnv(t, BrokerOutageEnv, 30*time.Second, 5*time.Second)
 	env := containers.Shared(t)
 	topic := containers.NewTopic(t, 3)
 	pub := newPublisher(t, topic)
@@ -159,23 +142,13 @@ func TestBrokerOutageDuringMutations(t *testing.T) {
 	}
 
 	recs := kafkatest.Consume(t, env.KafkaBrokers()[0], topic, log.mutations, time.Minute)
-	seen := map[string]bool{}
+	deliveries, duplicates := stack.FirstDeliveries(t, recs)
 	lastVersion := map[int64]int64{}
-	duplicates := 0
-	for _, r := range recs {
-		var ev domain.EventBody
-		if err := json.Unmarshal(r.Value, &ev); err != nil {
-			t.Fatalf("record is not an event: %q", r.Value)
-		}
-		if seen[ev.ID] {
-			duplicates++
-			continue
-		}
-		seen[ev.ID] = true
-		id := ev.Data.ID
-		v, known := log.versions[id][ev.Data.Address]
+	for _, d := range deliveries {
+		id := d.Event.Data.ID
+		v, known := log.versions[id][d.Event.Data.Address]
 		if !known {
-			t.Errorf("event for user %d with address %q, which no answer reported", id, ev.Data.Address)
+			t.Errorf("event for user %d with address %q, which no answer reported", id, d.Event.Data.Address)
 			continue
 		}
 		if v <= lastVersion[id] {
@@ -183,8 +156,8 @@ func TestBrokerOutageDuringMutations(t *testing.T) {
 		}
 		lastVersion[id] = v
 	}
-	if len(seen) != log.mutations {
-		t.Errorf("%d distinct events delivered for %d successful mutations", len(seen), log.mutations)
+	if len(deliveries) != log.mutations {
+		t.Errorf("%d distinct events delivered for %d successful mutations", len(deliveries), log.mutations)
 	}
-	t.Logf("%d mutations, %d events delivered in per-user order, %d duplicate deliveries", log.mutations, len(seen), duplicates)
+	t.Logf("%d mutations, %d events delivered in per-user order, %d duplicate deliveries", log.mutations, len(deliveries), duplicates)
 }

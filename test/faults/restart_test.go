@@ -252,21 +252,12 @@ func checkUsersMatchEvents(t *testing.T, s *stack.Stack, broker, topic string, o
 		}
 	}
 	recs := kafkatest.Consume(t, broker, topic, len(users), 30*time.Second)
+	deliveries, duplicates := stack.FirstDeliveries(t, recs)
 	events := map[int64]string{}
-	seen := map[string]bool{}
-	duplicates := 0
-	for _, r := range recs {
-		var ev domain.EventBody
-		if err := json.Unmarshal(r.Value, &ev); err != nil {
-			t.Fatalf("record is not an event: %q", r.Value)
-		}
-		if seen[ev.ID] {
-			duplicates++
-			continue
-		}
-		seen[ev.ID] = true
-		if ev.Action != domain.ActionCreate || string(r.Key) != strconv.FormatInt(ev.Data.ID, 10) {
-			t.Errorf("unexpected event %+v with key %q", ev, r.Key)
+	for _, d := range deliveries {
+		ev := d.Event
+		if ev.Action != domain.ActionCreate || d.Key != strconv.FormatInt(ev.Data.ID, 10) {
+			t.Errorf("unexpected event %+v with key %q", ev, d.Key)
 		}
 		if _, dup := events[ev.Data.ID]; dup {
 			t.Errorf("two create events for user %d", ev.Data.ID)

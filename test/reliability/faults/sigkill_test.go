@@ -161,33 +161,23 @@ func TestSIGKILLBetweenCommitAndPublish(t *testing.T) {
 	broker.Restart()
 	second := startProcess(t, env...)
 	recs := kafkatest.Consume(t, broker.Addr(), topic, users, 30*time.Second)
-	seen := map[string]bool{}
+	deliveries, duplicates := stack.FirstDeliveries(t, recs)
 	lastSeq := map[int32]int64{}
-	duplicates := 0
-	for _, r := range recs {
-		var ev domain.EventBody
-		if err := json.Unmarshal(r.Value, &ev); err != nil {
-			t.Fatalf("record is not an event: %q", r.Value)
-		}
-		if seen[ev.ID] {
-			duplicates++
-			continue
-		}
-		seen[ev.ID] = true
-		key := string(r.Key)
+	for _, d := range deliveries {
+		ev, key := d.Event, d.Key
 		if ev.Action != domain.ActionCreate || ids[key] == "" || ev.Data.Email != ids[key] || strconv.FormatInt(ev.Data.ID, 10) != key {
 			t.Errorf("unexpected event %+v with key %q", ev, key)
 		}
 		// Within a partition, users were created (and their events queued)
 		// in id order: the relay kept that order.
-		if id := ev.Data.ID; id < lastSeq[r.Partition] {
-			t.Errorf("partition %d: user %d published after user %d", r.Partition, id, lastSeq[r.Partition])
+		if id := ev.Data.ID; id < lastSeq[d.Partition] {
+			t.Errorf("partition %d: user %d published after user %d", d.Partition, id, lastSeq[d.Partition])
 		} else {
-			lastSeq[r.Partition] = id
+			lastSeq[d.Partition] = id
 		}
 	}
-	if len(seen) != users {
-		t.Fatalf("%d distinct events published after the restart, want %d", len(seen), users)
+	if len(deliveries) != users {
+		t.Fatalf("%d distinct events published after the restart, want %d", len(deliveries), users)
 	}
 	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -211,7 +201,7 @@ func TestSIGKILLBetweenCommitAndPublish(t *testing.T) {
 		}
 	}
 	t.Logf("%d users committed with the broker down (slowest %v), SIGKILL, restart: %d events published, %d duplicates",
-		users, slowest.Round(time.Millisecond), len(seen), duplicates)
+		users, slowest.Round(time.Millisecond), len(deliveries), duplicates)
 }
 
 // backlog counts unpublished events in the SQLite file (a second reader

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -48,22 +47,8 @@ const (
 	goroutineTimeout = 10 * time.Second
 )
 
-func soakDuration(t *testing.T) time.Duration {
-	if v := os.Getenv(DurationEnv); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			t.Fatalf("%s=%q is not a positive duration", DurationEnv, v)
-		}
-		return d
-	}
-	if testing.Short() {
-		return 3 * time.Second
-	}
-	return 10 * time.Second
-}
-
 func TestSoak(t *testing.T) {
-	duration := soakDuration(t)
+	duration := stack.DurationFromEnv(t, DurationEnv, 10*time.Second, 3*time.Second)
 	runtime.GC()
 	baseline := runtime.NumGoroutine()
 

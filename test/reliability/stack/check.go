@@ -3,8 +3,15 @@ package stack
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"regexp"
 	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/marketplace/usersvc/domain"
 )
 
 // HashMarker starts every stored password hash (PHC format).
@@ -51,4 +58,49 @@ func Internals(body []byte, echoed ...string) []string {
 		found = append(found, re.FindAllString(s, -1)...)
 	}
 	return found
+}
+
+// Delivery is the first delivery of one event read from the broker.
+type Delivery struct {
+	Key       string
+	Partition int32
+	Event     domain.EventBody
+}
+
+// FirstDeliveries decodes records as events and keeps the first delivery of
+// each event id, in the order read; it counts the repeats (delivery is at
+// least once). A record that is not an event fails t.
+func FirstDeliveries(t testing.TB, recs []*kgo.Record) (firsts []Delivery, duplicates int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, r := range recs {
+		var ev domain.EventBody
+		if err := json.Unmarshal(r.Value, &ev); err != nil {
+			t.Fatalf("record at %d/%d is not an event: %q", r.Partition, r.Offset, r.Value)
+		}
+		if seen[ev.ID] {
+			duplicates++
+			continue
+		}
+		seen[ev.ID] = true
+		firsts = append(firsts, Delivery{Key: string(r.Key), Partition: r.Partition, Event: ev})
+	}
+	return firsts, duplicates
+}
+
+// DurationFromEnv reads a positive duration from the environment variable
+// name; unset, it is def, or short under -short.
+func DurationFromEnv(t testing.TB, name string, def, short time.Duration) time.Duration {
+	t.Helper()
+	if v := os.Getenv(name); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			t.Fatalf("%s=%q is not a positive duration", name, v)
+		}
+		return d
+	}
+	if testing.Short() {
+		return short
+	}
+	return def
 }
