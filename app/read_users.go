@@ -52,6 +52,12 @@ func (uc *ListUsers) Do(ctx context.Context, q domain.ListQuery) (domain.UserPag
 	if q.Page > maxPage {
 		return domain.UserPage{}, domain.ErrInvalidPage // no table is that long; avoids offset overflow
 	}
+	if q.MatchesNothing() {
+		if q.Page > 1 {
+			return domain.UserPage{}, domain.ErrInvalidPage
+		}
+		return domain.UserPage{Users: []domain.User{}}, nil
+	}
 	page, err := uc.users.ListUsers(ctx, q)
 	if err != nil {
 		return domain.UserPage{}, fmt.Errorf("list users: %w", err)

@@ -90,6 +90,12 @@ func TestListUsersPaging(t *testing.T) {
 			wantQuery: domain.ListQuery{Page: 1, PageSize: 10}, wantUsers: 0, wantTotal: 0},
 		{name: "second page of nothing is invalid", f: empty, q: domain.ListQuery{Page: 2, PageSize: 10},
 			wantQuery: domain.ListQuery{Page: 2, PageSize: 10}, wantErr: domain.ErrInvalidPage},
+		{name: "NUL in a filter matches nothing without a query", f: full, q: domain.ListQuery{Search: "\x00", Page: 1, PageSize: 10},
+			wantUsers: 0, wantTotal: 0},
+		{name: "invalid UTF-8 in a filter matches nothing without a query", f: full, q: domain.ListQuery{FirstName: "user\xff", Page: 1, PageSize: 10},
+			wantUsers: 0, wantTotal: 0},
+		{name: "second page of an impossible filter is invalid", f: full, q: domain.ListQuery{LastName: "a\x00b", Page: 2, PageSize: 10},
+			wantErr: domain.ErrInvalidPage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,6 +1,10 @@
 package domain
 
-import "time"
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+)
 
 // Paging defaults and limits.
 const (
@@ -48,6 +52,18 @@ type ListQuery struct {
 	Ordering []OrderField
 	Page     int // from 1
 	PageSize int // 1..MaxPageSize
+}
+
+// MatchesNothing reports a text filter that no stored user can match:
+// stored text is valid UTF-8 without NUL. Databases disagree on such
+// values (SQLite's LIKE stops at a NUL), so callers answer without asking.
+func (q ListQuery) MatchesNothing() bool {
+	for _, f := range []string{q.FirstName, q.LastName, q.Email, q.Search} {
+		if strings.ContainsRune(f, 0) || !utf8.ValidString(f) {
+			return true
+		}
+	}
+	return false
 }
 
 // Offset is the number of rows before the page.

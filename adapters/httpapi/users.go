@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
@@ -36,7 +37,12 @@ func (h *usersHandler) create(c *gin.Context) {
 }
 
 func (h *usersHandler) list(c *gin.Context) {
-	query := c.Request.URL.Query()
+	// URL.Query would drop what it cannot parse and serve an unfiltered list.
+	query, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
+		h.errors.respond(c, parseError("Query", err))
+		return
+	}
 	q, err := parseListQuery(query)
 	if err != nil {
 		h.errors.respond(c, err)
