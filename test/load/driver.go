@@ -46,6 +46,14 @@ func (p *Phase) Rate() float64 {
 	return float64(p.Requests) / p.Elapsed.Seconds()
 }
 
+// perCore is requests per CPU-second of this process and the database.
+func (p *Phase) perCore() float64 {
+	if c := p.CPU.Self + p.CPU.DB; c > 0 {
+		return p.RPS / c
+	}
+	return 0
+}
+
 // add folds another round of the same side into p.
 func (p *Phase) add(o *Phase) {
 	if p.latency == nil {
@@ -126,10 +134,12 @@ func (e *errorLog) add(err error) {
 }
 
 // closedLoop runs op from concurrency workers back to back: each sends its
-// next request when the previous one is answered. Requests finished during
-// warmup are not counted; the phase ends measure after warmup (a request in
-// flight then still completes and counts, and the elapsed time includes
-// it). ctx ending stops it early.
+// next request when the previous one is answered. Throughput and latency
+// count the requests that complete inside the measured window, which
+// starts after warmup and lasts measure; requests still in flight at its
+// end are waited for but not counted, so a slow operation's tail does not
+// stretch the window. Errors count whenever they happen, warm-up included.
+// ctx ending stops it early.
 func closedLoop(ctx context.Context, concurrency int, warmup, measure time.Duration, seed uint64, op Op) *Phase {
 	hist := &Histogram{}
 	var errs errorLog
@@ -137,16 +147,20 @@ func closedLoop(ctx context.Context, concurrency int, warmup, measure time.Durat
 	start := time.Now()
 	measureFrom := start.Add(warmup)
 	end := measureFrom.Add(measure)
-	// The CPU counters are read when measuring starts, not at warm-up.
-	cpuAtMeasure := make(chan cpuSample, 1)
+	// CPU counters are read at the window's edges.
+	cpuEdges := make(chan [2]cpuSample, 1)
 	go func() {
-		t := time.NewTimer(warmup)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
+		var edges [2]cpuSample
+		for i, at := range []time.Time{measureFrom, end} {
+			t := time.NewTimer(time.Until(at))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+			edges[i] = readCPU()
 		}
-		cpuAtMeasure <- readCPU()
+		cpuEdges <- edges
 	}()
 	var wg sync.WaitGroup
 	for w := range concurrency {
@@ -159,14 +173,14 @@ func closedLoop(ctx context.Context, concurrency int, warmup, measure time.Durat
 				}
 				err := op(ctx, rng)
 				done := time.Now()
-				if t.Before(measureFrom) {
-					continue
-				}
 				if err != nil {
 					if ctx.Err() != nil {
 						return
 					}
 					errs.add(err)
+					continue
+				}
+				if done.Before(measureFrom) || !done.Before(end) {
 					continue
 				}
 				requests.Add(1)
@@ -175,14 +189,14 @@ func closedLoop(ctx context.Context, concurrency int, warmup, measure time.Durat
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(measureFrom)
-	cpuFrom := <-cpuAtMeasure
+	edges := <-cpuEdges
+	elapsed := min(edges[1].wall.Sub(measureFrom), measure)
 	return &Phase{
 		Requests:     requests.Load(),
 		Errors:       errs.n.Load(),
 		Elapsed:      max(elapsed, 0),
 		ErrorSamples: errs.samples,
-		CPU:          readCPU().since(cpuFrom),
+		CPU:          edges[1].since(edges[0]),
 		latency:      hist,
 	}
 }

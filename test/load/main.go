@@ -34,7 +34,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/marketplace/usersvc/adapters/argon2id"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 )
 
@@ -63,6 +62,7 @@ type options struct {
 	Compare       string        `json:"-"`
 	PprofDir      string        `json:"-"`
 	Quiet         bool          `json:"-"`
+	CheapHash     bool          `json:"cheap_hash,omitempty"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -75,8 +75,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.DBName, "dbname", "usersvc_load", "database created (after dropping a leftover) when -db is empty")
 	fs.BoolVar(&o.Keep, "keep", false, "keep -dbname after the run, and reuse it when it already holds the seeded users")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time per workload and side (split over -rounds)")
-	fs.DurationVar(&o.Warmup, "warmup", time.Second, "unmeasured time before each measured segment")
-	fs.IntVar(&o.Rounds, "rounds", 2, "service and raw alternate this many times per workload, so background load hits both alike")
+	fs.DurationVar(&o.Warmup, "warmup", time.Second, "unmeasured time before a workload's first measured segment of each side (later rounds settle for at most 200ms)")
+	fs.IntVar(&o.Rounds, "rounds", 4, "service and raw alternate this many times per workload, so background load hits both alike")
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "closed-loop workers (and keep-alive connections)")
 	workloadList := fs.String("workloads", strings.Join(workloadNames(), ","), "comma-separated workloads to run")
 	fs.IntVar(&o.MaxPage, "max-page", 100, "list pages are drawn uniformly from 1..max-page")
@@ -93,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.Compare, "compare", "", "results JSON of another run (e.g. -users 10000) to compare p99 with")
 	fs.StringVar(&o.PprofDir, "pprof", "", "write CPU profiles of each workload's service segments and allocation profiles to this directory")
 	fs.BoolVar(&o.Quiet, "q", false, "print only the final report")
+	fs.BoolVar(&o.CheapHash, "cheap-hash", false, "argon2id with 64 KiB and 1 pass instead of OWASP's parameters (smoke tests only: create results mean nothing then)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -208,7 +209,7 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 		return nil, err
 	}
 	defer brk.Close()
-	svc, err := startService(ctx, serviceEnv(db.url, brk.Addr()))
+	svc, err := startService(ctx, serviceEnv(db.url, brk.Addr()), o.CheapHash)
 	if err != nil {
 		return nil, fmt.Errorf("start service: %w", err)
 	}
@@ -241,7 +242,7 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 	cl := newClient(svc.URL, o.Concurrency)
 	defer cl.Close()
 	e := &env{
-		pop: pop, client: cl, raw: raw, hasher: argon2id.ProvideOWASP(), maxPage: o.MaxPage,
+		pop: pop, client: cl, raw: raw, hasher: newHasher(o.CheapHash), maxPage: o.MaxPage,
 		nonce: strconv.FormatInt(time.Now().UnixNano(), 36), seq: &atomic.Uint64{}, servicePool: svc.store.DB(),
 	}
 
@@ -301,6 +302,10 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 	return res, ctx.Err()
 }
 
+// roundSettle is the unmeasured start of every round after the first: the
+// other side's requests still in flight finish meanwhile.
+const roundSettle = 200 * time.Millisecond
+
 // runWorkload alternates the raw and the service side for o.Rounds rounds
 // of o.Duration/o.Rounds each, so a change in background load during the
 // workload falls on both sides alike.
@@ -308,15 +313,19 @@ func runWorkload(ctx context.Context, o options, w workload, e *env, p progress)
 	wr := &WorkloadResult{Name: w.Name, Doc: w.Doc, MinRatio: w.MinRatio, Service: &Phase{}, Raw: &Phase{}}
 	segment := o.Duration / time.Duration(o.Rounds)
 	for round := range o.Rounds {
+		warmup := o.Warmup
+		if round > 0 {
+			warmup = min(warmup, roundSettle) // pools and caches are warm by now
+		}
 		wr.Raw.add(poolDelta(e.raw.db, func() *Phase {
-			return closedLoop(ctx, o.Concurrency, o.Warmup, segment, uint64(round), w.raw(e))
+			return closedLoop(ctx, o.Concurrency, warmup, segment, uint64(round), w.raw(e))
 		}))
 		stopProfile, err := startCPUProfile(o.PprofDir, fmt.Sprintf("cpu-%s-%d.pprof", w.Name, round))
 		if err != nil {
 			return nil, err
 		}
 		wr.Service.add(poolDelta(e.servicePool, func() *Phase {
-			return closedLoop(ctx, o.Concurrency, o.Warmup, segment, uint64(round), w.service(e))
+			return closedLoop(ctx, o.Concurrency, warmup, segment, uint64(round), w.service(e))
 		}))
 		stopProfile()
 		if ctx.Err() != nil {
@@ -349,7 +358,7 @@ type RSSResult struct {
 }
 
 func rssCheck(ctx context.Context, o options, dbURL, brokers string, e *env, p progress) (*RSSResult, error) {
-	child, err := startServiceProcess(ctx, dbURL, brokers, o.RSSGoMemLimit)
+	child, err := startServiceProcess(ctx, dbURL, brokers, o.RSSGoMemLimit, o.CheapHash)
 	if err != nil {
 		return nil, err
 	}

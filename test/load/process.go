@@ -23,7 +23,7 @@ const serviceProcessEnv = "USERSVC_LOAD_SERVICE_PROCESS"
 // until stdin reaches EOF, then prints "PEAKCONNS <n>" and shuts down.
 func serviceProcessMain() int {
 	ctx := context.Background()
-	svc, err := startService(ctx, serviceEnv(os.Getenv("DATABASE_URL"), os.Getenv("KAFKA_BROKERS")))
+	svc, err := startService(ctx, serviceEnv(os.Getenv("DATABASE_URL"), os.Getenv("KAFKA_BROKERS")), os.Getenv(serviceProcessEnv) == "cheap-hash")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "load service process:", err)
 		return 1
@@ -46,13 +46,17 @@ type serviceProcess struct {
 	err    error
 }
 
-func startServiceProcess(ctx context.Context, dbURL, brokers, goMemLimit string) (*serviceProcess, error) {
+func startServiceProcess(ctx context.Context, dbURL, brokers, goMemLimit string, cheapHash bool) (*serviceProcess, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), serviceProcessEnv+"=1", "DATABASE_URL="+dbURL, "KAFKA_BROKERS="+brokers)
+	mode := "1"
+	if cheapHash {
+		mode = "cheap-hash"
+	}
+	cmd.Env = append(os.Environ(), serviceProcessEnv+"="+mode, "DATABASE_URL="+dbURL, "KAFKA_BROKERS="+brokers)
 	if goMemLimit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+goMemLimit)
 	}

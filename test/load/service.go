@@ -60,6 +60,19 @@ func (b *broker) Close() {
 	os.RemoveAll(b.dir)
 }
 
+// cheapArgon2 replaces OWASP's parameters only in the smoke test
+// (-cheap-hash), where creates must finish within milliseconds under -race.
+var cheapArgon2 = argon2id.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
+// newHasher is the production hasher (argon2id with OWASP's parameters,
+// GOMAXPROCS at once), or a cheap one for the smoke test.
+func newHasher(cheap bool) *argon2id.Hasher {
+	if cheap {
+		return argon2id.New(cheapArgon2, 0)
+	}
+	return argon2id.ProvideOWASP()
+}
+
 // Server timeouts of `usersvc serve` (cmd/usersvc/serve.go).
 const (
 	readHeaderTimeout = 5 * time.Second
@@ -107,7 +120,7 @@ func serviceEnv(databaseURL, brokers string) map[string]string {
 // startService wires and starts the service. Logs are formatted as in
 // production (JSON, info level: one access line per request) and then
 // discarded, so their cost counts but no terminal I/O does.
-func startService(ctx context.Context, env map[string]string) (_ *service, err error) {
+func startService(ctx context.Context, env map[string]string, cheapHash bool) (_ *service, err error) {
 	cfg, err := cli.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		return nil, err
@@ -121,7 +134,7 @@ func startService(ctx context.Context, env map[string]string) (_ *service, err e
 	}()
 
 	// The order of cmd/usersvc/wire_gen.go, where the dependencies allow.
-	hasher := argon2id.ProvideOWASP()
+	hasher := newHasher(cheapHash)
 	store, cleanup, err := gormstore.Provide(ctx, cli.StoreConfig(cfg))
 	if err != nil {
 		return nil, err
