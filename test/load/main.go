@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -197,7 +198,10 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 	}
 	res.Machine.Database = db.target.Redacted
 	if db.target.Dialect == gormstore.DialectMySQL && isLoopback(db.target.MySQL.Addr) {
-		dbPID = findProcess("mariadbd", "mysqld")
+		if _, port, err := net.SplitHostPort(db.target.MySQL.Addr); err == nil {
+			n, _ := strconv.Atoi(port)
+			dbPID = listenerPID(n)
+		}
 	}
 	if v, verr := serverVersion(ctx, db.url); verr == nil {
 		res.Machine.Database += " (" + v + ")"

@@ -141,21 +141,35 @@ func processTicks(pid string) (uint64, bool) {
 	return u + s, err1 == nil && err2 == nil
 }
 
-// findProcess returns the pid of the first process whose command name is
-// one of names, 0 if none.
-func findProcess(names ...string) int {
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, d := range dirs {
-		comm, err := os.ReadFile(filepath.Join(d, "comm"))
+// listenerPID returns the pid of the process listening on the TCP port
+// (the local database server), 0 if none is found: the socket's inode from
+// /proc/net/tcp{,6}, then the process holding it among /proc/*/fd.
+func listenerPID(port int) int {
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
 		if err != nil {
 			continue
 		}
-		c := strings.TrimSpace(string(comm))
-		for _, n := range names {
-			if c == n {
-				pid, _ := strconv.Atoi(filepath.Base(d))
-				return pid
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" { // 0A: LISTEN
+				continue
 			}
+			_, hexPort, ok := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseUint(hexPort, 16, 16); ok && err == nil && int(p) == port {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return 0
+	}
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && inodes[target] {
+			pid, _ := strconv.Atoi(strings.Split(fd, "/")[2])
+			return pid
 		}
 	}
 	return 0
