@@ -76,8 +76,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.DBName, "dbname", "usersvc_load", "database created (after dropping a leftover) when -db is empty")
 	fs.BoolVar(&o.Keep, "keep", false, "keep -dbname after the run, and reuse it when it already holds the seeded users")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time per workload and side (split over -rounds)")
-	fs.DurationVar(&o.Warmup, "warmup", time.Second, "unmeasured time before a workload's first measured segment of each side (later rounds settle for at most 200ms)")
-	fs.IntVar(&o.Rounds, "rounds", 4, "service and raw alternate this many times per workload, so background load hits both alike")
+	fs.DurationVar(&o.Warmup, "warmup", time.Second, "per workload: service calibration and warm-up, then raw warm-up (segments also settle for two typical latencies)")
+	fs.IntVar(&o.Rounds, "rounds", 4, "service and raw alternate up to this many times per workload, so background load hits both alike (fewer when a segment would last under 10 typical latencies)")
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "closed-loop workers (and keep-alive connections)")
 	workloadList := fs.String("workloads", strings.Join(workloadNames(), ","), "comma-separated workloads to run")
 	fs.IntVar(&o.MaxPage, "max-page", 100, "list pages are drawn uniformly from 1..max-page")
@@ -306,43 +306,68 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 	return res, ctx.Err()
 }
 
-// roundSettle is the unmeasured start of every round after the first: the
-// other side's requests still in flight finish meanwhile.
-const roundSettle = 200 * time.Millisecond
+// Segment sizing: a closed loop starts every segment with all workers
+// sending at once, so a segment needs a settling time of a couple of
+// request latencies and must last many of them, or the start and end
+// transients dominate what it counts.
+const (
+	minSettle           = 200 * time.Millisecond
+	maxSettle           = 10 * time.Second
+	latenciesPerSegment = 10
+)
 
-// runWorkload alternates the raw and the service side for o.Rounds rounds
-// of o.Duration/o.Rounds each, so a change in background load during the
-// workload falls on both sides alike.
+// runWorkload alternates the raw and the service side for up to o.Rounds
+// rounds of equal length, so a change in background load during the
+// workload falls on both sides alike. A calibration of o.Warmup on the
+// service side (which also warms it) gives the typical latency: rounds are
+// merged until each segment lasts latenciesPerSegment of them, and each
+// segment starts with an unmeasured settling time of two.
 func runWorkload(ctx context.Context, o options, w workload, e *env, p progress) (*WorkloadResult, error) {
 	wr := &WorkloadResult{Name: w.Name, Doc: w.Doc, MinRatio: w.MinRatio, Service: &Phase{}, Raw: &Phase{}}
-	segment := o.Duration / time.Duration(o.Rounds)
-	for round := range o.Rounds {
-		warmup := o.Warmup
-		if round > 0 {
-			warmup = min(warmup, roundSettle) // pools and caches are warm by now
+	cal := closedLoop(ctx, o.Concurrency, 0, o.Warmup, 1<<32, w.service(e))
+	typical := cal.latency.Quantile(0.5)
+	if cal.Requests == 0 {
+		typical = max(o.Warmup, cal.latency.Max()) // nothing finished: at least that slow
+	}
+	rounds := o.Rounds
+	for rounds > 1 && o.Duration/time.Duration(rounds) < latenciesPerSegment*typical {
+		rounds--
+	}
+	settle := min(max(minSettle, 2*typical), maxSettle)
+	segment := o.Duration / time.Duration(rounds)
+	wr.Rounds, wr.Typical = rounds, Millis(typical)
+	for round := range rounds {
+		rawWarmup := settle
+		if round == 0 {
+			rawWarmup = max(o.Warmup, settle)
 		}
 		wr.Raw.add(poolDelta(e.raw.db, func() *Phase {
-			return closedLoop(ctx, o.Concurrency, warmup, segment, uint64(round), w.raw(e))
+			return closedLoop(ctx, o.Concurrency, rawWarmup, segment, uint64(round), w.raw(e))
 		}))
 		stopProfile, err := startCPUProfile(o.PprofDir, fmt.Sprintf("cpu-%s-%d.pprof", w.Name, round))
 		if err != nil {
 			return nil, err
 		}
 		wr.Service.add(poolDelta(e.servicePool, func() *Phase {
-			return closedLoop(ctx, o.Concurrency, warmup, segment, uint64(round), w.service(e))
+			return closedLoop(ctx, o.Concurrency, settle, segment, uint64(round), w.service(e))
 		}))
 		stopProfile()
 		if ctx.Err() != nil {
 			return wr.finish(), ctx.Err()
 		}
 	}
+	// Errors of the calibration count: every request must succeed.
+	wr.Service.Errors += cal.Errors
+	for _, s := range cal.ErrorSamples {
+		wr.Service.ErrorSamples = addSample(wr.Service.ErrorSamples, s)
+	}
 	if err := writeProfile(o.PprofDir, "allocs", "allocs-"+w.Name+".pprof"); err != nil {
 		return nil, err
 	}
 	wr.finish()
-	p.printf("%-7s service %8.0f req/s p99 %7v ms err %d | raw %8.0f req/s p99 %7v ms err %d | ratio %.2f | service pool: %d new conns, %d waits",
+	p.printf("%-7s service %8.0f req/s p99 %7v ms err %d | raw %8.0f req/s p99 %7v ms err %d | ratio %.2f | %d rounds | service pool: %d new conns, %d waits",
 		w.Name, wr.Service.RPS, wr.Service.Latency.P99, wr.Service.Errors, wr.Raw.RPS, wr.Raw.Latency.P99, wr.Raw.Errors, wr.Ratio,
-		wr.Service.Pool.Opened, wr.Service.Pool.WaitCount)
+		wr.Rounds, wr.Service.Pool.Opened, wr.Service.Pool.WaitCount)
 	return wr, nil
 }
 

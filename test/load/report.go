@@ -43,6 +43,10 @@ type WorkloadResult struct {
 	// the same CPU, whatever other processes took meanwhile. The service's
 	// side includes the load generator's CPU (it shares the process).
 	CPURatio float64 `json:"cpu_normalised_ratio"`
+	// Rounds is how many raw/service alternations ran; Typical is the
+	// service's median latency in the calibration that chose it.
+	Rounds  int    `json:"rounds"`
+	Typical Millis `json:"typical_latency_ms"`
 }
 
 func (w *WorkloadResult) finish() *WorkloadResult {
@@ -97,6 +101,9 @@ type Target struct {
 	Pass bool   `json:"pass"`
 }
 
+// fewSamples flags a workload measured on too few requests to trust.
+const fewSamples = 200
+
 // Issue 7's absolute targets.
 const (
 	targetRelayPerS   = 10_000
@@ -110,8 +117,12 @@ func evaluate(r *Results) []Target {
 	var ts []Target
 	for _, w := range r.Workloads {
 		if w.MinRatio > 0 {
+			got := fmt.Sprintf("%.0f%%", w.Ratio*100)
+			if n := min(w.Service.Requests, w.Raw.Requests); n < fewSamples {
+				got += fmt.Sprintf(" (only %d requests on one side)", n)
+			}
 			ts = append(ts, Target{Name: w.Name + " throughput vs raw", Want: fmt.Sprintf(">= %.0f%%", w.MinRatio*100),
-				Got: fmt.Sprintf("%.0f%%", w.Ratio*100), Pass: w.Ratio >= w.MinRatio})
+				Got: got, Pass: w.Ratio >= w.MinRatio})
 		}
 		ts = append(ts, Target{Name: w.Name + " errors", Want: "0",
 			Got: fmt.Sprintf("%d (raw %d)", w.Service.Errors, w.Raw.Errors), Pass: w.Service.Errors == 0 && w.Raw.Errors == 0})
@@ -172,6 +183,10 @@ func printReport(w io.Writer, r *Results) {
 		}
 		tw.Flush()
 		for _, x := range r.Workloads {
+			if n := min(x.Service.Requests, x.Raw.Requests); n < fewSamples {
+				fmt.Fprintf(w, "  %s: only %d requests measured on one side (typical latency %v ms, %d rounds): a longer -duration makes it meaningful\n",
+					x.Name, n, x.Typical, x.Rounds)
+			}
 			for _, s := range append(x.Service.ErrorSamples, x.Raw.ErrorSamples...) {
 				fmt.Fprintf(w, "  %s error: %s\n", x.Name, s)
 			}
