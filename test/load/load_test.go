@@ -228,7 +228,8 @@ func TestRunSmoke(t *testing.T) {
 			if len(res.Workloads) != len(workloads) {
 				t.Errorf("%d workloads measured, want %d", len(res.Workloads), len(workloads))
 			}
-			if res.RSS == nil || res.RSS.PeakBytes <= 0 || res.RSS.PeakConns < 8 || res.RSS.Phase.Errors != 0 {
+			if res.RSS == nil || res.RSS.PeakBytes <= 0 || res.RSS.ReadsPeakBytes <= 0 || res.RSS.PeakConns < 8 ||
+				res.RSS.Phase.Errors != 0 || res.RSS.Reads.Errors != 0 || res.RSS.Reads.Requests == 0 {
 				t.Errorf("rss check %+v", res.RSS)
 			}
 			if res.Relay == nil || res.Relay.Events != 300 || res.Relay.EventsPerS <= 0 || res.Relay.Relay.Messages < 300 {

@@ -384,6 +384,10 @@ type RSSResult struct {
 	PeakBytes  int64  `json:"peak_rss_bytes"`
 	GoMemLimit string `json:"gomemlimit,omitempty"`
 	Phase      *Phase `json:"mixed"`
+	// ReadsPeakBytes is the peak after a first phase of reads only (get),
+	// before any password is hashed: what the connections themselves cost.
+	ReadsPeakBytes int64  `json:"reads_peak_rss_bytes"`
+	Reads          *Phase `json:"reads"`
 }
 
 func rssCheck(ctx context.Context, o options, dbURL, brokers string, e *env, p progress) (*RSSResult, error) {
@@ -398,6 +402,11 @@ func rssCheck(ctx context.Context, o options, dbURL, brokers string, e *env, p p
 	defer cl.Close()
 	e2 := *e
 	e2.client = cl
+	r.Reads = closedLoop(ctx, o.RSSConns, o.Warmup, o.Duration/2, 98, e2.serviceGet)
+	r.Reads.finish()
+	if r.ReadsPeakBytes, err = statusBytes(child.pid(), "VmHWM"); err != nil {
+		return r, fmt.Errorf("rss: %w", err)
+	}
 	w := workloads[slices.IndexFunc(workloads, func(w workload) bool { return w.Name == "mixed" })]
 	r.Phase = closedLoop(ctx, o.RSSConns, o.Warmup, o.Duration, 99, w.service(&e2))
 	r.Phase.finish()
@@ -408,8 +417,8 @@ func rssCheck(ctx context.Context, o options, dbURL, brokers string, e *env, p p
 	if r.PeakConns, err = child.stop(); err != nil {
 		return r, fmt.Errorf("rss: service process: %w", err)
 	}
-	p.printf("rss: %d connections (service saw %d), service process peak RSS %s MiB (%s MiB after start), %d errors",
-		o.RSSConns, r.PeakConns, mib(r.PeakBytes), mib(r.StartBytes), r.Phase.Errors)
+	p.printf("rss: %d connections (service saw %d), service process peak RSS %s MiB (%s MiB after start, %s MiB after reads only), %d errors",
+		o.RSSConns, r.PeakConns, mib(r.PeakBytes), mib(r.StartBytes), mib(r.ReadsPeakBytes), r.Phase.Errors+r.Reads.Errors)
 	return r, nil
 }
 

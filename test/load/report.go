@@ -141,7 +141,8 @@ func evaluate(r *Results) []Target {
 	if r.RSS != nil {
 		ts = append(ts, Target{Name: fmt.Sprintf("peak RSS with %d keep-alive connections", r.RSS.Conns), Want: "< 100 MiB",
 			Got: mib(r.RSS.PeakBytes) + " MiB", Pass: r.RSS.PeakBytes > 0 && r.RSS.PeakBytes < targetRSS && r.RSS.PeakConns >= int64(r.RSS.Conns)})
-		ts = append(ts, Target{Name: "rss check errors", Want: "0", Got: fmt.Sprint(r.RSS.Phase.Errors), Pass: r.RSS.Phase.Errors == 0})
+		errs := r.RSS.Phase.Errors + r.RSS.Reads.Errors
+		ts = append(ts, Target{Name: "rss check errors", Want: "0", Got: fmt.Sprint(errs), Pass: errs == 0})
 	}
 	if r.Relay != nil {
 		ts = append(ts, Target{Name: "relay throughput", Want: fmt.Sprintf(">= %d events/s", targetRelayPerS),
@@ -197,8 +198,9 @@ func printReport(w io.Writer, r *Results) {
 		if x.GoMemLimit != "" {
 			limit = "GOMEMLIMIT=" + x.GoMemLimit
 		}
-		fmt.Fprintf(w, "\npeak RSS of the service process (%s) with %d keep-alive connections (it saw %d) on the mixed workload: %s MiB (%s MiB after start); %.0f req/s, p99 %v ms, %d errors\n",
-			limit, x.Conns, x.PeakConns, mib(x.PeakBytes), mib(x.StartBytes), x.Phase.RPS, x.Phase.Latency.P99, x.Phase.Errors)
+		fmt.Fprintf(w, "\npeak RSS of the service process (%s) with %d keep-alive connections (it saw %d): %s MiB on the mixed workload (%.0f req/s, p99 %v ms, %d errors); %s MiB after start, %s MiB after reads only (get: %.0f req/s, p99 %v ms, %d errors)\n",
+			limit, x.Conns, x.PeakConns, mib(x.PeakBytes), x.Phase.RPS, x.Phase.Latency.P99, x.Phase.Errors,
+			mib(x.StartBytes), mib(x.ReadsPeakBytes), x.Reads.RPS, x.Reads.Latency.P99, x.Reads.Errors)
 	}
 	fmt.Fprintf(w, "peak RSS of this process over the whole run (service, load generator, raw baseline, seeding and broker): %s MiB\n", mib(r.PeakRSSBytes))
 	if x := r.Relay; x != nil {
