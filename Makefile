@@ -3,9 +3,6 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO       ?= go
-# Go 1.26.8's standard library has known vulnerabilities (make vulncheck);
-# the go command fetches this toolchain through the module proxy once.
-export GOTOOLCHAIN := go1.27.3
 BIN      ?= bin/usersvc
 WIRE     := $(GO) tool wire
 # Suites that start containers; everything else runs without Docker.

@@ -179,7 +179,10 @@ func serverPool(cfg Config) Config {
 		cfg.MaxOpenConns = 20
 	}
 	if cfg.MaxIdleConns == 0 {
-		cfg.MaxIdleConns = 10
+		// As many idle as open: with fewer, a busy pool closes and reopens
+		// connections on every burst (the load benchmark saw ~1,000
+		// reconnects a run); ConnMaxIdleTime trims them when traffic drops.
+		cfg.MaxIdleConns = cfg.MaxOpenConns
 	}
 	if cfg.ConnMaxLifetime == 0 {
 		cfg.ConnMaxLifetime = 30 * time.Minute // under every usual wait_timeout / proxy idle cut
