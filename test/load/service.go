@@ -162,16 +162,7 @@ func startService(ctx context.Context, env map[string]string, cheapHash bool) (_
 		return nil, err
 	}
 	s.cleanups = append(s.cleanups, cleanup)
-	mutations := app.NewMutations(trackingUnitOfWork{store, s.lag}, clock, s.relay)
-	rules, policy := cli.ValidationRules(cfg), cli.CountryPolicy(cfg)
-	users := &app.Users{
-		Create:  app.NewCreateUser(rules, geo, policy, hasher, mutations),
-		Get:     app.NewGetUser(store),
-		List:    app.NewListUsers(store),
-		Replace: app.NewReplaceUser(rules, store, hasher, mutations),
-		Patch:   app.NewPatchUser(rules, store, hasher, mutations),
-		Delete:  app.NewDeleteUser(mutations),
-	}
+	users := app.NewUsers(cli.ValidationRules(cfg), cli.CountryPolicy(cfg), geo, hasher, store, trackingUnitOfWork{store, s.lag}, clock, s.relay)
 	readiness := httpapi.NewReadiness(store)
 	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(readiness), cli.InstrumentedHTTPConfig(cfg, logger, m))
 

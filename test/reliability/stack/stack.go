@@ -185,15 +185,7 @@ func start(opts Options) (*Stack, error) {
 		notifier = s.Relay
 	}
 	rules := domain.NewRules(0)
-	mutations := app.NewMutations(persistence.UnitOfWork, sysclock.Clock{}, notifier)
-	users := &app.Users{
-		Create:  app.NewCreateUser(rules, geo, policy, hasher, mutations),
-		Get:     app.NewGetUser(persistence.Reader),
-		List:    app.NewListUsers(persistence.Reader),
-		Replace: app.NewReplaceUser(rules, persistence.Reader, hasher, mutations),
-		Patch:   app.NewPatchUser(rules, persistence.Reader, hasher, mutations),
-		Delete:  app.NewDeleteUser(mutations),
-	}
+	users := app.NewUsers(rules, policy, geo, hasher, persistence.Reader, persistence.UnitOfWork, sysclock.Clock{}, notifier)
 	s.Readiness = httpapi.NewReadiness(store)
 	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(s.Readiness), httpapi.Config{
 		TrustedProxies: trusted,
