@@ -43,7 +43,7 @@ run: build ## build and serve on the embedded defaults (SQLite file, events on s
 
 test: test-unit test-integration ## unit tests, then the Testcontainers suites (needs Docker)
 
-test-unit: ## unit and adapter tests, no Docker needed (uses the local MariaDB at 127.0.0.1:3306)
+test-unit: ## unit and adapter tests, no Docker needed (uses the local MariaDB, PostgreSQL and RabbitMQ)
 	$(GO) test -race -count=1 $(PKGS_UNIT)
 
 test-integration: docker-engine $(if $(filter local,$(TEST_IMAGES)),test-images) ## the Testcontainers suites (needs a Docker engine)
