@@ -16,3 +16,11 @@ func ProducerOf(p *Publisher) any {
 	defer p.mu.Unlock()
 	return p.prod
 }
+
+// ChannelCapacities returns the capacities of the Go channels
+// confluent-kafka-go allocated for p's producer.
+func ChannelCapacities(p *Publisher) (events, produce int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return cap(p.prod.Events()), cap(p.prod.ProduceChannel())
+}

@@ -321,6 +321,21 @@ func TestPublisherRebuildsTheProducerAfterAFatalError(t *testing.T) {
 	checkDelivered(t, consume(t, b.Addr(), len(all), 10*time.Second), all, "usersvc-test")
 }
 
+// The library's default channels hold 1,000,000 slots each, allocated up
+// front: 24 MB of heap for channels the publisher barely uses.
+func TestProducerChannelsAreSmall(t *testing.T) {
+	b := startBroker(t)
+	p := newPublisher(t, b, nil)
+	events, produce := kafka.ChannelCapacities(p)
+	if events > 1000 || produce > 1 {
+		t.Errorf("producer channel capacities: events %d, produce %d; want at most 1000 and 1", events, produce)
+	}
+	// Errors still reach the events channel's reader and deliveries still work.
+	if acked, err := p.Publish(context.Background(), messages(t, 1, 2000, 7)); err != nil || acked != 2000 {
+		t.Fatalf("Publish = %d, %v", acked, err)
+	}
+}
+
 func TestPublishAfterCloseFails(t *testing.T) {
 	b := startBroker(t)
 	p := newPublisher(t, b, nil)
