@@ -31,7 +31,7 @@ func TestHashFormat(t *testing.T) {
 		params Params
 		want   string // m,t,p as printed
 	}{
-		{"owasp parameters", OWASP, "m=19456,t=2,p=1"},
+		{"owasp parameters", OWASP, "m=9216,t=4,p=1"},
 		{"cheap parameters", cheap, "m=64,t=1,p=1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -47,10 +47,25 @@ func TestHashFormat(t *testing.T) {
 }
 
 func TestVerifyUsesStoredParameters(t *testing.T) {
-	old, _ := New(cheap, 1).Hash(context.Background(), "pw-123456")
-	ok, err := New(OWASP, 1).Verify(context.Background(), old, "pw-123456")
-	if err != nil || !ok {
-		t.Fatalf("hash made with older parameters no longer verifies: %v %v", ok, err)
+	// OWASP's 19 MiB configuration was the default before the 9 MiB one.
+	previousDefault := Params{MemoryKiB: 19 * 1024, Iterations: 2, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+	for _, tc := range []struct {
+		name   string
+		params Params
+	}{
+		{"cheap parameters", cheap},
+		{"previous default, 19 MiB and 2 passes", previousDefault},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old, _ := New(tc.params, 1).Hash(context.Background(), "pw-123456")
+			h := New(OWASP, 1)
+			if ok, err := h.Verify(context.Background(), old, "pw-123456"); err != nil || !ok {
+				t.Fatalf("hash made with older parameters no longer verifies: %v %v", ok, err)
+			}
+			if ok, err := h.Verify(context.Background(), old, "pw-1234567"); err != nil || ok {
+				t.Fatalf("wrong password verified against a hash with older parameters: %v %v", ok, err)
+			}
+		})
 	}
 }
 

@@ -49,8 +49,8 @@ func (tr *transcript) record(res stack.Response) {
 }
 
 // OWASPHashPrefix is how every stored hash starts with the production
-// parameters (argon2id.OWASP: 19 MiB, 2 iterations, 1 lane).
-const owaspHashPrefix = "$argon2id$v=19$m=19456,t=2,p=1$"
+// parameters (argon2id.OWASP: 9 MiB, 4 iterations, 1 lane).
+const owaspHashPrefix = "$argon2id$v=19$m=9216,t=4,p=1$"
 
 // TestNoPasswordOrHashLeavesTheService drives every operation, successful
 // or refused, with a distinct password each time, through the production
