@@ -112,13 +112,25 @@ func malformedJSON(_ world, add adder) {
 		{"comment", `{/* hi */"first_name":"Eve"}`, "invalid character '/' looking for beginning of object key string"},
 		{"NaN", `{"first_name":NaN}`, "invalid character 'N' looking for beginning of value"},
 		{"hex number", `{"first_name":0x10}`, "invalid character 'x' after object key:value pair"},
-		{"byte order mark", "\ufeff" + encode(validUser), "invalid character 'ï' looking for beginning of value"},
-		{"bad escape", `{"first_name":"\q"}`, "invalid character 'q' in string escape code"},
-		{"raw tab in string", "{\"first_name\":\"a\tb\"}", `invalid character '\t' in string literal`},
-		{"raw NUL byte in string", "{\"first_name\":\"a\x00b\"}", `invalid character '\x00' in string literal`},
 		{"missing colon", `{"first_name" "Eve"}`, "invalid character '\"' after object key"},
 	} {
 		add("json/"+tc.name, post(tc.body), 400, parseError("JSON", tc.msg))
+	}
+	// encoding/json words these differently in Go 1.26 and 1.27 (shown as
+	// 1.26 | 1.27); the fragments name the fault in both.
+	for _, tc := range []struct {
+		name, body string
+		fragments  []string
+	}{
+		// 'ï' looking for beginning of value | '\ufeff' looking for beginning of value
+		{"byte order mark", "\ufeff" + encode(validUser), []string{"invalid character '", "' looking for beginning of value"}},
+		// invalid character 'q' in string escape code | invalid escape sequence `\q` in string
+		{"bad escape", `{"first_name":"\q"}`, []string{"invalid ", "q", " in string", "escape"}},
+		// invalid character '\t' in string literal | invalid character '\t' in string
+		{"raw tab in string", "{\"first_name\":\"a\tb\"}", []string{`invalid character '\t' in string`}},
+		{"raw NUL byte in string", "{\"first_name\":\"a\x00b\"}", []string{`invalid character '\x00' in string`}},
+	} {
+		add("json/"+tc.name, post(tc.body), 400, parseErrorSaying("JSON", tc.fragments...))
 	}
 	for _, tc := range []struct{ body, kind string }{
 		{`[]`, "list"}, {`[` + encode(validUser) + `]`, "list"}, {`"` + "eve@example.ch" + `"`, "str"},
@@ -178,9 +190,12 @@ func sizes(w world, add adder) {
 	add("size/500k-character password", post(encode(with("password", strings.Repeat("p", 500_000)))), 400, fields("password", msgMax(128)))
 
 	deep := func(open, close string, n int) string { return strings.Repeat(open, n) + strings.Repeat(close, n) }
-	add("nesting/10001 arrays", post(deep("[", "]", 10001)), 400, parseError("JSON", "invalid character '[' exceeded max depth"))
-	add("nesting/10001 objects", post(strings.Repeat(`{"a":`, 10001)+"1"+strings.Repeat("}", 10001)), 400, parseError("JSON", "invalid character '{' exceeded max depth"))
-	add("nesting/200k arrays", post(deep("[", "]", 200_000)), 400, parseError("JSON", "invalid character '[' exceeded max depth"))
+	// Go 1.26 says "invalid character '[' exceeded max depth", 1.27 only
+	// "exceeded max depth".
+	tooDeep := parseErrorSaying("JSON", "exceeded max depth")
+	add("nesting/10001 arrays", post(deep("[", "]", 10001)), 400, tooDeep)
+	add("nesting/10001 objects", post(strings.Repeat(`{"a":`, 10001)+"1"+strings.Repeat("}", 10001)), 400, tooDeep)
+	add("nesting/200k arrays", post(deep("[", "]", 200_000)), 400, tooDeep)
 	add("nesting/9000 arrays in first_name", post(`{"first_name":`+deep("[", "]", 9000)+`}`), 400, fields("first_name", msgNotString))
 }
 
@@ -454,11 +469,20 @@ func headerAbuse(w world, add adder) {
 		return hostileCase{req: stackRequest{Method: http.MethodGet, Path: usersPath, Header: h}}
 	}
 	add("header/50 KiB X-Forwarded-For", list(header("X-Forwarded-For", strings.Repeat("1.2.3.4, ", 5000))), 200, all)
-	many := http.Header{}
-	for i := range 1000 {
-		many.Add("X-Forwarded-For", fmt.Sprintf("10.0.%d.%d", i/250, i%250))
+	repeated := func(n int) http.Header {
+		h := http.Header{}
+		for i := range n {
+			h.Add("X-Forwarded-For", fmt.Sprintf("10.0.%d.%d", i/250, i%250))
+		}
+		return h
 	}
-	add("header/1000 X-Forwarded-For headers", list(many), 200, all)
+	// Go 1.27's net/http refuses more than Server.MaxHeaderValueCount
+	// (default 500) header lines itself with 431; Go 1.26 hands them all to
+	// the service. Under that limit, the service ignores them either way.
+	add("header/400 X-Forwarded-For headers", list(repeated(400)), 200, all)
+	many := list(repeated(1000))
+	many.otherwise = &outcome{status: 431, want: plain("431 Request Header Fields Too Large"), byNetHTTP: true}
+	add("header/1000 X-Forwarded-For headers", many, 200, all)
 	add("header/garbage X-Forwarded-For", list(header("X-Forwarded-For", "<script>, ' OR 1=1, 999.999.999.999, [::1]:x")), 200, all)
 	tooBig := list(header("X-Padding", strings.Repeat("a", 100<<10)))
 	tooBig.byNetHTTP = true
@@ -533,6 +557,6 @@ func protocol(_ world, add adder) {
 		{"no HTTP version", "GET /api/v1/users\r\n" + host + "\r\n", plain("400 Bad Request")},
 		{"HTTP/1.1 without Host", "GET /api/v1/users HTTP/1.1\r\n\r\n", plain("400 Bad Request: missing required Host header")},
 	} {
-		add("protocol/"+tc.name, hostileCase{raw: tc.raw, byNetHTTP: true}, 400, tc.want)
+		add("protocol/"+tc.name, hostileCase{raw: tc.raw, outcome: outcome{byNetHTTP: true}}, 400, tc.want)
 	}
 }
