@@ -171,7 +171,7 @@ func dbErr(ctx context.Context, op string, err error) error {
 	switch {
 	case errors.Is(err, domain.ErrNotFound) || errors.Is(err, domain.ErrEmailTaken) || errors.Is(err, domain.ErrUnavailable):
 		return fmt.Errorf("%s: %w", op, err)
-	case errors.Is(err, gorm.ErrRecordNotFound):
+	case errors.Is(err, gorm.ErrRecordNotFound), errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("%s: %w", op, domain.ErrNotFound)
 	case isUnavailable(err):
 		return fmt.Errorf("%s: %w", op, domain.Unavailable(domain.DependencyDatabase, err))

@@ -10,6 +10,8 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -52,6 +54,9 @@ type Store struct {
 	now      func() time.Time
 	// Outbox statement batch sizes (fields so tests can cross them cheaply).
 	markBatch, purgeBatch int
+	// getStmt is GetUser's prepared statement, made on first use under prepareMu.
+	getStmt   atomic.Pointer[sql.Stmt]
+	prepareMu sync.Mutex
 }
 
 // Compile-time checks that the store provides every persistence port.
@@ -253,6 +258,9 @@ func (s *Store) pingWithin(ctx context.Context, timeout time.Duration) error {
 func (s *Store) Close() error {
 	if s.sqlDB == nil {
 		return nil
+	}
+	if st := s.getStmt.Load(); st != nil {
+		_ = st.Close()
 	}
 	return s.sqlDB.Close()
 }

@@ -2,6 +2,7 @@ package gormstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -69,13 +70,58 @@ func (r userRow) toDomain() domain.User {
 	}
 }
 
-// GetUser reads one user (domain.ErrNotFound when absent).
+// GetUser reads one user (domain.ErrNotFound when absent). It is the
+// service's hottest query, so it skips GORM: a prepared statement costs the
+// database no parsing and this process half the allocations (see README.md).
 func (s *Store) GetUser(ctx context.Context, id int64) (domain.User, error) {
-	u, err := getUser(s.db.WithContext(ctx), id)
+	u, err := s.getUserPrepared(ctx, id)
 	if err != nil {
 		return domain.User{}, dbErr(ctx, fmt.Sprintf("get user %d", id), err)
 	}
 	return u, nil
+}
+
+// getUserSQL selects userColumns by primary key; "?" becomes "$1" on
+// PostgreSQL.
+var getUserSQL = "SELECT " + strings.Join(userColumns, ", ") + " FROM users WHERE id = ?"
+
+func (s *Store) getUserPrepared(ctx context.Context, id int64) (domain.User, error) {
+	st, err := s.getUserStmt(ctx)
+	if err != nil {
+		return domain.User{}, err
+	}
+	var r userRow
+	err = st.QueryRowContext(ctx, id).Scan(&r.ID, &r.Email, &r.FirstName, &r.LastName, &r.Address,
+		&r.PasswordHash, &r.Version, &r.CreatedAt, &r.UpdatedAt)
+	if err != nil {
+		return domain.User{}, err
+	}
+	return r.toDomain(), nil
+}
+
+// getUserStmt prepares GetUser's statement on first use, not in Open: the
+// table may not exist before Migrate, and a failed prepare (database down)
+// is retried by the next call. database/sql prepares it again on each pool
+// connection that runs it.
+func (s *Store) getUserStmt(ctx context.Context) (*sql.Stmt, error) {
+	if st := s.getStmt.Load(); st != nil {
+		return st, nil
+	}
+	s.prepareMu.Lock()
+	defer s.prepareMu.Unlock()
+	if st := s.getStmt.Load(); st != nil {
+		return st, nil
+	}
+	query := getUserSQL
+	if s.dialect == DialectPostgres {
+		query = strings.Replace(query, "?", "$1", 1)
+	}
+	st, err := s.sqlDB.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	s.getStmt.Store(st)
+	return st, nil
 }
 
 func getUser(db *gorm.DB, id int64) (domain.User, error) {
