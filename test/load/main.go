@@ -243,7 +243,10 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 	}
 	defer raw.Close()
 
-	cl := newClient(svc.URL, o.Concurrency)
+	cl, err := newClient(svc.URL, o.Concurrency)
+	if err != nil {
+		return res, err
+	}
 	defer cl.Close()
 	e := &env{
 		pop: pop, client: cl, raw: raw, hasher: newHasher(o.CheapHash), maxPage: o.MaxPage,
@@ -398,7 +401,10 @@ func rssCheck(ctx context.Context, o options, dbURL, brokers string, e *env, p p
 	defer child.stop()
 	r := &RSSResult{Conns: o.RSSConns, GoMemLimit: o.RSSGoMemLimit}
 	r.StartBytes, _ = statusBytes(child.pid(), "VmRSS")
-	cl := newClient(child.url, o.RSSConns)
+	cl, err := newClient(child.url, o.RSSConns)
+	if err != nil {
+		return nil, err
+	}
 	defer cl.Close()
 	e2 := *e
 	e2.client = cl

@@ -130,7 +130,10 @@ func eventLag(ctx context.Context, svc *service, e *env, rate float64, d time.Du
 		return nil, err
 	}
 	workers := max(minWorkers, int(rate/2))
-	cl := newClient(svc.URL, workers)
+	cl, err := newClient(svc.URL, workers)
+	if err != nil {
+		return nil, err
+	}
 	defer cl.Close()
 	e2 := *e
 	e2.client = cl

@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
-	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/marketplace/usersvc/adapters/argon2id"
 )
@@ -19,55 +15,6 @@ import (
 // client drives the service over HTTP/1.1 keep-alive connections: one
 // http.Client whose transport keeps an idle connection per worker, so a
 // closed loop of N workers settles on N connections.
-type client struct {
-	base string
-	hc   *http.Client
-}
-
-func newClient(base string, conns int) *client {
-	tr := &http.Transport{
-		MaxIdleConns:        conns,
-		MaxIdleConnsPerHost: conns,
-		IdleConnTimeout:     time.Minute,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
-	}
-	return &client{base: base, hc: &http.Client{Transport: tr, Timeout: time.Minute}}
-}
-
-func (c *client) Close() { c.hc.CloseIdleConnections() }
-
-// do sends one request and reads the whole answer (so the connection goes
-// back to the pool). route names the request in error messages.
-func (c *client) do(ctx context.Context, method, route, path string, body []byte, want int) error {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, route, err)
-	}
-	n, err := io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s %s: read answer: %w", method, route, err)
-	case res.StatusCode != want:
-		return fmt.Errorf("%s %s: status %d, want %d", method, route, res.StatusCode, want)
-	case n == 0:
-		return fmt.Errorf("%s %s: empty answer", method, route)
-	}
-	return nil
-}
-
 // workload is one row of the report: the same requests through the
 // service and through the raw baseline.
 type workload struct {
