@@ -42,7 +42,7 @@ vulncheck: ## govulncheck ./... against a local copy of the Go vulnerability dat
 	info=$$(cd "$$tmp" && $(GO) mod download -json golang.org/x/vulndb@$(VULNDB_VERSION)); \
 	src=$$(printf '%s' "$$info" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
 	ver=$$(printf '%s' "$$info" | sed -n 's/^[[:space:]]*"Version": "\(.*\)",$$/\1/p'); \
-	echo "vulnerability reports: golang.org/x/vulndb@$$ver"; \
+	echo "vulnerability reports: golang.org/x/vulndb@$$ver, toolchain $$($(GO) env GOVERSION)"; \
 	rm -rf $(VULNDB_DIR) && mkdir -p $(VULNDB_DIR); \
 	(cd "$$tmp" && $(GO) run golang.org/x/vulndb/cmd/indexdb@$$ver -vulns "$$src/data/osv" -out $(abspath $(VULNDB_DIR))); \
 	$(GO) run golang.org/x/vuln/cmd/govulncheck@$(GOVULNCHECK_VERSION) -db file://$(abspath $(VULNDB_DIR)) ./...
