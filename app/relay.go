@@ -205,7 +205,7 @@ func (r *Relay) cycle(ctx context.Context) error {
 // unacknowledged message: nothing is skipped and order is kept.
 func (r *Relay) drain(ctx context.Context) error {
 	for ctx.Err() == nil {
-		msgs, err := r.outbox.PendingMessages(ctx, r.cfg.BatchSize)
+		msgs, err := r.outbox.PendingMessages(ctx, 0, r.cfg.BatchSize)
 		if err != nil {
 			return fmt.Errorf("read outbox: %w", err)
 		}

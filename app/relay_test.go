@@ -38,7 +38,7 @@ func (o *fakeOutbox) add(key string, at time.Time) domain.Message {
 	return m
 }
 
-func (o *fakeOutbox) PendingMessages(_ context.Context, limit int) ([]domain.Message, error) {
+func (o *fakeOutbox) PendingMessages(_ context.Context, afterSeq int64, limit int) ([]domain.Message, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.readErrs > 0 {
@@ -47,7 +47,7 @@ func (o *fakeOutbox) PendingMessages(_ context.Context, limit int) ([]domain.Mes
 	}
 	var out []domain.Message
 	for _, r := range o.rows {
-		if r.publishedAt.IsZero() && len(out) < limit {
+		if r.publishedAt.IsZero() && r.msg.Seq > afterSeq && len(out) < limit {
 			out = append(out, r.msg)
 		}
 	}

@@ -55,8 +55,13 @@ type OutboxWriter interface {
 
 // Outbox is the relay's view of the outbox.
 type Outbox interface {
-	// PendingMessages returns up to limit unpublished messages in Seq order.
-	PendingMessages(ctx context.Context, limit int) ([]domain.Message, error)
+	// PendingMessages returns up to limit unpublished messages whose Seq is
+	// greater than afterSeq, in Seq order (afterSeq 0: from the first). A
+	// Seq is taken when the message is appended, not when it commits, so a
+	// message of a slower transaction can become visible after others with
+	// a higher Seq were returned: a reader that continues from the last Seq
+	// it saw does not see it, one that starts again at 0 does.
+	PendingMessages(ctx context.Context, afterSeq int64, limit int) ([]domain.Message, error)
 	// MarkPublished records that the broker acknowledged these messages.
 	MarkPublished(ctx context.Context, seqs []int64, at time.Time) error
 	// PurgePublished deletes messages published before the given time.

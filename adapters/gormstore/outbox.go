@@ -47,14 +47,16 @@ func (t *txStore) AppendMessage(ctx context.Context, m domain.Message) error {
 	return nil
 }
 
-// PendingMessages returns up to limit unpublished messages in seq order.
-func (s *Store) PendingMessages(ctx context.Context, limit int) ([]domain.Message, error) {
+// PendingMessages returns up to limit unpublished messages with a seq
+// above afterSeq, in seq order: a range of the (published_at, seq) index on
+// MySQL and SQLite, of the partial seq index on PostgreSQL.
+func (s *Store) PendingMessages(ctx context.Context, afterSeq int64, limit int) ([]domain.Message, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	var rows []outboxRow
 	err := s.db.WithContext(ctx).
-		Where("published_at IS NULL").
+		Where("published_at IS NULL AND seq > ?", afterSeq).
 		Order("seq").
 		Limit(limit).
 		Find(&rows).Error

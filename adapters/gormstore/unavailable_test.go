@@ -143,7 +143,7 @@ func testDatabaseGoneIsUnavailable(t *testing.T, url string) {
 		{"transaction", func(ctx context.Context) error {
 			return s.Do(ctx, func(ctx context.Context, tx ports.Tx) error { _, err := tx.LockUser(ctx, id); return err })
 		}},
-		{"pending", func(ctx context.Context) error { _, err := s.PendingMessages(ctx, 10); return err }},
+		{"pending", func(ctx context.Context) error { _, err := s.PendingMessages(ctx, 0, 10); return err }},
 		{"backlog", func(ctx context.Context) error { _, _, err := s.Backlog(ctx); return err }},
 		{"relay lock", func(ctx context.Context) error { _, _, err := s.TryLock(ctx); return err }},
 		{"migrate", s.Migrate},

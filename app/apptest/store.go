@@ -492,7 +492,7 @@ func emailOwner(committed map[int64]domain.User, writes map[int64]*domain.User, 
 }
 
 // PendingMessages implements ports.Outbox.
-func (s *Store) PendingMessages(ctx context.Context, limit int) ([]domain.Message, error) {
+func (s *Store) PendingMessages(ctx context.Context, afterSeq int64, limit int) ([]domain.Message, error) {
 	if err := s.enter(ctx, OpPendingMessages); err != nil {
 		return nil, err
 	}
@@ -506,7 +506,7 @@ func (s *Store) PendingMessages(ctx context.Context, limit int) ([]domain.Messag
 		if len(out) == limit {
 			break
 		}
-		if !r.published {
+		if !r.published && r.msg.Seq > afterSeq {
 			out = append(out, cloneMessage(r.msg))
 		}
 	}

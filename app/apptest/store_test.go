@@ -239,7 +239,7 @@ func TestStoreOutboxExtras(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pending, err := s.PendingMessages(ctx, 3)
+	pending, err := s.PendingMessages(ctx, 0, 3)
 	if err != nil || len(pending) != 1 {
 		t.Fatalf("pending = %v, %v", pending, err)
 	}
@@ -256,7 +256,7 @@ func TestStoreOutboxExtras(t *testing.T) {
 	if at, ok := s.PublishedAt(pending[0].Seq); !ok || !at.Equal(epoch.Add(time.Hour)) {
 		t.Errorf("PublishedAt = %v, %v", at, ok)
 	}
-	if _, err := s.PendingMessages(ctx, 0); err == nil {
+	if _, err := s.PendingMessages(ctx, 0, 0); err == nil {
 		t.Error("limit 0 accepted")
 	}
 }

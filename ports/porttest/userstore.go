@@ -48,7 +48,8 @@ type UserStore interface {
 //     and unmapped, or panics, in which case the panic reaches Do's caller
 //     and the store keeps working.
 //   - The outbox returns unpublished messages in Seq order (Seq growing),
-//     field for field as appended; MarkPublished ignores unknown and already
+//     field for field as appended, only those with a Seq above the given
+//     afterSeq (published ones are skipped, not counted); MarkPublished ignores unknown and already
 //     published seqs (the first publication time stays); PurgePublished
 //     deletes only messages published strictly before the cutoff; Backlog
 //     counts unpublished messages and gives the earliest OccurredAt.
@@ -253,7 +254,7 @@ func testStoreTimestamps(t *testing.T, newStore func(t *testing.T) UserStore) {
 			// Outbox messages keep their time the same way.
 			m := testMessage(fmt.Sprintf("time-%d", i), c.created)
 			appendMessages(t, s, m)
-			pending, err := s.PendingMessages(ctx, 100)
+			pending, err := s.PendingMessages(ctx, 0, 100)
 			mustNotFail(t, "PendingMessages", err)
 			i := slices.IndexFunc(pending, func(p domain.Message) bool { return p.EventID == m.EventID })
 			if i < 0 {
@@ -422,7 +423,7 @@ func testStoreEmailRace(t *testing.T, newStore func(t *testing.T) UserStore) {
 	if n := total(t, s, domain.ListQuery{Email: "race@example.com"}); n != 1 {
 		t.Errorf("users with the email = %d, want 1", n)
 	}
-	if pending, err := s.PendingMessages(ctx, 100); err != nil || len(pending) != 1 {
+	if pending, err := s.PendingMessages(ctx, 0, 100); err != nil || len(pending) != 1 {
 		t.Errorf("outbox holds %d messages, %v; want only the winner's", len(pending), err)
 	}
 }
@@ -762,7 +763,7 @@ func checkRolledBack(t *testing.T, s UserStore, kept domain.User) {
 	if n := total(t, s, domain.ListQuery{Email: "gone@example.com"}); n != 0 {
 		t.Errorf("rolled-back user listed %d times", n)
 	}
-	pending, err := s.PendingMessages(ctx, 100)
+	pending, err := s.PendingMessages(ctx, 0, 100)
 	mustNotFail(t, "PendingMessages", err)
 	n, _, err := s.Backlog(ctx)
 	mustNotFail(t, "Backlog", err)
@@ -843,9 +844,9 @@ func eventIDs(msgs []domain.Message) []string {
 func testStoreOutbox(t *testing.T, newStore func(t *testing.T) UserStore) {
 	s := newStore(t)
 	ctx := context.Background()
-	pendingIDs := func(limit int) []string {
+	pendingIDs := func(afterSeq int64, limit int) []string {
 		t.Helper()
-		msgs, err := s.PendingMessages(ctx, limit)
+		msgs, err := s.PendingMessages(ctx, afterSeq, limit)
 		mustNotFail(t, "PendingMessages", err)
 		return eventIDs(msgs)
 	}
@@ -858,7 +859,7 @@ func testStoreOutbox(t *testing.T, newStore func(t *testing.T) UserStore) {
 		}
 	}
 	backlog("empty", 0, time.Time{})
-	if got := pendingIDs(10); len(got) != 0 {
+	if got := pendingIDs(0, 10); len(got) != 0 {
 		t.Fatalf("empty outbox has pending %v", got)
 	}
 
@@ -876,7 +877,7 @@ func testStoreOutbox(t *testing.T, newStore func(t *testing.T) UserStore) {
 	appendMessages(t, s, in[1], in[2])
 	appendMessages(t, s, in[3], in[4])
 
-	msgs, err := s.PendingMessages(ctx, 10)
+	msgs, err := s.PendingMessages(ctx, 0, 10)
 	mustNotFail(t, "PendingMessages", err)
 	if len(msgs) != len(in) {
 		t.Fatalf("PendingMessages = %v, want %d messages", eventIDs(msgs), len(in))
@@ -891,20 +892,34 @@ func testStoreOutbox(t *testing.T, newStore func(t *testing.T) UserStore) {
 			t.Errorf("pending message %d = %+v (payload %s)\nwant %+v (payload %s)", i, m, m.Payload, want, want.Payload)
 		}
 	}
-	limits := []struct {
-		limit int
-		want  []string
-	}{
-		{1, []string{"e1"}},
-		{2, []string{"e1", "e2"}},
-		{5, []string{"e1", "e2", "e3", "e4", "e5"}},
-		{100, []string{"e1", "e2", "e3", "e4", "e5"}},
+	appended := slices.Clone(msgs)
+	seq := func(i int) int64 { return appended[i].Seq }
+	// pages checks PendingMessages(afterSeq, limit) against the wanted ids.
+	type page struct {
+		afterSeq int64
+		limit    int
+		want     []string
 	}
-	for _, l := range limits {
-		if got := pendingIDs(l.limit); !slices.Equal(got, l.want) {
-			t.Errorf("PendingMessages(%d) = %v, want %v", l.limit, got, l.want)
+	pages := func(when string, cases []page) {
+		t.Helper()
+		for _, p := range cases {
+			if got := pendingIDs(p.afterSeq, p.limit); !slices.Equal(got, p.want) {
+				t.Errorf("%s: PendingMessages(after %d, limit %d) = %v, want %v", when, p.afterSeq, p.limit, got, p.want)
+			}
 		}
 	}
+	pages("after appending", []page{
+		{0, 1, []string{"e1"}},
+		{0, 2, []string{"e1", "e2"}},
+		{0, 5, []string{"e1", "e2", "e3", "e4", "e5"}},
+		{0, 100, []string{"e1", "e2", "e3", "e4", "e5"}},
+		{seq(0) - 1, 100, []string{"e1", "e2", "e3", "e4", "e5"}},
+		{seq(0), 100, []string{"e2", "e3", "e4", "e5"}},
+		{seq(1), 2, []string{"e3", "e4"}},
+		{seq(3), 100, []string{"e5"}},
+		{seq(4), 100, nil},
+		{seq(4) + 1000, 100, nil},
+	})
 	backlog("after appending", 5, t0.Add(time.Second))
 
 	// Mark e1 and e2; e2 again later (the first time stays), unknown seqs
@@ -914,15 +929,20 @@ func testStoreOutbox(t *testing.T, newStore func(t *testing.T) UserStore) {
 	mustNotFail(t, "MarkPublished", s.MarkPublished(ctx, []int64{msgs[0].Seq, msgs[1].Seq, unknown}, pubAt))
 	mustNotFail(t, "MarkPublished again", s.MarkPublished(ctx, []int64{msgs[1].Seq}, pubAt.Add(24*time.Hour)))
 	mustNotFail(t, "MarkPublished(nil)", s.MarkPublished(ctx, nil, pubAt))
-	if got := pendingIDs(10); !slices.Equal(got, []string{"e3", "e4", "e5"}) {
-		t.Errorf("pending after marking = %v, want [e3 e4 e5]", got)
-	}
-	if got := pendingIDs(1); !slices.Equal(got, []string{"e3"}) {
-		t.Errorf("PendingMessages(1) after marking = %v, want [e3]", got)
-	}
+	pages("after marking e1 and e2", []page{
+		{0, 10, []string{"e3", "e4", "e5"}},
+		{0, 1, []string{"e3"}},
+		{seq(0), 10, []string{"e3", "e4", "e5"}}, // after a published message
+		{seq(1), 1, []string{"e3"}},
+		{seq(2), 10, []string{"e4", "e5"}},
+	})
 	backlog("after marking", 3, t0.Add(3*time.Second))
 	// e4 published later than e1 and e2.
 	mustNotFail(t, "MarkPublished e4", s.MarkPublished(ctx, []int64{msgs[3].Seq}, pubAt.Add(2*time.Hour)))
+	pages("after marking e4", []page{
+		{seq(2), 1, []string{"e5"}}, // the published e4 is skipped, not counted
+		{seq(3), 10, []string{"e5"}},
+	})
 	backlog("after marking e4", 2, t0.Add(3*time.Second))
 
 	purges := []struct {
@@ -942,14 +962,15 @@ func testStoreOutbox(t *testing.T, newStore func(t *testing.T) UserStore) {
 		}
 	}
 	// Unpublished messages are never purged.
-	if got := pendingIDs(10); !slices.Equal(got, []string{"e3", "e5"}) {
+	if got := pendingIDs(0, 10); !slices.Equal(got, []string{"e3", "e5"}) {
 		t.Errorf("pending after purging = %v, want [e3 e5]", got)
 	}
 	backlog("after purging", 2, t0.Add(3*time.Second))
 
 	// Later appends come after the rest, and publishing all empties the backlog.
 	appendMessages(t, s, testMessage("e6", t0))
-	msgs, err = s.PendingMessages(ctx, 10)
+	pages("after a new append", []page{{seq(4), 10, []string{"e6"}}})
+	msgs, err = s.PendingMessages(ctx, 0, 10)
 	mustNotFail(t, "PendingMessages", err)
 	if got := eventIDs(msgs); !slices.Equal(got, []string{"e3", "e5", "e6"}) {
 		t.Fatalf("pending after a new append = %v, want [e3 e5 e6]", got)

@@ -213,7 +213,7 @@ func TestConcurrentCreatesWithOneEmail(t *testing.T) {
 	if page.Total != 1 || len(page.Users) != 1 {
 		t.Errorf("ListUsers: total %d, %d users; want 1", page.Total, len(page.Users))
 	}
-	pending, err := s.PendingMessages(ctx, 100)
+	pending, err := s.PendingMessages(ctx, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
