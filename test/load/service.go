@@ -442,9 +442,9 @@ type timedOutbox struct {
 	probe *relayProbe
 }
 
-func (o timedOutbox) PendingMessages(ctx context.Context, limit int) ([]domain.Message, error) {
+func (o timedOutbox) PendingMessages(ctx context.Context, afterSeq int64, limit int) ([]domain.Message, error) {
 	defer o.probe.time(&o.probe.Read)()
-	return o.Outbox.PendingMessages(ctx, limit)
+	return o.Outbox.PendingMessages(ctx, afterSeq, limit)
 }
 
 func (o timedOutbox) MarkPublished(ctx context.Context, seqs []int64, at time.Time) error {
