@@ -86,6 +86,10 @@ var Variables = []Variable{
 		set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return }},
 	{Name: "SHUTDOWN_DRAIN_DELAY", Default: "0s", Help: "after SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop routing first",
 		set: func(c *Config, v string) (err error) { c.DrainDelay, err = nonNegativeDuration(v); return }},
+	// Read by the Go runtime before main, which refuses a malformed value;
+	// listed so that --help, the README and the manifests' checks know it.
+	{Name: "GOMEMLIMIT", Default: "", Help: "soft memory limit of the Go runtime, e.g. 48MiB (the GC works harder instead of growing the heap past it); empty: none",
+		set: func(*Config, string) error { return nil }},
 
 	{Name: "GEO_PROVIDER", Default: "ipapi", Help: "where client addresses are located: ipapi, mmdb or static",
 		set: func(c *Config, v string) error { c.GeoProvider = v; return oneOf(v, "ipapi", "mmdb", "static") }},
