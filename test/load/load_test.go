@@ -10,19 +10,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
-
-// TestMain lets the test binary play the service process of the RSS
-// check, as the benchmark's own binary does.
-func TestMain(m *testing.M) {
-	if os.Getenv(serviceProcessEnv) != "" {
-		os.Exit(serviceProcessMain())
-	}
-	os.Exit(m.Run())
-}
 
 func TestHistogramQuantiles(t *testing.T) {
 	uniform := func(n int, unit time.Duration) *Histogram {
@@ -279,5 +271,32 @@ func TestListenerPID(t *testing.T) {
 	ln.Close()
 	if got := listenerPID(port); got != 0 {
 		t.Fatalf("listenerPID(%d) after close = %d, want 0", port, got)
+	}
+}
+
+// The RSS target is shown with the memory limit the service is deployed
+// with, so the two must not drift apart.
+func TestRSSCheckUsesTheDeployedMemoryLimit(t *testing.T) {
+	want := regexp.MustCompile(`(?m)^\s*GOMEMLIMIT:\s*"?([^"\s]+)"?\s*$`)
+	for _, file := range []string{"../../deploy/k8s/configmap.yaml", "../../deploy/compose.yaml"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := want.FindSubmatch(b)
+		if m == nil {
+			t.Errorf("%s sets no GOMEMLIMIT", file)
+			continue
+		}
+		if got := string(m[1]); got != deployGoMemLimit {
+			t.Errorf("%s sets GOMEMLIMIT %s, the RSS check runs with %s", file, got, deployGoMemLimit)
+		}
+	}
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.RSSGoMemLimit != deployGoMemLimit {
+		t.Errorf("-rss-gomemlimit defaults to %q, want %q", o.RSSGoMemLimit, deployGoMemLimit)
 	}
 }

@@ -52,6 +52,7 @@ type options struct {
 	MaxPage       int           `json:"max_page"`
 	RSSConns      int           `json:"rss_conns"`
 	RSSGoMemLimit string        `json:"rss_gomemlimit,omitempty"`
+	RSSBinary     string        `json:"-"`
 	RelayEvents   int           `json:"relay_events"`
 	LagRate       float64       `json:"lag_rate"`
 	LagDuration   time.Duration `json:"lag_duration_ns"`
@@ -82,7 +83,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	workloadList := fs.String("workloads", strings.Join(workloadNames(), ","), "comma-separated workloads to run")
 	fs.IntVar(&o.MaxPage, "max-page", 100, "list pages are drawn uniformly from 1..max-page")
 	fs.IntVar(&o.RSSConns, "rss-conns", 256, "keep-alive connections of the peak-RSS check (0: skip it)")
-	fs.StringVar(&o.RSSGoMemLimit, "rss-gomemlimit", "", "GOMEMLIMIT of the service process of the RSS check (default: none, as in production)")
+	fs.StringVar(&o.RSSGoMemLimit, "rss-gomemlimit", deployGoMemLimit, "GOMEMLIMIT of the service process of the RSS check (default: what deploy/ sets; empty: none)")
+	fs.StringVar(&o.RSSBinary, "rss-binary", "", "usersvc binary the RSS check runs (default: built from ./cmd/usersvc)")
 	fs.IntVar(&o.RelayEvents, "relay-events", 50_000, "outbox rows the relay drain test publishes (0: skip it)")
 	fs.Float64Var(&o.LagRate, "lag-rate", 500, "mutations per second of the event-lag test (0: skip it)")
 	fs.DurationVar(&o.LagDuration, "lag-duration", 0, "length of the event-lag test (default: -duration)")
@@ -132,9 +134,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 }
 
 func main() {
-	if os.Getenv(serviceProcessEnv) != "" {
-		os.Exit(serviceProcessMain())
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o, err := parseFlags(os.Args[1:], os.Stderr)
@@ -381,7 +380,9 @@ func runWorkload(ctx context.Context, o options, w workload, e *env, p progress)
 // the load generator nor the broker; the whole run's in-process peak is
 // reported apart (Results.PeakRSSBytes).
 type RSSResult struct {
-	Conns      int    `json:"conns"`
+	Conns int `json:"conns"`
+	// PeakConns is the most connections the service process held at the
+	// end of a phase (from /proc/net/tcp).
 	PeakConns  int64  `json:"peak_server_conns"`
 	StartBytes int64  `json:"start_rss_bytes"`
 	PeakBytes  int64  `json:"peak_rss_bytes"`
@@ -394,7 +395,16 @@ type RSSResult struct {
 }
 
 func rssCheck(ctx context.Context, o options, dbURL, brokers string, e *env, p progress) (*RSSResult, error) {
-	child, err := startServiceProcess(ctx, dbURL, brokers, o.RSSGoMemLimit, o.CheapHash)
+	dir, err := os.MkdirTemp("", "usersvc-load-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin, err := serviceBinary(ctx, o.RSSBinary, dir)
+	if err != nil {
+		return nil, err
+	}
+	child, err := startServiceProcess(ctx, bin, dbURL, brokers, o.RSSGoMemLimit)
 	if err != nil {
 		return nil, err
 	}
@@ -410,6 +420,7 @@ func rssCheck(ctx context.Context, o options, dbURL, brokers string, e *env, p p
 	e2.client = cl
 	r.Reads = closedLoop(ctx, o.RSSConns, o.Warmup, o.Duration/2, 98, e2.serviceGet)
 	r.Reads.finish()
+	r.PeakConns = int64(child.conns())
 	if r.ReadsPeakBytes, err = statusBytes(child.pid(), "VmHWM"); err != nil {
 		return r, fmt.Errorf("rss: %w", err)
 	}
@@ -419,11 +430,12 @@ func rssCheck(ctx context.Context, o options, dbURL, brokers string, e *env, p p
 	if r.PeakBytes, err = statusBytes(child.pid(), "VmHWM"); err != nil {
 		return r, fmt.Errorf("rss: %w", err)
 	}
+	r.PeakConns = max(r.PeakConns, int64(child.conns()))
 	cl.Close()
-	if r.PeakConns, err = child.stop(); err != nil {
+	if err = child.stop(); err != nil {
 		return r, fmt.Errorf("rss: service process: %w", err)
 	}
-	p.printf("rss: %d connections (service saw %d), service process peak RSS %s MiB (%s MiB after start, %s MiB after reads only), %d errors",
+	p.printf("rss: %d connections (service held %d), service process peak RSS %s MiB (%s MiB after start, %s MiB after reads only), %d errors",
 		o.RSSConns, r.PeakConns, mib(r.PeakBytes), mib(r.StartBytes), mib(r.ReadsPeakBytes), r.Phase.Errors+r.Reads.Errors)
 	return r, nil
 }

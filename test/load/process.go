@@ -3,119 +3,148 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
-	"strings"
+	"syscall"
 	"time"
 )
 
-// The peak-RSS check runs the service in a process of its own: this
-// program, started again with serviceProcessEnv set, wires the service
-// exactly as in the main run (startService) and serves until its standard
-// input closes.
-const serviceProcessEnv = "USERSVC_LOAD_SERVICE_PROCESS"
+// The peak-RSS check measures the real usersvc binary in a process of its
+// own (so that its RSS holds neither the load generator nor the broker),
+// configured like the in-process service (serviceEnv) with the same
+// database and broker.
 
-// serviceProcessMain is the service process: it prints "READY <url>", serves
-// until stdin reaches EOF, then prints "PEAKCONNS <n>" and shuts down.
-func serviceProcessMain() int {
-	ctx := context.Background()
-	svc, err := startService(ctx, serviceEnv(os.Getenv("DATABASE_URL"), os.Getenv("KAFKA_BROKERS")), os.Getenv(serviceProcessEnv) == "cheap-hash")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "load service process:", err)
-		return 1
+// serviceBinary returns the binary to run: bin when set, else one built now
+// from ./cmd/usersvc into dir.
+func serviceBinary(ctx context.Context, bin, dir string) (string, error) {
+	if bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			return "", fmt.Errorf("-rss-binary: %w", err)
+		}
+		return bin, nil
 	}
-	fmt.Println("READY", svc.URL)
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	fmt.Println("PEAKCONNS", svc.conns.peak.Load())
-	svc.Close()
-	return 0
+	out := filepath.Join(dir, "usersvc")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "github.com/marketplace/usersvc/cmd/usersvc")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("build usersvc for the RSS check (or pass -rss-binary): %w", err)
+	}
+	return out, nil
 }
 
-// serviceProcess is a running service process.
+// serviceProcess is a running usersvc binary.
 type serviceProcess struct {
 	cmd    *exec.Cmd
 	url    string
-	stdin  io.Closer
-	lines  *bufio.Scanner
+	port   int
+	logs   chan struct{} // closed when its log output ends
 	waited bool
-	conns  int64
 	err    error
 }
 
-func startServiceProcess(ctx context.Context, dbURL, brokers, goMemLimit string, cheapHash bool) (*serviceProcess, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
+// startServiceProcess runs `bin serve` and waits until it serves /readyz.
+// Its log lines (standard error; one JSON access line per request, as in
+// production) are read and discarded.
+func startServiceProcess(ctx context.Context, bin, dbURL, brokers, goMemLimit string) (*serviceProcess, error) {
+	cmd := exec.CommandContext(ctx, bin, "serve")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range serviceEnv(dbURL, brokers) {
+		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	cmd := exec.CommandContext(ctx, exe)
-	mode := "1"
-	if cheapHash {
-		mode = "cheap-hash"
-	}
-	cmd.Env = append(os.Environ(), serviceProcessEnv+"="+mode, "DATABASE_URL="+dbURL, "KAFKA_BROKERS="+brokers)
 	if goMemLimit != "" {
 		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+goMemLimit)
 	}
-	cmd.Stderr = os.Stderr
-	cmd.WaitDelay = 10 * time.Second
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
+	cmd.Stdout = io.Discard // events would go there with EVENT_BUS=log; here they go to Kafka
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	logs, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start service process: %w", err)
+		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	p := &serviceProcess{cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
-	ready := make(chan error, 1)
+	p := &serviceProcess{cmd: cmd, logs: make(chan struct{})}
+	listening := make(chan string, 1)
+	var lastLine string // why it stopped, when it stops before listening
 	go func() {
-		if !p.lines.Scan() {
-			ready <- errors.New("service process exited before it was ready")
-			return
+		defer close(p.logs)
+		lines := bufio.NewScanner(logs)
+		lines.Buffer(make([]byte, 64<<10), 1<<20)
+		for lines.Scan() {
+			var rec struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(lines.Bytes(), &rec) == nil && rec.Msg == "listening" && rec.Addr != "" {
+				listening <- rec.Addr
+				break
+			}
+			lastLine = lines.Text()
 		}
-		url, ok := strings.CutPrefix(p.lines.Text(), "READY ")
-		if !ok {
-			ready <- fmt.Errorf("service process said %q", p.lines.Text())
-			return
-		}
-		p.url = url
-		ready <- nil
+		_, _ = io.Copy(io.Discard, logs)
 	}()
 	select {
-	case err = <-ready:
+	case addr := <-listening:
+		p.url = "http://" + addr
+		_, port, _ := net.SplitHostPort(addr)
+		p.port, _ = strconv.Atoi(port)
+	case <-p.logs:
+		err = fmt.Errorf("service process stopped before it listened; its last log line: %s", lastLine)
 	case <-time.After(time.Minute):
-		err = errors.New("service process not ready within a minute")
+		err = errors.New("service process not listening within a minute")
+	}
+	if err == nil {
+		err = waitReady(ctx, p.url)
 	}
 	if err != nil {
 		_ = cmd.Process.Kill()
-		p.stop()
+		_ = p.stop()
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *serviceProcess) pid() string { return strconv.Itoa(p.cmd.Process.Pid) }
-
-// stop closes the process's stdin, reads its connection peak and waits for
-// it to exit. It is idempotent.
-func (p *serviceProcess) stop() (int64, error) {
-	if p.waited {
-		return p.conns, p.err
+// waitReady polls /readyz until it answers 200 (a minute at most).
+func waitReady(ctx context.Context, base string) error {
+	c, err := newClient(base, 1)
+	if err != nil {
+		return err
 	}
-	p.waited = true
-	_ = p.stdin.Close()
-	for p.lines.Scan() {
-		if v, ok := strings.CutPrefix(p.lines.Text(), "PEAKCONNS "); ok {
-			p.conns, _ = strconv.ParseInt(v, 10, 64)
+	defer c.Close()
+	var last error
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if last = c.do(ctx, "GET", "readyz", "/readyz", nil, 200); last == nil {
+			return nil
 		}
 	}
-	p.err = p.cmd.Wait()
-	return p.conns, p.err
+	return fmt.Errorf("service process not ready within a minute: %w", last)
 }
+
+func (p *serviceProcess) pid() string { return strconv.Itoa(p.cmd.Process.Pid) }
+
+// conns counts the TCP connections established to the service's port now.
+func (p *serviceProcess) conns() int { return len(tcpSockets(p.port, tcpEstablished)) }
+
+// stop sends SIGTERM and waits for the process to exit. It is idempotent.
+func (p *serviceProcess) stop() error {
+	if p.waited {
+		return p.err
+	}
+	p.waited = true
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.logs
+	p.err = p.cmd.Wait()
+	return p.err
+}
+
+// deployGoMemLimit is the GOMEMLIMIT deploy/ gives the service
+// (TestRSSCheckUsesTheDeployedMemoryLimit keeps them equal).
+const deployGoMemLimit = "48MiB"

@@ -198,7 +198,7 @@ func printReport(w io.Writer, r *Results) {
 		if x.GoMemLimit != "" {
 			limit = "GOMEMLIMIT=" + x.GoMemLimit
 		}
-		fmt.Fprintf(w, "\npeak RSS of the service process (%s) with %d keep-alive connections (it saw %d): %s MiB on the mixed workload (%.0f req/s, p99 %v ms, %d errors); %s MiB after start, %s MiB after reads only (get: %.0f req/s, p99 %v ms, %d errors)\n",
+		fmt.Fprintf(w, "\npeak RSS of the usersvc binary (%s) with %d keep-alive connections (it held %d): %s MiB on the mixed workload (%.0f req/s, p99 %v ms, %d errors); %s MiB after start, %s MiB after reads only (get: %.0f req/s, p99 %v ms, %d errors)\n",
 			limit, x.Conns, x.PeakConns, mib(x.PeakBytes), x.Phase.RPS, x.Phase.Latency.P99, x.Phase.Errors,
 			mib(x.StartBytes), mib(x.ReadsPeakBytes), x.Reads.RPS, x.Reads.Latency.P99, x.Reads.Errors)
 	}

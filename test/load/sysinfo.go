@@ -146,21 +146,8 @@ func processTicks(pid string) (uint64, bool) {
 // /proc/net/tcp{,6}, then the process holding it among /proc/*/fd.
 func listenerPID(port int) int {
 	inodes := map[string]bool{}
-	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		b, err := os.ReadFile(table)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) < 10 || f[3] != "0A" { // 0A: LISTEN
-				continue
-			}
-			_, hexPort, ok := strings.Cut(f[1], ":")
-			if p, err := strconv.ParseUint(hexPort, 16, 16); ok && err == nil && int(p) == port {
-				inodes["socket:["+f[9]+"]"] = true
-			}
-		}
+	for _, inode := range tcpSockets(port, tcpListen) {
+		inodes["socket:["+inode+"]"] = true
 	}
 	if len(inodes) == 0 {
 		return 0
@@ -173,6 +160,35 @@ func listenerPID(port int) int {
 		}
 	}
 	return 0
+}
+
+// TCP states as /proc/net/tcp writes them.
+const (
+	tcpEstablished = "01"
+	tcpListen      = "0A"
+)
+
+// tcpSockets returns the inodes of the TCP sockets (IPv4 and IPv6) whose
+// local port is port and whose state is state.
+func tcpSockets(port int, state string) []string {
+	var inodes []string
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != state {
+				continue
+			}
+			_, hexPort, ok := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseUint(hexPort, 16, 16); ok && err == nil && int(p) == port {
+				inodes = append(inodes, f[9])
+			}
+		}
+	}
+	return inodes
 }
 
 // statusBytes reads a "kB" line (VmHWM, VmRSS) of /proc/<pid>/status;
