@@ -21,7 +21,7 @@ bench: bench-micro bench-load ## micro-benchmarks, then the load benchmark again
 bench-micro: ## Go micro-benchmarks of the hot paths (validation, JSON, handler chain, SQLite queries)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCH_TIME) $(BENCH_PKGS)
 
-bench-load: ## load benchmark (test/load): service vs raw SQL and argon2id, RSS, relay, event lag
+bench-load: build ## load benchmark (test/load): service vs raw SQL and argon2id, RSS of the built binary, relay, event lag
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) run ./test/load -users $(BENCH_USERS) -duration $(BENCH_DURATION) \
-		-concurrency $(BENCH_CONCURRENCY) -out $(BENCH_OUT) $(BENCH_ARGS)
+		-concurrency $(BENCH_CONCURRENCY) -rss-binary $(BIN) -out $(BENCH_OUT) $(BENCH_ARGS)
