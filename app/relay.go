@@ -200,12 +200,33 @@ func (r *Relay) cycle(ctx context.Context) error {
 	return nil
 }
 
-// drain publishes batches until one comes back short. Each batch is read
-// again from the outbox, so after a failure it starts at the first
-// unacknowledged message: nothing is skipped and order is kept.
-func (r *Relay) drain(ctx context.Context) error {
+// drain publishes batches until one comes back short. The mark of batch n
+// runs while batch n+1, read as the unpublished messages after n's last
+// Seq, is published: Publish calls stay sequential and in Seq order, and
+// batch n+1 is marked only after batch n's mark succeeded. A failure stops
+// the drain after the mark in flight ended; the next drain reads from the
+// first unpublished message again, so nothing is skipped (acknowledged but
+// unmarked messages are sent again: duplicates, never losses), and a
+// message that committed late with a Seq below the read position is
+// published then.
+func (r *Relay) drain(ctx context.Context) (drainErr error) {
+	var marking chan error // the running mark of the previous batch, nil when none
+	endMark := func() error {
+		if marking == nil {
+			return nil
+		}
+		err := <-marking
+		marking = nil
+		return err
+	}
+	defer func() { // no mark outlives the drain
+		if err := endMark(); err != nil {
+			drainErr = errors.Join(drainErr, err)
+		}
+	}()
+	var after int64
 	for ctx.Err() == nil {
-		msgs, err := r.outbox.PendingMessages(ctx, 0, r.cfg.BatchSize)
+		msgs, err := r.outbox.PendingMessages(ctx, after, r.cfg.BatchSize)
 		if err != nil {
 			return fmt.Errorf("read outbox: %w", err)
 		}
@@ -217,16 +238,25 @@ func (r *Relay) drain(ctx context.Context) error {
 		if pubErr == nil && acked < len(msgs) {
 			pubErr = fmt.Errorf("publisher acknowledged %d of %d messages without an error", acked, len(msgs))
 		}
-		if err := r.mark(ctx, msgs[:acked]); err != nil {
-			// The acknowledged messages will be sent again: a duplicate, not a loss.
-			return errors.Join(pubErr, err)
+		if merr := endMark(); merr != nil {
+			// This batch stays unmarked, so the next drain sends both
+			// batches again in order.
+			return errors.Join(merr, pubErr)
 		}
 		if pubErr != nil {
+			if err := r.mark(ctx, msgs[:acked]); err != nil {
+				// The acknowledged messages will be sent again: a duplicate, not a loss.
+				return errors.Join(pubErr, err)
+			}
 			return fmt.Errorf("publish %d messages from seq %d: %w", len(msgs)-acked, msgs[acked].Seq, pubErr)
 		}
+		done := make(chan error, 1)
+		go func() { done <- r.mark(ctx, msgs) }()
+		marking = done
 		if len(msgs) < r.cfg.BatchSize {
 			return nil
 		}
+		after = msgs[len(msgs)-1].Seq
 	}
 	return nil
 }

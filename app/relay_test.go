@@ -1,9 +1,12 @@
 package app
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -18,10 +21,45 @@ type fakeOutbox struct {
 	mu        sync.Mutex
 	rows      []outboxRow // in Seq order
 	nextSeq   int64
+	reads     int
 	marks     [][]int64 // every MarkPublished call
 	purges    []time.Time
+	backlogs  int     // Backlog calls
 	markedCtx []error // ctx.Err() seen by each MarkPublished
 	readErrs  int     // PendingMessages fails this many times
+
+	// onRead and onMark, when set, run at the start of each call (numbered
+	// from 1), outside the lock; an error they return fails the call.
+	onRead func(call int, afterSeq int64) error
+	onMark func(call int, seqs []int64) error
+
+	marking concurrency // of MarkPublished calls
+}
+
+// concurrency counts the calls of a method that run at once.
+type concurrency struct {
+	mu        sync.Mutex
+	now, most int
+}
+
+// enter records the start of a call and returns what records its end.
+func (c *concurrency) enter() (leave func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now++
+	c.most = max(c.most, c.now)
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.now--
+	}
+}
+
+// counts tells how many calls run now and how many ran at most at once.
+func (c *concurrency) counts() (now, most int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now, c.most
 }
 
 type outboxRow struct {
@@ -38,7 +76,33 @@ func (o *fakeOutbox) add(key string, at time.Time) domain.Message {
 	return m
 }
 
+// addLate stores a message with a Seq taken earlier, as a transaction that
+// committed after later ones does.
+func (o *fakeOutbox) addLate(seq int64, key string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := domain.Message{Seq: seq, EventID: fmt.Sprintf("ev-%d", seq), Type: "users.user.updated", Key: key, OccurredAt: relayT0, Payload: []byte(`{}`)}
+	i, _ := slices.BinarySearchFunc(o.rows, seq, func(r outboxRow, seq int64) int { return cmp.Compare(r.msg.Seq, seq) })
+	o.rows = slices.Insert(o.rows, i, outboxRow{msg: m})
+}
+
+// hook sets onRead and onMark (nil: none).
+func (o *fakeOutbox) hook(onRead func(call int, afterSeq int64) error, onMark func(call int, seqs []int64) error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.onRead, o.onMark = onRead, onMark
+}
+
 func (o *fakeOutbox) PendingMessages(_ context.Context, afterSeq int64, limit int) ([]domain.Message, error) {
+	o.mu.Lock()
+	o.reads++
+	call, hook := o.reads, o.onRead
+	o.mu.Unlock()
+	if hook != nil {
+		if err := hook(call, afterSeq); err != nil {
+			return nil, err
+		}
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.readErrs > 0 {
@@ -56,9 +120,18 @@ func (o *fakeOutbox) PendingMessages(_ context.Context, afterSeq int64, limit in
 
 func (o *fakeOutbox) MarkPublished(ctx context.Context, seqs []int64, at time.Time) error {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	o.marks = append(o.marks, slices.Clone(seqs))
 	o.markedCtx = append(o.markedCtx, ctx.Err())
+	call, hook := len(o.marks), o.onMark
+	o.mu.Unlock()
+	defer o.marking.enter()()
+	if hook != nil {
+		if err := hook(call, seqs); err != nil {
+			return err
+		}
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -90,6 +163,11 @@ func (o *fakeOutbox) PurgePublished(_ context.Context, before time.Time) (int64,
 func (o *fakeOutbox) Backlog(context.Context) (int64, time.Time, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.backlogs++
+	return o.backlog()
+}
+
+func (o *fakeOutbox) backlog() (int64, time.Time, error) {
 	var n int64
 	var oldest time.Time
 	for _, r := range o.rows {
@@ -104,8 +182,39 @@ func (o *fakeOutbox) Backlog(context.Context) (int64, time.Time, error) {
 }
 
 func (o *fakeOutbox) pending() int {
-	n, _, _ := o.Backlog(context.Background())
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n, _, _ := o.backlog()
 	return int(n)
+}
+
+// pendingSeqs lists the unpublished messages' Seqs.
+func (o *fakeOutbox) pendingSeqs() []int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []int64
+	for _, r := range o.rows {
+		if r.publishedAt.IsZero() {
+			out = append(out, r.msg.Seq)
+		}
+	}
+	return out
+}
+
+// markCalls returns every MarkPublished call's seqs, and how many calls
+// run now and ran at most at once.
+func (o *fakeOutbox) markCalls() (marks [][]int64, running, maxRunning int) {
+	o.mu.Lock()
+	marks = slices.Clone(o.marks)
+	o.mu.Unlock()
+	running, maxRunning = o.marking.counts()
+	return marks, running, maxRunning
+}
+
+func (o *fakeOutbox) backlogCalls() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.backlogs
 }
 
 func (o *fakeOutbox) rowCount() int {
@@ -144,7 +253,7 @@ func (l *fakeLock) triesSoFar() int {
 }
 
 // fakePublisher records every Publish call; script, when set, decides each
-// call's outcome (acked count and error) by call number.
+// call's outcome (acked count and error) by call number, outside the lock.
 type fakePublisher struct {
 	mu        sync.Mutex
 	calls     [][]domain.Message
@@ -152,16 +261,21 @@ type fakePublisher struct {
 	script    func(call int, msgs []domain.Message) (int, error)
 	block     chan struct{} // when set, Publish acks `blockAck` then waits on ctx
 	blockAck  int
+
+	publishing concurrency
 }
 
 func (p *fakePublisher) Publish(ctx context.Context, msgs []domain.Message) (int, error) {
 	p.mu.Lock()
 	p.calls = append(p.calls, slices.Clone(msgs))
-	call := len(p.calls)
+	call, script := len(p.calls), p.script
+	p.mu.Unlock()
+	defer p.publishing.enter()()
 	acked, err := len(msgs), error(nil)
-	if p.script != nil {
-		acked, err = p.script(call, msgs)
+	if script != nil {
+		acked, err = script(call, msgs)
 	}
+	p.mu.Lock()
 	if p.block != nil {
 		acked = min(p.blockAck, len(msgs))
 		p.delivered = append(p.delivered, msgs[:acked]...)
@@ -179,6 +293,17 @@ func (p *fakePublisher) snapshot() (calls [][]domain.Message, delivered []domain
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.calls), slices.Clone(p.delivered)
+}
+
+func (p *fakePublisher) setScript(script func(call int, msgs []domain.Message) (int, error)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.script = script
+}
+
+func (p *fakePublisher) mostInFlight() int {
+	_, most := p.publishing.counts()
+	return most
 }
 
 type fixedClock struct{ t time.Time }
@@ -584,4 +709,365 @@ func TestRelayFlushPublishesWhatIsPendingAfterRun(t *testing.T) {
 	if dups := assertEveryMessageOnceInOrder(t, delivered, 3); dups != 0 || outbox.pending() != 0 {
 		t.Fatalf("after Flush: %d duplicates, %d pending", dups, outbox.pending())
 	}
+}
+
+// rendezvous lets fakes running on the relay's goroutines wait for each
+// other: signal marks a named point as reached, wait blocks until it is
+// (false after 5 s, which the caller turns into a failure).
+type rendezvous struct {
+	mu     sync.Mutex
+	points map[string]chan struct{}
+}
+
+func (r *rendezvous) point(name string) chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.points == nil {
+		r.points = map[string]chan struct{}{}
+	}
+	c, ok := r.points[name]
+	if !ok {
+		c = make(chan struct{})
+		r.points[name] = c
+	}
+	return c
+}
+
+func (r *rendezvous) signal(name string) {
+	c := r.point(name)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+}
+
+func (r *rendezvous) wait(name string) bool {
+	select {
+	case <-r.point(name):
+		return true
+	case <-time.After(5 * time.Second):
+		return false
+	}
+}
+
+// waitOrFail makes a fake's call wait until another call reached a point:
+// an error when it never does, which shows the two were not concurrent.
+func (r *rendezvous) waitOrFail(what, name string) error {
+	if !r.wait(name) {
+		return fmt.Errorf("%s never overlapped with %s", what, name)
+	}
+	return nil
+}
+
+func publishStarted(call int) string { return fmt.Sprintf("publish %d started", call) }
+
+// signalPublishes is a publisher script that acknowledges everything and
+// signals each call's start.
+func signalPublishes(ev *rendezvous) func(int, []domain.Message) (int, error) {
+	return func(call int, msgs []domain.Message) (int, error) {
+		ev.signal(publishStarted(call))
+		return len(msgs), nil
+	}
+}
+
+// assertNoDrainGoroutine fails when a goroutine the drain started is still
+// alive (it may take a moment to exit after handing over its result).
+func assertNoDrainGoroutine(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if !bytes.Contains(buf[:n], []byte("(*Relay).drain")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a drain goroutine outlived the drain:\n%s", buf[:n])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func messagesWithKeys(outbox *fakeOutbox, n, keys int) {
+	for i := range n {
+		outbox.add(strconv.Itoa(i%keys), relayT0)
+	}
+}
+
+// TestRelayMarksBehindThePublishOfTheNextBatch: each batch's mark runs
+// while the next batch is published (the fake mark waits for that publish
+// to start, so a relay that marks before reading on fails), yet Publish
+// calls never overlap, marks never overlap, and both follow Seq order.
+func TestRelayMarksBehindThePublishOfTheNextBatch(t *testing.T) {
+	tests := []struct {
+		name         string
+		n, batchSize int
+		wantCalls    int
+	}{
+		{"three batches, the last one short", 1203, 500, 3},
+		{"whole batches, ended by an empty read", 1000, 500, 2},
+		{"one message per batch", 7, 1, 7},
+		{"a single short batch", 3, 10, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			outbox := &fakeOutbox{}
+			messagesWithKeys(outbox, tc.n, 7)
+			ev := &rendezvous{}
+			outbox.hook(nil, func(call int, _ []int64) error {
+				if call < tc.wantCalls {
+					return ev.waitOrFail(fmt.Sprintf("mark %d", call), publishStarted(call+1))
+				}
+				return nil
+			})
+			pub := &fakePublisher{script: signalPublishes(ev)}
+			r := NewRelay(outbox, &fakeLock{}, pub, fixedClock{relayT0}, RelayConfig{BatchSize: tc.batchSize})
+			if err := r.Flush(context.Background()); err != nil {
+				t.Fatalf("Flush: %v", err)
+			}
+			marks, running, maxRunning := outbox.markCalls()
+			if running != 0 {
+				t.Errorf("%d marks still running after the drain returned", running)
+			}
+			assertNoDrainGoroutine(t)
+
+			calls, delivered := pub.snapshot()
+			if len(calls) != tc.wantCalls {
+				t.Errorf("Publish called %d times, want %d", len(calls), tc.wantCalls)
+			}
+			if dups := assertEveryMessageOnceInOrder(t, delivered, tc.n); dups != 0 {
+				t.Errorf("%d duplicates without any failure", dups)
+			}
+			published := make([][]int64, len(calls))
+			for i, c := range calls {
+				published[i] = seqs(c)
+			}
+			if !slices.EqualFunc(marks, published, slices.Equal) {
+				t.Errorf("marks %v, want one per Publish call, the same seqs in the same order", marks)
+			}
+			if got := pub.mostInFlight(); got != 1 {
+				t.Errorf("%d Publish calls ran at once, want 1", got)
+			}
+			if maxRunning != 1 {
+				t.Errorf("%d marks ran at once, want 1 (batch n+1 is marked after batch n)", maxRunning)
+			}
+			if got := outbox.pending(); got != 0 {
+				t.Errorf("%d messages left pending", got)
+			}
+			if got := r.Stats().Published; got != uint64(tc.n) {
+				t.Errorf("Stats().Published = %d, want %d", got, tc.n)
+			}
+		})
+	}
+}
+
+// TestRelayPipelinedFailureStopsTheDrainWithoutLoss: a failure while a mark
+// is in flight stops the drain once that mark ended, returns the error,
+// marks only what the broker acknowledged after marks that succeeded, and
+// a second drain then delivers every message, first deliveries in order
+// (duplicates allowed, counted here exactly).
+func TestRelayPipelinedFailureStopsTheDrainWithoutLoss(t *testing.T) {
+	var (
+		errMark   = errors.New("mark failed")
+		errBroker = errors.New("broker refused")
+		errRead   = errors.New("read failed")
+	)
+	// 12 messages in batches of 4: [1-4] [5-8] [9-12]. Mark calls 1 to
+	// overlap wait until the next batch's Publish started (its read, when
+	// that read fails), so the failure happens while they run.
+	tests := []struct {
+		name                               string
+		readFails, markFails, publishFails int // the call that fails (0: none)
+		publishAcks                        int // what the failing Publish acknowledged
+		shutdown                           bool
+		overlap                            int
+		wantErrs                           []error
+		wantCalls                          int     // Publish calls of the failing drain
+		wantMarked                         []int64 // marked when it returned
+		wantDups                           int     // duplicates once a second drain is done
+	}{
+		{
+			name: "mark of batch 1 fails while batch 2 is published", markFails: 1, overlap: 1,
+			wantErrs: []error{errMark}, wantCalls: 2,
+			wantDups: 8, // batch 2 was acknowledged but stays unmarked behind batch 1
+		},
+		{
+			name: "mark of batch 2 fails while batch 3 is published", markFails: 2, overlap: 2,
+			wantErrs: []error{errMark}, wantCalls: 3, wantMarked: []int64{1, 2, 3, 4}, wantDups: 8,
+		},
+		{
+			name: "publish of batch 2 fails while batch 1 is being marked", publishFails: 2, publishAcks: 1, overlap: 1,
+			wantErrs: []error{errBroker}, wantCalls: 2, wantMarked: []int64{1, 2, 3, 4, 5},
+		},
+		{
+			name: "mark of batch 1 and publish of batch 2 both fail", markFails: 1, publishFails: 2, publishAcks: 2, overlap: 1,
+			wantErrs: []error{errMark, errBroker}, wantCalls: 2,
+			wantDups: 6, // batch 1 and the acknowledged half of batch 2
+		},
+		{
+			name: "read of batch 2 fails while batch 1 is being marked", readFails: 2, overlap: 1,
+			wantErrs: []error{errRead}, wantCalls: 1, wantMarked: []int64{1, 2, 3, 4},
+		},
+		{
+			name: "shutdown while batch 1 is being marked and batch 2 published", publishFails: 2, publishAcks: 2, shutdown: true, overlap: 1,
+			wantErrs: []error{context.Canceled}, wantCalls: 2,
+			wantMarked: []int64{1, 2, 3, 4, 5, 6}, // both marks outlive the cancelled context
+		},
+	}
+	readStarted := func(call int) string { return fmt.Sprintf("read %d started", call) }
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			outbox := &fakeOutbox{}
+			messagesWithKeys(outbox, 12, 3)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ev := &rendezvous{}
+			outbox.hook(func(call int, _ int64) error {
+				ev.signal(readStarted(call))
+				if call == tc.readFails {
+					return errRead
+				}
+				return nil
+			}, func(call int, _ []int64) error {
+				if call <= tc.overlap {
+					next := publishStarted(call + 1)
+					if tc.readFails == call+1 {
+						next = readStarted(call + 1)
+					}
+					if err := ev.waitOrFail(fmt.Sprintf("mark %d", call), next); err != nil {
+						return err
+					}
+				}
+				if call == tc.markFails {
+					return errMark
+				}
+				return nil
+			})
+			pub := &fakePublisher{script: func(call int, msgs []domain.Message) (int, error) {
+				ev.signal(publishStarted(call))
+				switch {
+				case call != tc.publishFails:
+					return len(msgs), nil
+				case tc.shutdown:
+					cancel()
+					return tc.publishAcks, context.Canceled
+				default:
+					return tc.publishAcks, errBroker
+				}
+			}}
+			r := NewRelay(outbox, &fakeLock{}, pub, fixedClock{relayT0}, RelayConfig{BatchSize: 4})
+
+			err := r.Flush(ctx)
+			for _, want := range tc.wantErrs {
+				if !errors.Is(err, want) {
+					t.Errorf("Flush = %v, want an error matching %v", err, want)
+				}
+			}
+			if err == nil {
+				t.Fatal("Flush = nil after a failure")
+			}
+			marks, running, maxRunning := outbox.markCalls()
+			if running != 0 {
+				t.Errorf("%d marks still running after the drain returned", running)
+			}
+			assertNoDrainGoroutine(t)
+			if calls, _ := pub.snapshot(); len(calls) != tc.wantCalls {
+				t.Errorf("Publish called %d times, want %d", len(calls), tc.wantCalls)
+			}
+			var marked []int64
+			pending := outbox.pendingSeqs()
+			for s := int64(1); s <= 12; s++ {
+				if !slices.Contains(pending, s) {
+					marked = append(marked, s)
+				}
+			}
+			if !slices.Equal(marked, tc.wantMarked) {
+				t.Errorf("marked %v (mark calls %v), want %v", marked, marks, tc.wantMarked)
+			}
+			if got := r.Stats().Published; got != uint64(len(tc.wantMarked)) {
+				t.Errorf("Stats().Published = %d, want %d", got, len(tc.wantMarked))
+			}
+
+			// Once the fault is gone, the next drain delivers the rest.
+			outbox.hook(nil, nil)
+			pub.setScript(nil)
+			if err := r.Flush(context.Background()); err != nil {
+				t.Fatalf("second Flush: %v", err)
+			}
+			_, delivered := pub.snapshot()
+			if dups := assertEveryMessageOnceInOrder(t, delivered, 12); dups != tc.wantDups {
+				t.Errorf("%d duplicates, want %d", dups, tc.wantDups)
+			}
+			if got := outbox.pending(); got != 0 {
+				t.Errorf("%d messages left pending", got)
+			}
+			if got := r.Stats().Published; got != 12 {
+				t.Errorf("Stats().Published = %d after both drains, want 12", got)
+			}
+			if got := pub.mostInFlight(); got != 1 || maxRunning > 1 {
+				t.Errorf("at most %d Publish calls and %d marks ran at once, want 1 each", got, maxRunning)
+			}
+		})
+	}
+}
+
+// TestRelayDrainWaitsForTheMarkInFlight: the drain does not return (and
+// Flush does not) while the last batch's mark runs.
+func TestRelayDrainWaitsForTheMarkInFlight(t *testing.T) {
+	outbox := &fakeOutbox{}
+	messagesWithKeys(outbox, 4, 1)
+	release := make(chan struct{})
+	outbox.hook(nil, func(int, []int64) error { <-release; return nil })
+	r := NewRelay(outbox, &fakeLock{}, &fakePublisher{}, fixedClock{relayT0}, RelayConfig{BatchSize: 4})
+	done := make(chan error, 1)
+	go func() { done <- r.Flush(context.Background()) }()
+	waitFor(t, "the mark to start", 2*time.Second, func() bool { _, running, _ := outbox.markCalls(); return running == 1 })
+	select {
+	case err := <-done:
+		t.Fatalf("Flush returned (%v) while the mark was still running", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := outbox.pending(); got != 0 {
+		t.Errorf("%d messages pending after Flush", got)
+	}
+	assertNoDrainGoroutine(t)
+}
+
+// TestRelayPublishesALateCommitOnTheNextCycle: a transaction that took a
+// lower Seq commits after the drain read past it; the drain does not go
+// back for it, and the next cycle (the commit's Notify) publishes it.
+func TestRelayPublishesALateCommitOnTheNextCycle(t *testing.T) {
+	outbox := &fakeOutbox{}
+	for _, seq := range []int64{1, 3, 4} {
+		outbox.addLate(seq, "k")
+	}
+	var relay *Relay
+	outbox.hook(func(call int, afterSeq int64) error {
+		if call == 2 { // the drain reads after seq 3
+			outbox.addLate(2, "k")
+			relay.Notify()
+		}
+		return nil
+	}, nil)
+	h := newRelayHarness(t, RelayConfig{PollInterval: time.Hour, BatchSize: 2}, outbox, &fakeLock{}, &fakePublisher{})
+	relay = h.relay
+	h.start(t)
+	waitFor(t, "the late message to be published", 2*time.Second, func() bool { return outbox.pending() == 0 && outbox.rowCount() == 4 })
+
+	calls, _ := h.pub.snapshot()
+	got := make([][]int64, len(calls))
+	for i, c := range calls {
+		got[i] = seqs(c)
+	}
+	if want := [][]int64{{1, 3}, {4}, {2}}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("Publish calls %v, want %v", got, want)
+	}
+	waitFor(t, "stats to count every message", time.Second, func() bool { return h.relay.Stats().Published == 4 })
 }
