@@ -71,6 +71,10 @@ func (c RelayConfig) withDefaults() RelayConfig {
 // RelayStats is what the relay reports to metrics.
 type RelayStats struct {
 	// Backlog is the number of unpublished messages at the last check.
+	// Run checks when it starts, after each poll tick's drain and after
+	// each failed attempt, not after drains woken by Notify (two queries a
+	// drain would slow a busy relay down): a check is at most a
+	// PollInterval old, plus the drain or backoff under way.
 	Backlog int64
 	// OldestAge is the age of the oldest unpublished message at the last
 	// check (0 when there was none).
@@ -144,14 +148,19 @@ func (r *Relay) Stats() RelayStats {
 // Run publishes until ctx ends, then returns nil. It drains on every
 // Notify and every poll tick, and after a failure retries with backoff
 // (notifications do not cut a backoff short, so a burst of commits during
-// an outage does not hammer the broker).
+// an outage does not hammer the broker). It measures the backlog as
+// RelayStats says.
 func (r *Relay) Run(ctx context.Context) error {
 	ticker := time.NewTicker(r.cfg.PollInterval)
 	defer ticker.Stop()
 	failures := 0
+	measure := true // at start, then after poll ticks and failures
 	for {
 		err := r.cycle(ctx)
-		r.refreshBacklog(ctx)
+		if measure || err != nil {
+			r.refreshBacklog(ctx)
+			measure = false
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -170,6 +179,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case <-r.wake:
 		case <-ticker.C:
+			measure = true
 		}
 	}
 }

@@ -1071,3 +1071,58 @@ func TestRelayPublishesALateCommitOnTheNextCycle(t *testing.T) {
 	}
 	waitFor(t, "stats to count every message", time.Second, func() bool { return h.relay.Stats().Published == 4 })
 }
+
+// TestRelayMeasuresTheBacklogOnPollsAndFailuresOnly: Backlog (two queries)
+// runs at start, after a failed attempt and after a poll tick's drain, not
+// after every drain a commit wakes.
+func TestRelayMeasuresTheBacklogOnPollsAndFailuresOnly(t *testing.T) {
+	tests := []struct {
+		name      string
+		readErrs  int // failed attempts at start
+		notified  int // drains woken by Notify afterwards
+		wantCalls int
+	}{
+		{"only at start when commits wake every drain", 0, 20, 1},
+		{"after every failed attempt", 3, 0, 3},
+		{"after failures, not after the notified drains that follow", 2, 10, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			outbox := &fakeOutbox{readErrs: tc.readErrs}
+			outbox.add("1", relayT0)
+			h := newRelayHarness(t, RelayConfig{PollInterval: time.Hour}, outbox, &fakeLock{}, &fakePublisher{})
+			h.start(t)
+			waitFor(t, "the first message to be published", 2*time.Second, func() bool { return outbox.pending() == 0 })
+			for i := range tc.notified {
+				outbox.add(strconv.Itoa(i), relayT0)
+				h.relay.Notify()
+				waitFor(t, "a notified drain", 2*time.Second, func() bool { return outbox.pending() == 0 })
+			}
+			h.stop(t)
+			if got := outbox.backlogCalls(); got != tc.wantCalls {
+				t.Errorf("Backlog called %d times, want %d", got, tc.wantCalls)
+			}
+			if got := h.relay.Stats().FailedAttempts; got != uint64(tc.readErrs) {
+				t.Errorf("FailedAttempts = %d, want %d", got, tc.readErrs)
+			}
+		})
+	}
+}
+
+// TestRelayBacklogFollowsThePollWhileIdle: with no commit to wake it, the
+// relay still measures every poll, so the metric shows rows that another
+// process wrote and nobody publishes (the lock is held elsewhere).
+func TestRelayBacklogFollowsThePollWhileIdle(t *testing.T) {
+	outbox := &fakeOutbox{}
+	h := newRelayHarness(t, RelayConfig{PollInterval: 5 * time.Millisecond}, outbox, &fakeLock{busy: true}, &fakePublisher{})
+	h.start(t)
+	waitFor(t, "the first check", time.Second, func() bool { return !h.relay.Stats().CheckedAt.IsZero() })
+	outbox.add("1", relayT0.Add(-time.Minute))
+	outbox.add("2", relayT0)
+	waitFor(t, "the backlog to show both rows", 2*time.Second, func() bool {
+		st := h.relay.Stats()
+		return st.Backlog == 2 && st.OldestAge == time.Minute
+	})
+	calls := outbox.backlogCalls()
+	waitFor(t, "more polls to measure again", 2*time.Second, func() bool { return outbox.backlogCalls() >= calls+3 })
+}
