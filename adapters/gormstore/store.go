@@ -259,9 +259,9 @@ func (s *Store) Close() error {
 	if s.sqlDB == nil {
 		return nil
 	}
-	if st := s.getStmt.Load(); st != nil {
-		_ = st.Close()
-	}
+	// GetUser's prepared statement is left open: closing the pool releases
+	// it on every connection, and a statement closed first would answer
+	// "statement is closed" instead of the closed pool's error.
 	return s.sqlDB.Close()
 }
 

@@ -191,6 +191,11 @@ func TestClosedStoreIsUnavailable(t *testing.T) {
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// A read before closing prepares GetUser's statement, which must not
+	// turn the closed pool into another kind of error.
+	if _, err := s.GetUser(ctx, 1); !errors.Is(err, domain.ErrNotFound) {
+		t.Fatalf("GetUser of a missing user = %v; want ErrNotFound", err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
