@@ -48,7 +48,7 @@ func newRawDB(ctx context.Context, db *sql.DB, dialect string) (*rawDB, error) {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&r.get, userSelect + " WHERE id = ? LIMIT 1"},
+		{&r.get, userSelect + " WHERE id = ?"}, // Store.GetUser's prepared statement
 		{&r.page, userSelect + " ORDER BY id LIMIT ? OFFSET ?"},
 		{&r.countAll, "SELECT COALESCE(SUM(n), 0) FROM user_counts"},
 		{&r.filterPage, userSelect + " WHERE last_name_ci = ? ORDER BY id LIMIT ? OFFSET ?"},
