@@ -192,7 +192,7 @@ func TestRunSmoke(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"mariadb", []string{"-dbname", "usersvc_load_smoke_" + hex.EncodeToString(suffix)}},
+		{"mariadb", []string{"-dbname", "usersvc_load_smoke_" + hex.EncodeToString(suffix), "-innodb-buffer-pool", "256MiB"}},
 		{"sqlite", []string{"-db", "sqlite://" + filepath.Join(t.TempDir(), "load.db")}},
 	}
 	for _, b := range backends {
@@ -206,9 +206,18 @@ func TestRunSmoke(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			poolBefore := bufferPoolSize(t, b.name)
 			res, err := run(context.Background(), o, nil)
 			if err != nil {
 				t.Fatalf("run: %v", err)
+			}
+			if b.name == "mariadb" {
+				if res.BufferPool == nil || res.BufferPool.Bytes != 256<<20 || res.BufferPool.TableBytes <= 0 {
+					t.Errorf("buffer pool during the run %+v, want 256 MiB and the table's size", res.BufferPool)
+				}
+				if after := bufferPoolSize(t, b.name); after != poolBefore {
+					t.Errorf("innodb_buffer_pool_size is %d after the run, was %d: not restored", after, poolBefore)
+				}
 			}
 			for _, w := range res.Workloads {
 				for side, p := range map[string]*Phase{"service": w.Service, "raw": w.Raw} {
@@ -298,5 +307,56 @@ func TestRSSCheckUsesTheDeployedMemoryLimit(t *testing.T) {
 	}
 	if o.RSSGoMemLimit != deployGoMemLimit {
 		t.Errorf("-rss-gomemlimit defaults to %q, want %q", o.RSSGoMemLimit, deployGoMemLimit)
+	}
+}
+
+// bufferPoolSize reads the local MariaDB's innodb_buffer_pool_size (0 for
+// the other backends).
+func bufferPoolSize(t *testing.T, backend string) int64 {
+	t.Helper()
+	if backend != "mariadb" {
+		return 0
+	}
+	db, err := openRawPool("mysql://root@127.0.0.1:3306/mysql", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int64
+	if err := db.QueryRow("SELECT @@innodb_buffer_pool_size").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestParseBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{"1073741824", 1 << 30},
+		{"1GiB", 1 << 30},
+		{"512MiB", 512 << 20},
+		{"64KiB", 64 << 10},
+		{"100B", 100},
+		{"", 0},
+		{"1GB", 0},
+		{"-1MiB", 0},
+		{"0", 0},
+		{"huge", 0},
+		{"99999999999GiB", 0},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseBytes(tc.in)
+			if tc.want == 0 {
+				if err == nil {
+					t.Fatalf("parseBytes(%q) = %d, want an error", tc.in, got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("parseBytes(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+			}
+		})
 	}
 }

@@ -53,6 +53,7 @@ type options struct {
 	RSSConns      int           `json:"rss_conns"`
 	RSSGoMemLimit string        `json:"rss_gomemlimit,omitempty"`
 	RSSBinary     string        `json:"-"`
+	BufferPool    string        `json:"innodb_buffer_pool,omitempty"`
 	RelayEvents   int           `json:"relay_events"`
 	LagRate       float64       `json:"lag_rate"`
 	LagDuration   time.Duration `json:"lag_duration_ns"`
@@ -85,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.RSSConns, "rss-conns", 256, "keep-alive connections of the peak-RSS check (0: skip it)")
 	fs.StringVar(&o.RSSGoMemLimit, "rss-gomemlimit", deployGoMemLimit, "GOMEMLIMIT of the service process of the RSS check (default: what deploy/ sets; empty: none)")
 	fs.StringVar(&o.RSSBinary, "rss-binary", "", "usersvc binary the RSS check runs (default: built from ./cmd/usersvc)")
+	fs.StringVar(&o.BufferPool, "innodb-buffer-pool", "", "MySQL/MariaDB: set innodb_buffer_pool_size to this (e.g. 1GiB) for the run, then restore it (default: leave the server alone)")
 	fs.IntVar(&o.RelayEvents, "relay-events", 50_000, "outbox rows the relay drain test publishes (0: skip it)")
 	fs.Float64Var(&o.LagRate, "lag-rate", 500, "mutations per second of the event-lag test (0: skip it)")
 	fs.DurationVar(&o.LagDuration, "lag-duration", 0, "length of the event-lag test (default: -duration)")
@@ -128,6 +130,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("-relay-events (0-10,000,000) and -lag-rate (0-100,000) out of range")
 	case o.Timeout <= 0:
 		return o, errors.New("-timeout must be positive")
+	}
+	if o.BufferPool != "" {
+		if _, err := parseBytes(o.BufferPool); err != nil {
+			return o, fmt.Errorf("-innodb-buffer-pool: %w", err)
+		}
 	}
 	o.MaxPage = min(o.MaxPage, max(1, (o.Users+9)/10))
 	return o, nil
@@ -235,6 +242,29 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 		p.printf("reusing %d seeded users (ids from %d)", pop.Users, pop.MinID)
 	} else {
 		p.printf("seeded %d users in %v (%.0f rows/s)", pop.Users, seeded.Duration.Round(time.Millisecond), seeded.RowsPerS)
+	}
+	if db.target.Dialect == gormstore.DialectMySQL {
+		if o.BufferPool != "" {
+			size, _ := parseBytes(o.BufferPool) // checked by parseFlags
+			restore, err := resizeBufferPool(ctx, pool, size)
+			if err != nil {
+				return res, err
+			}
+			defer func() {
+				rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				defer rcancel()
+				err = errors.Join(err, restore(rctx))
+			}()
+		}
+		if err := preloadUsers(ctx, pool); err != nil {
+			return res, err
+		}
+		bp, err := bufferPoolInfo(ctx, pool)
+		if err != nil {
+			return res, fmt.Errorf("read the buffer pool size: %w", err)
+		}
+		res.BufferPool = &bp
+		p.printf("InnoDB buffer pool %s MiB, users table %s MiB", mib(bp.Bytes), mib(bp.TableBytes))
 	}
 	raw, err := newRawDB(ctx, pool, db.target.Dialect)
 	if err != nil {

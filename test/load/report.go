@@ -21,6 +21,7 @@ type Results struct {
 	Options      options          `json:"options"`
 	Population   population       `json:"population"`
 	Seed         seedResult       `json:"seed"`
+	BufferPool   *BufferPool      `json:"buffer_pool,omitempty"`
 	Workloads    []WorkloadResult `json:"workloads"`
 	RSS          *RSSResult       `json:"rss,omitempty"`
 	Relay        *RelayResult     `json:"relay,omitempty"`
@@ -166,6 +167,13 @@ func printReport(w io.Writer, r *Results) {
 	}
 	fmt.Fprintf(w, "database: %s; %d users (%d last names), concurrency %d, %v per side in %d rounds (+%v warm-up each)\n",
 		m.Database, r.Population.Users, r.Population.LastNames, r.Options.Concurrency, r.Options.Duration, r.Options.Rounds, r.Options.Warmup)
+	if b := r.BufferPool; b != nil {
+		fmt.Fprintf(w, "InnoDB buffer pool %s MiB, users table with its indexes %s MiB", mib(b.Bytes), mib(b.TableBytes))
+		if b.TableBytes > b.Bytes {
+			fmt.Fprint(w, ": WARNING, the table does not fit, so reads wait for the disk (see -innodb-buffer-pool)")
+		}
+		fmt.Fprintln(w)
+	}
 	if len(r.Workloads) > 0 {
 		fmt.Fprintln(w, "\nservice/raw compares requests per second; per CPU compares requests per CPU-second of this process and the database")
 		fmt.Fprintln(w, "together (the service side pays the load generator too). CPU: cores used by this process / the database server / everything else.")
