@@ -31,7 +31,7 @@ bench-load: build ## load benchmark (test/load): service vs raw SQL and argon2id
 	$(GO) run ./test/load -users $(BENCH_USERS) -duration $(BENCH_DURATION) \
 		-concurrency $(BENCH_CONCURRENCY) -rss-binary $(BIN) -out $(BENCH_OUT) $(BENCH_ARGS)
 
-bench-scale: ## p99 of get, list and filter at 1,000,000 users against 10,000 (two runs, about 6 minutes)
+bench-scale: ## p99 of get, list and filter at 1,000,000 users against 10,000 (two runs, about 3 minutes)
 	@mkdir -p $(dir $(BENCH_OUT))
 	$(GO) run ./test/load -users 10000 -dbname usersvc_load_10k -workloads get,list,filter -duration 12s \
 		-rss-conns 0 -relay-events 0 -lag-rate 0 -innodb-buffer-pool $(BENCH_SCALE_POOL) \
