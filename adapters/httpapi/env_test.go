@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
+	"github.com/marketplace/usersvc/test/syncbuf"
 )
 
 // Test networks, from the documentation ranges: loopback is Swiss unless a
@@ -66,26 +66,8 @@ type noopNotifier struct{}
 
 func (noopNotifier) Notify() {}
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines decodes the JSON log records.
-func (b *syncBuffer) lines(t *testing.T) []map[string]any {
+// logRecords decodes the JSON log records in b.
+func logRecords(t *testing.T, b *syncbuf.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
@@ -118,7 +100,7 @@ type testEnv struct {
 	store     *gormstore.Store
 	geo       *switchGeo
 	readiness *Readiness
-	logs      *syncBuffer
+	logs      *syncbuf.Buffer
 	v4, v6    *httptest.Server
 	client    *http.Client
 }
@@ -154,7 +136,7 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	readiness := NewReadiness(store)
 	handler := NewHandler(users, ReadinessCheck(readiness), Config{
 		TrustedProxies: trusted,

@@ -49,7 +49,7 @@ func TestRequestID(t *testing.T) {
 func accessLines(t *testing.T, e *testEnv, requestID string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
-	for _, rec := range e.logs.lines(t) {
+	for _, rec := range logRecords(t, e.logs) {
 		if rec["msg"] == "http request" && rec["request_id"] == requestID {
 			out = append(out, rec)
 		}
@@ -100,7 +100,7 @@ func TestAccessLog(t *testing.T) {
 		res := e.do(jsonReq(http.MethodPost, "/api/v1/users", userBody("later@example.ch")))
 		id := res.header.Get("X-Request-ID")
 		var found bool
-		for _, rec := range e.logs.lines(t) {
+		for _, rec := range logRecords(t, e.logs) {
 			if rec["msg"] == "dependency unavailable" && rec["request_id"] == id {
 				found = true
 			}

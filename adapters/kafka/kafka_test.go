@@ -19,6 +19,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/kafka"
 	"github.com/marketplace/usersvc/adapters/kafka/kafkatest"
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/test/syncbuf"
 )
 
 const topic = "users-events"
@@ -432,31 +433,9 @@ func TestParseExtraConfigDoesNotEchoValues(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe writer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := strings.Split(strings.TrimSuffix(s.b.String(), "\n"), "\n")
-	if len(out) == 1 && out[0] == "" {
-		return nil
-	}
-	return out
-}
-
-func startTail(t *testing.T, b *kafkatest.Broker, fromBeginning bool) (*syncBuffer, func() error) {
+func startTail(t *testing.T, b *kafkatest.Broker, fromBeginning bool) (*syncbuf.Buffer, func() error) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -479,16 +458,16 @@ func startTail(t *testing.T, b *kafkatest.Broker, fromBeginning bool) (*syncBuff
 	return out, stop
 }
 
-func waitLines(t *testing.T, out *syncBuffer, n int, within time.Duration) []string {
+func waitLines(t *testing.T, out *syncbuf.Buffer, n int, within time.Duration) []string {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	for len(out.lines()) < n {
+	for len(out.Lines()) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("tail printed %d lines within %v, want %d", len(out.lines()), within, n)
+			t.Fatalf("tail printed %d lines within %v, want %d", len(out.Lines()), within, n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return out.lines()
+	return out.Lines()
 }
 
 func TestTailFromBeginningPrintsEveryEventValue(t *testing.T) {
@@ -523,7 +502,7 @@ func TestTailFromEndSkipsOldEvents(t *testing.T) {
 	// The tail joins at some point: keep publishing fresh events until some
 	// show up, then check none of the old ones did.
 	deadline := time.Now().Add(15 * time.Second)
-	for seq := int64(100); len(out.lines()) == 0; seq++ {
+	for seq := int64(100); len(out.Lines()) == 0; seq++ {
 		if time.Now().After(deadline) {
 			t.Fatal("tail printed nothing new")
 		}
@@ -532,7 +511,7 @@ func TestTailFromEndSkipsOldEvents(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, line := range out.lines() {
+	for _, line := range out.Lines() {
 		for _, m := range old {
 			if line == string(m.Payload) {
 				t.Fatalf("tail from the end printed an old event: %s", line)

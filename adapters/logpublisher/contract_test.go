@@ -1,43 +1,24 @@
 package logpublisher_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/marketplace/usersvc/adapters/logpublisher"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
 	"github.com/marketplace/usersvc/ports/porttest"
+	"github.com/marketplace/usersvc/test/syncbuf"
 )
-
-// lockedBuffer is the publisher's output, read while it may write.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestEventPublisherContract reads the lines back as the deliveries: a
 // line is the payload, and the key is the user id inside it. Lines carry no
 // CloudEvents attributes; the order is the order of the lines.
 func TestEventPublisherContract(t *testing.T) {
 	porttest.RunEventPublisherContract(t, func(t *testing.T) (ports.EventPublisher, porttest.Received) {
-		out := &lockedBuffer{}
+		out := &syncbuf.Buffer{}
 		received := func(t *testing.T, n int) []porttest.Delivered {
 			t.Helper()
 			var got []porttest.Delivered

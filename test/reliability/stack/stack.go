@@ -8,7 +8,6 @@
 package stack
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -28,6 +27,7 @@ import (
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
+	"github.com/marketplace/usersvc/test/syncbuf"
 )
 
 // DefaultGeo locates loopback in Switzerland, like `make run`.
@@ -251,30 +251,4 @@ type noopNotifier struct{}
 func (noopNotifier) Notify() {}
 
 // Buffer collects output written from many goroutines.
-type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *Buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// Bytes returns a copy of what was written.
-func (b *Buffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
-}
-
-// String returns what was written.
-func (b *Buffer) String() string { return string(b.Bytes()) }
-
-// Reset forgets what was written.
-func (b *Buffer) Reset() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Reset()
-}
+type Buffer = syncbuf.Buffer
