@@ -22,7 +22,8 @@ func TestLoadDefaults(t *testing.T) {
 	if c.HTTPAddr != ":8080" || c.DatabaseURL != "sqlite://users.db" || !c.Migrate || len(c.TrustedProxies) != 0 ||
 		c.PasswordMinLen != 8 || c.LogLevel != slog.LevelInfo || c.LogFormat != "json" || c.GeoProvider != "ipapi" ||
 		c.GeoTimeout != 2*time.Second || c.GeoCacheSize != 10000 || c.GeoCacheTTL != 24*time.Hour ||
-		c.KafkaTopic != "users-events" || c.EventSource != "usersvc" || c.ShutdownTimeout != 20*time.Second {
+		c.KafkaTopic != "users-events" || c.EventSource != "usersvc" || c.ShutdownTimeout != 20*time.Second ||
+		c.DBMaxOpenConns != 0 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 }
@@ -46,6 +47,8 @@ func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"KAFKA_TOPIC", ""},
 		{"HTTP_ADDR", ""},
 		{"SHUTDOWN_TIMEOUT", "0s"},
+		{"DB_MAX_OPEN_CONNS", "-1"},
+		{"DB_MAX_OPEN_CONNS", "lots"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			_, err := Load(env(map[string]string{tc.name: tc.value}))
@@ -165,5 +168,17 @@ func TestLoadRunsTheAdaptersChecks(t *testing.T) {
 				t.Fatalf("error shows the database password: %v", err)
 			}
 		})
+	}
+}
+
+func TestStoreConfigCarriesThePoolSize(t *testing.T) {
+	c, err := Load(env(map[string]string{"DB_MAX_OPEN_CONNS": "7", "DATABASE_URL": "sqlite://:memory:"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	sc := StoreConfig(c, logger)
+	if sc.MaxOpenConns != 7 || sc.URL != "sqlite://:memory:" || sc.Logger != logger {
+		t.Errorf("StoreConfig = %+v", sc)
 	}
 }

@@ -23,6 +23,7 @@ import (
 type Config struct {
 	HTTPAddr        string
 	DatabaseURL     string
+	DBMaxOpenConns  int
 	Migrate         bool
 	TrustedProxies  []netip.Prefix
 	PasswordMinLen  int
@@ -69,6 +70,8 @@ var Variables = []Variable{
 	{Name: "DATABASE_URL", Default: "sqlite://users.db", Secret: true,
 		Help: "sqlite://FILE, sqlite://:memory:, mysql://user:pass@host:3306/db?param=value or postgres://user:pass@host:5432/db?sslmode=disable",
 		set:  func(c *Config, v string) error { c.DatabaseURL = v; return nonEmpty(v) }},
+	{Name: "DB_MAX_OPEN_CONNS", Default: "0", Help: "most database connections this process opens; 0: 20 for MySQL and PostgreSQL, 8 for an SQLite file (1 in memory)",
+		set: func(c *Config, v string) (err error) { c.DBMaxOpenConns, err = intIn(v, 0, 10000); return }},
 	{Name: "MIGRATE", Default: "true", Help: "apply the embedded schema migrations at start-up",
 		set: func(c *Config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
 	{Name: "TRUSTED_PROXIES", Default: "", Help: "comma-separated CIDRs whose X-Forwarded-For/-Proto/-Host are believed",

@@ -21,7 +21,9 @@ import (
 var ProviderSet = wire.NewSet(StoreConfig, InstrumentedHTTPConfig, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
 
 // StoreConfig is the persistence configuration.
-func StoreConfig(c Config) gormstore.Config { return gormstore.Config{URL: c.DatabaseURL} }
+func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
+	return gormstore.Config{URL: c.DatabaseURL, MaxOpenConns: c.DBMaxOpenConns, Logger: logger}
+}
 
 // HTTPConfig is the HTTP adapter's configuration.
 func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {

@@ -9,7 +9,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +40,9 @@ type Config struct {
 	ConnMaxIdleTime time.Duration
 	// PingTimeout bounds the connectivity check in Open (default 5s).
 	PingTimeout time.Duration
+	// Logger receives what a database driver reports on its own (the MySQL
+	// driver's lost connections); nil discards it.
+	Logger *slog.Logger
 }
 
 // Store implements the persistence ports on one database.
@@ -160,7 +165,10 @@ func openSQLite(t Target, cfg Config) (*Store, error) {
 }
 
 func openMySQL(t Target, cfg Config) (*Store, error) {
-	conn, err := mysql.NewConnector(t.MySQL)
+	mc := t.MySQL.Clone()
+	// The driver would print to standard error, outside the service's logs.
+	mc.Logger = driverLogger{cfg.Logger}
+	conn, err := mysql.NewConnector(mc)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
@@ -175,6 +183,16 @@ func openPostgres(t Target, cfg Config) (*Store, error) {
 	db := stdlib.OpenDB(*t.Postgres)
 	applyPool(db, serverPool(cfg))
 	return &Store{dialect: DialectPostgres, sqlDB: db, now: time.Now}, nil
+}
+
+// driverLogger passes the MySQL driver's messages ("[mysql] ... unexpected
+// EOF" when a pooled connection was lost) to slog as warnings.
+type driverLogger struct{ l *slog.Logger }
+
+func (d driverLogger) Print(v ...any) {
+	if d.l != nil {
+		d.l.Warn("mysql driver", slog.String("message", strings.TrimSpace(fmt.Sprint(v...))))
+	}
 }
 
 // serverPool fills the pool settings of a database server (MySQL,

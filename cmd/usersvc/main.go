@@ -35,7 +35,7 @@ func serve(ctx context.Context, cfg cli.Config) error {
 }
 
 func migrate(ctx context.Context, cfg cli.Config) error {
-	store, cleanup, err := initStore(ctx, cfg)
+	store, cleanup, err := initStore(ctx, cfg, newLogger(cfg, os.Stderr))
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 }
 
 // initStore assembles `usersvc migrate`.
-func initStore(ctx context.Context, cfg cli.Config) (*gormstore.Store, func(), error) {
+func initStore(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*gormstore.Store, func(), error) {
 	wire.Build(cli.ProviderSet, gormstore.ProviderSet)
 	return nil, nil, nil
 }

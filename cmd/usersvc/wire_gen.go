@@ -28,7 +28,7 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 	rules := cli.ValidationRules(cfg)
 	countryPolicy := cli.CountryPolicy(cfg)
 	config := cli.GeoConfig(cfg)
-	gormstoreConfig := cli.StoreConfig(cfg)
+	gormstoreConfig := cli.StoreConfig(cfg, logger)
 	store, cleanup, err := gormstore.Provide(ctx, gormstoreConfig)
 	if err != nil {
 		return nil, nil, err
@@ -73,8 +73,8 @@ var (
 )
 
 // initStore assembles `usersvc migrate`.
-func initStore(ctx context.Context, cfg cli.Config) (*gormstore.Store, func(), error) {
-	config := cli.StoreConfig(cfg)
+func initStore(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*gormstore.Store, func(), error) {
+	config := cli.StoreConfig(cfg, logger)
 	store, cleanup, err := gormstore.Provide(ctx, config)
 	if err != nil {
 		return nil, nil, err

@@ -135,7 +135,7 @@ func startService(ctx context.Context, env map[string]string, cheapHash bool) (_
 
 	// The order of cmd/usersvc/wire_gen.go, where the dependencies allow.
 	hasher := newHasher(cheapHash)
-	store, cleanup, err := gormstore.Provide(ctx, cli.StoreConfig(cfg))
+	store, cleanup, err := gormstore.Provide(ctx, cli.StoreConfig(cfg, logger))
 	if err != nil {
 		return nil, err
 	}
