@@ -126,6 +126,12 @@ func TestDatabaseRestartDuringTraffic(t *testing.T) {
 					o.id = u.ID
 				}
 				rec.add(o)
+				if o.status != http.StatusCreated {
+					// Pace retries as a client would: answers during the
+					// outage take under a millisecond, and unpaced they used
+					// up maxRequests before the database was back.
+					time.Sleep(10 * time.Millisecond)
+				}
 			}
 		})
 	}
