@@ -61,7 +61,7 @@ var contract = []struct {
 }{
 	{http.MethodGet, "/api/v1/users", []int{200, 400, 404, 500, 503}},
 	{http.MethodPost, "/api/v1/users", []int{201, 400, 403, 413, 415, 500, 503}},
-	{http.MethodGet, "/api/v1/users/{id}", []int{200, 404, 500, 503}},
+	{http.MethodGet, "/api/v1/users/{id}", []int{200, 304, 404, 500, 503}},
 	{http.MethodPut, "/api/v1/users/{id}", []int{200, 400, 404, 412, 413, 415, 500, 503}},
 	{http.MethodPatch, "/api/v1/users/{id}", []int{200, 400, 404, 412, 413, 415, 500, 503}},
 	{http.MethodDelete, "/api/v1/users/{id}", []int{204, 404, 412, 500, 503}},

@@ -153,3 +153,89 @@ func TestWriteMediaTypes(t *testing.T) {
 		})
 	}
 }
+
+// A client holding the current version gets 304 without a body; any
+// change makes its tag stale.
+func TestGetWithIfNoneMatch(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	u := e.create(userBody("conditional@example.ch"))
+	tests := []struct {
+		name        string
+		ifNoneMatch string
+		status      int
+	}{
+		{"current tag", `"1"`, 304},
+		{"weak form of the current tag", `W/"1"`, 304},
+		{"list holding the current tag", `"7", "1"`, 304},
+		{"any version", `*`, 304},
+		{"another version", `"2"`, 200},
+		{"not one of our tags", `"abc"`, 200},
+		{"unquoted", `1`, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := e.do(req{method: http.MethodGet, path: idPath(u), headers: map[string]string{"If-None-Match": tt.ifNoneMatch}})
+			if res.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", res.status, tt.status, res.body)
+			}
+			if et := res.header.Get("ETag"); et != `"1"` {
+				t.Errorf("ETag = %q, want \"1\"", et)
+			}
+			if tt.status == 304 && len(res.body) != 0 {
+				t.Errorf("304 with a body: %q", res.body)
+			}
+			if tt.status == 200 && res.object(t)["email"] != "conditional@example.ch" {
+				t.Errorf("200 without the user: %s", res.body)
+			}
+		})
+	}
+	t.Run("stale after a change", func(t *testing.T) {
+		if res := e.do(jsonReq(http.MethodPatch, idPath(u), `{"address":"Neugasse 2"}`)); res.status != 200 {
+			t.Fatalf("PATCH: %d %s", res.status, res.body)
+		}
+		res := e.do(req{method: http.MethodGet, path: idPath(u), headers: map[string]string{"If-None-Match": `"1"`}})
+		if res.status != 200 || res.header.Get("ETag") != `"2"` {
+			t.Fatalf("status %d, ETag %q; want 200 with the new version", res.status, res.header.Get("ETag"))
+		}
+	})
+	t.Run("absent user is still 404", func(t *testing.T) {
+		res := e.do(req{method: http.MethodGet, path: "/api/v1/users/999", headers: map[string]string{"If-None-Match": `*`}})
+		assertJSON(t, res, 404, `{"detail":"Not found."}`)
+	})
+}
+
+// HEAD answers what GET answers, without the body.
+func TestHead(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	u := e.create(userBody("head@example.ch"))
+	for _, tt := range []struct {
+		name, path string
+		status     int
+	}{
+		{"a user", idPath(u), 200},
+		{"a user, trailing slash", idPath(u) + "/", 200},
+		{"the collection", "/api/v1/users?last_name=Muster", 200},
+		{"an absent user", "/api/v1/users/999", 404},
+		{"an invalid filter", "/api/v1/users?since_id=x", 400},
+		{"a page past the end", "/api/v1/users?page=99", 404},
+		{"the health probe", "/healthz", 200},
+		{"the readiness probe", "/readyz", 200},
+		{"the index", "/", 200},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			get := e.do(req{method: http.MethodGet, path: tt.path})
+			head := e.do(req{method: http.MethodHead, path: tt.path})
+			if get.status != tt.status || head.status != tt.status {
+				t.Fatalf("GET %d, HEAD %d; want %d", get.status, head.status, tt.status)
+			}
+			if len(head.body) != 0 {
+				t.Errorf("HEAD answered a body: %q", head.body)
+			}
+			for _, h := range []string{"Content-Type", "ETag", "Content-Length"} {
+				if head.header.Get(h) != get.header.Get(h) {
+					t.Errorf("%s: HEAD %q, GET %q", h, head.header.Get(h), get.header.Get(h))
+				}
+			}
+		})
+	}
+}

@@ -71,6 +71,21 @@ func etag(version int64) string {
 	return `"` + strconv.FormatInt(version, 10) + `"`
 }
 
+// noneMatch reports whether If-None-Match header values name the given
+// version (weak comparison, RFC 9110 13.1.2: W/"3" matches "3") or are "*".
+func noneMatch(values []string, version int64) bool {
+	want := etag(version)
+	for _, v := range values {
+		for _, tag := range strings.Split(v, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" || strings.TrimPrefix(tag, "W/") == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // parseIfMatch turns If-Match header values into a precondition. "*" (or no
 // header) holds for any version; otherwise only strong tags naming a
 // version count: weak tags never match under If-Match's strong comparison,

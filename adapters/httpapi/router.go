@@ -101,15 +101,26 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 		r.Handle(method, path, h)
 		r.Handle(method, path+"/", h)
 	}
-	route(http.MethodGet, pathUsers, uh.list)
+	// Every GET also answers HEAD (RFC 9110 9.3.2): the same status and
+	// headers; net/http drops the body.
+	get := func(path string, h gin.HandlerFunc, withSlash bool) {
+		for _, m := range []string{http.MethodGet, http.MethodHead} {
+			if withSlash {
+				route(m, path, h)
+			} else {
+				r.Handle(m, path, h)
+			}
+		}
+	}
+	get(pathUsers, uh.list, true)
 	route(http.MethodPost, pathUsers, uh.create)
-	route(http.MethodGet, pathUser, uh.get)
+	get(pathUser, uh.get, true)
 	route(http.MethodPut, pathUser, uh.replace)
 	route(http.MethodPatch, pathUser, uh.patch)
 	route(http.MethodDelete, pathUser, uh.delete)
-	r.GET(pathHealth, probes.health)
-	r.GET(pathReady, probes.ready)
-	r.GET(pathRoot, index)
+	get(pathHealth, probes.health, false)
+	get(pathReady, probes.ready, false)
+	get(pathRoot, index, false)
 	for _, add := range cfg.Routes {
 		add(r)
 	}

@@ -62,6 +62,12 @@ func (h *usersHandler) get(c *gin.Context) {
 		return
 	}
 	u, err := h.users.Get.Do(c.Request.Context(), id)
+	if err == nil && noneMatch(c.Request.Header.Values("If-None-Match"), u.Version) {
+		// The caller's copy is current: 304 with the tag, no body.
+		c.Header("ETag", etag(u.Version))
+		c.Status(http.StatusNotModified)
+		return
+	}
 	h.respondUser(c, u, err)
 }
 

@@ -248,9 +248,9 @@ func testRouting(t *testing.T, s *service) {
 	}{
 		{"unknown route", get("/api/v1/nothing"), 404, `{"detail": "Not found."}`, nil},
 		{"DELETE on the collection", call{method: http.MethodDelete, path: "/api/v1/users"}, 405,
-			`{"detail": "Method \"DELETE\" not allowed."}`, []string{"GET", "POST"}},
+			`{"detail": "Method \"DELETE\" not allowed."}`, []string{"GET", "HEAD", "POST"}},
 		{"POST on a user", jsonCall(http.MethodPost, userPath(u.ID), map[string]string{}), 405,
-			`{"detail": "Method \"POST\" not allowed."}`, []string{"DELETE", "GET", "PATCH", "PUT"}},
+			`{"detail": "Method \"POST\" not allowed."}`, []string{"DELETE", "GET", "HEAD", "PATCH", "PUT"}},
 		{"create as text/plain", rawCall(http.MethodPost, "/api/v1/users", "text/plain", "first_name=x"), 415,
 			`{"detail": "Unsupported media type \"text/plain\" in request."}`, nil},
 		{"PATCH as XML", rawCall(http.MethodPatch, userPath(u.ID), "application/xml", "<user/>"), 415,

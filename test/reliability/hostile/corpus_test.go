@@ -416,14 +416,15 @@ func paths(w world, add adder) {
 
 func methods(w world, add adder) {
 	for _, m := range []string{http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodTrace, "FOO", "get", "PROPFIND"} {
-		add("method/"+m+" on the collection", hostileCase{req: stackRequest{Method: m, Path: usersPath}}, 405, notAllowed(m, "GET, POST"))
+		add("method/"+m+" on the collection", hostileCase{req: stackRequest{Method: m, Path: usersPath}}, 405, notAllowed(m, "GET, HEAD, POST"))
 	}
-	add("method/HEAD on the collection", hostileCase{req: stackRequest{Method: http.MethodHead, Path: usersPath}}, 405, notAllowed(http.MethodHead, "GET, POST"))
+	// HEAD is GET without the body (control).
+	add("method/HEAD on the collection", hostileCase{req: stackRequest{Method: http.MethodHead, Path: usersPath}}, 200, noBody())
 	for _, m := range []string{http.MethodPost, http.MethodOptions, "MOVE"} {
-		add("method/"+m+" on a user", hostileCase{req: jsonReq(m, w.user(0), encode(validUser))}, 405, notAllowed(m, "GET, PUT, PATCH, DELETE"))
+		add("method/"+m+" on a user", hostileCase{req: jsonReq(m, w.user(0), encode(validUser))}, 405, notAllowed(m, "GET, HEAD, PUT, PATCH, DELETE"))
 	}
-	add("method/POST /healthz", hostileCase{req: jsonReq(http.MethodPost, "/healthz", "{}")}, 405, notAllowed(http.MethodPost, "GET"))
-	add("method/DELETE /readyz", hostileCase{req: stackRequest{Method: http.MethodDelete, Path: "/readyz"}}, 405, notAllowed(http.MethodDelete, "GET"))
+	add("method/POST /healthz", hostileCase{req: jsonReq(http.MethodPost, "/healthz", "{}")}, 405, notAllowed(http.MethodPost, "GET, HEAD"))
+	add("method/DELETE /readyz", hostileCase{req: stackRequest{Method: http.MethodDelete, Path: "/readyz"}}, 405, notAllowed(http.MethodDelete, "GET, HEAD"))
 }
 
 func contentTypes(w world, add adder) {
