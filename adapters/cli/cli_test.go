@@ -48,6 +48,8 @@ func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"HTTP_ADDR", ""},
 		{"SHUTDOWN_TIMEOUT", "0s"},
 		{"DB_MAX_OPEN_CONNS", "-1"},
+		{"PUBLIC_URL", "users.example.com"},
+		{"PUBLIC_URL", "https://users.example.com/api"},
 		{"DB_MAX_OPEN_CONNS", "lots"},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
@@ -180,5 +182,22 @@ func TestStoreConfigCarriesThePoolSize(t *testing.T) {
 	sc := StoreConfig(c, logger)
 	if sc.MaxOpenConns != 7 || sc.URL != "sqlite://:memory:" || sc.Logger != logger {
 		t.Errorf("StoreConfig = %+v", sc)
+	}
+}
+
+func TestHTTPConfigCarriesThePublicURL(t *testing.T) {
+	c, err := Load(env(map[string]string{"PUBLIC_URL": "https://users.example.com"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := HTTPConfig(c, slog.New(slog.DiscardHandler)).PublicURL; got == nil || got.String() != "https://users.example.com" {
+		t.Errorf("HTTPConfig().PublicURL = %v", got)
+	}
+	c, err = Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := HTTPConfig(c, slog.New(slog.DiscardHandler)).PublicURL; got != nil {
+		t.Errorf("PublicURL without the variable = %v, want none", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/marketplace/usersvc/adapters/eventbus"
 	"github.com/marketplace/usersvc/adapters/gormstore"
+	"github.com/marketplace/usersvc/adapters/httpapi"
 	"github.com/marketplace/usersvc/adapters/rabbitmq"
 	"github.com/marketplace/usersvc/domain"
 )
@@ -26,6 +27,7 @@ type Config struct {
 	DBMaxOpenConns  int
 	Migrate         bool
 	TrustedProxies  []netip.Prefix
+	PublicURL       *url.URL
 	PasswordMinLen  int
 	LogLevel        slog.Level
 	LogFormat       string
@@ -76,6 +78,8 @@ var Variables = []Variable{
 		set: func(c *Config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
 	{Name: "TRUSTED_PROXIES", Default: "", Help: "comma-separated CIDRs whose X-Forwarded-For/-Proto/-Host are believed",
 		set: func(c *Config, v string) (err error) { c.TrustedProxies, err = parsePrefixes(v); return }},
+	{Name: "PUBLIC_URL", Default: "", Help: "scheme://host[:port] clients reach the service at; when set, every link in an answer names it, whatever Host or X-Forwarded-Host the request carried",
+		set: func(c *Config, v string) (err error) { c.PublicURL, err = httpapi.ParsePublicURL(v); return }},
 	{Name: "PASSWORD_MIN_LENGTH", Default: strconv.Itoa(domain.DefaultPasswordMinLength), Help: "minimum password length in characters (1-128)",
 		set: func(c *Config, v string) (err error) {
 			c.PasswordMinLen, err = intIn(v, 1, domain.MaxPasswordLength)

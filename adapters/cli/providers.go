@@ -29,6 +29,7 @@ func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
 func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {
 	return httpapi.Config{
 		TrustedProxies: c.TrustedProxies,
+		PublicURL:      c.PublicURL,
 		Logger:         logger,
 		Debug:          c.LogLevel <= slog.LevelDebug,
 		Routes:         []func(gin.IRoutes){apidocs.Register},

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 )
 
@@ -152,13 +154,41 @@ type origin struct {
 	Host   string
 }
 
+// ParsePublicURL reads the address clients reach the service at
+// (PUBLIC_URL): http or https, a host and optionally a port, nothing else
+// (no path, query, fragment or user info). An empty string means none.
+func ParsePublicURL(s string) (*url.URL, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return nil, errors.New("must be an absolute http or https URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, errors.New("scheme must be http or https")
+	case u.Host == "" || !validHost(u.Host):
+		return nil, errors.New("must name a host")
+	case u.User != nil, u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.Opaque != "":
+		return nil, errors.New("must be scheme://host[:port] only, without path, query or user info")
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, nil
+}
+
 // requestOrigin takes the scheme from the connection and the host from the
 // Host header, and lets X-Forwarded-Proto / X-Forwarded-Host override them
 // only when the peer is a trusted proxy. Of a comma-separated forwarded
 // value, the right-most one is used: it was written by the hop nearest to
 // us, which we trust; left-most values may come from the client. Values that
 // are not a plain scheme or host are ignored.
-func requestOrigin(r *http.Request, peerTrusted bool) origin {
+//
+// With a public URL configured, neither the Host header nor the forwarded
+// headers matter: links always name that address.
+func requestOrigin(r *http.Request, peerTrusted bool, public *url.URL) origin {
+	if public != nil {
+		return origin{Scheme: public.Scheme, Host: public.Host}
+	}
 	o := origin{Scheme: "http", Host: r.Host}
 	if r.TLS != nil {
 		o.Scheme = "https"

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
@@ -162,7 +164,7 @@ func TestRequestOrigin(t *testing.T) {
 			for k, v := range tt.headers {
 				r.Header.Set(k, v)
 			}
-			if got := requestOrigin(r, tt.trusted); got != tt.want {
+			if got := requestOrigin(r, tt.trusted, nil); got != tt.want {
 				t.Fatalf("requestOrigin = %+v, want %+v", got, tt.want)
 			}
 		})
@@ -195,5 +197,69 @@ func TestParseIfMatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestParsePublicURL(t *testing.T) {
+	for _, tt := range []struct {
+		in, want string // want "" for an error, "-" for none
+	}{
+		{"", "-"},
+		{"  ", "-"},
+		{"https://users.example.com", "https://users.example.com"},
+		{"https://users.example.com/", "https://users.example.com"},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+		{"http://[::1]:8080", "http://[::1]:8080"},
+		{"users.example.com", ""},
+		{"ftp://users.example.com", ""},
+		{"javascript:alert(1)", ""},
+		{"https://", ""},
+		{"https://users.example.com/api", ""},
+		{"https://users.example.com?x=1", ""},
+		{"https://users.example.com#top", ""},
+		{"https://admin:secret@users.example.com", ""},
+		{"https://users.example.com:99999", ""},
+	} {
+		t.Run(tt.in, func(t *testing.T) {
+			u, err := ParsePublicURL(tt.in)
+			switch {
+			case tt.want == "":
+				if err == nil {
+					t.Fatalf("ParsePublicURL(%q) = %v, want an error", tt.in, u)
+				}
+			case tt.want == "-":
+				if err != nil || u != nil {
+					t.Fatalf("ParsePublicURL(%q) = %v, %v; want none", tt.in, u, err)
+				}
+			default:
+				if err != nil || u == nil || u.String() != tt.want {
+					t.Fatalf("ParsePublicURL(%q) = %v, %v; want %s", tt.in, u, err, tt.want)
+				}
+			}
+		})
+	}
+}
+
+// With a public URL, what a request says about its host cannot reach an
+// answer's links, even through a trusted proxy.
+func TestPublicURLNamesEveryLink(t *testing.T) {
+	e := newEnv(t, envOptions{public: "https://users.example.com", trusted: "127.0.0.1/32"})
+	headers := map[string]string{"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "http"}
+	created := e.do(req{method: http.MethodPost, path: "/api/v1/users", body: userBody("public@example.ch"), ctype: "application/json", headers: headers})
+	if created.status != 201 {
+		t.Fatalf("create: %d %s", created.status, created.body)
+	}
+	u := created.object(t)
+	want := "https://users.example.com" + idPath(u)
+	if u["url"] != want || created.header.Get("Location") != want {
+		t.Errorf("url %v, Location %q; want %s", u["url"], created.header.Get("Location"), want)
+	}
+	e.create(userBody("public2@example.ch"))
+	page := e.do(req{method: http.MethodGet, path: "/api/v1/users?page_size=1", headers: headers}).object(t)
+	if next, _ := page["next"].(string); !strings.HasPrefix(next, "https://users.example.com/api/v1/users?") {
+		t.Errorf("next = %v", page["next"])
+	}
+	if strings.Contains(fmt.Sprint(page), "evil.example") {
+		t.Errorf("the page names the request's host: %v", page)
 	}
 }

@@ -87,6 +87,7 @@ type envOptions struct {
 	trusted string // TrustedProxies, ParseTrustedProxies syntax
 	geo     string // staticgeo spec; defaultGeo when empty
 	maxBody int64
+	public  string // PublicURL, ParsePublicURL syntax
 	// Extension points of Config.
 	middleware []gin.HandlerFunc
 	routes     []func(gin.IRoutes)
@@ -138,8 +139,13 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	}
 	logs := &syncbuf.Buffer{}
 	readiness := NewReadiness(store)
+	public, err := ParsePublicURL(opts.public)
+	if err != nil {
+		t.Fatal(err)
+	}
 	handler := NewHandler(users, ReadinessCheck(readiness), Config{
 		TrustedProxies: trusted,
+		PublicURL:      public,
 		MaxBodyBytes:   opts.maxBody,
 		Middleware:     opts.middleware,
 		Routes:         opts.routes,
@@ -236,6 +242,10 @@ func (e *testEnv) do(r req) response {
 		hr.Header.Set("Content-Type", r.ctype)
 	}
 	for k, v := range r.headers {
+		if k == "Host" { // the client sends req.Host, not a Host header
+			hr.Host = v
+			continue
+		}
 		hr.Header.Set(k, v)
 	}
 	res, err := e.client.Do(hr)

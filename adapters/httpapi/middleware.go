@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -50,14 +51,14 @@ const (
 // identify resolves the client address, the origin for absolute URLs and
 // the request id, and stores them in the request's context. Forwarded
 // headers and X-Request-ID count only when the TCP peer is trusted.
-func identify(trustedProxies []netip.Prefix) gin.HandlerFunc {
+func identify(trustedProxies []netip.Prefix, public *url.URL) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
 		peer := peerAddress(r.RemoteAddr)
 		peerTrusted := peer.IsValid() && trusted(peer, trustedProxies)
 		info := &requestInfo{
 			Client: ClientAddress(peer, r.Header.Values("X-Forwarded-For"), trustedProxies),
-			Origin: requestOrigin(r, peerTrusted),
+			Origin: requestOrigin(r, peerTrusted, public),
 		}
 		if peerTrusted {
 			info.ID = r.Header.Get(headerRequestID)

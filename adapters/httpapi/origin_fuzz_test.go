@@ -30,7 +30,7 @@ func FuzzRequestOrigin(f *testing.F) {
 		r.Host = host
 		r.Header.Set("X-Forwarded-Host", forwardedHost)
 		r.Header.Set("X-Forwarded-Proto", forwardedProto)
-		o := requestOrigin(r, peerTrusted)
+		o := requestOrigin(r, peerTrusted, nil)
 		if o.Scheme != "http" && o.Scheme != "https" {
 			t.Fatalf("scheme %q", o.Scheme)
 		}

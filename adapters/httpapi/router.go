@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 
 	"github.com/gin-gonic/gin"
 
@@ -39,6 +40,10 @@ type Config struct {
 	// X-Forwarded-Host and X-Request-ID are believed (see ParseTrustedProxies).
 	// Empty: none, so no client can choose its address.
 	TrustedProxies []netip.Prefix
+	// PublicURL, when set, is the scheme and host every link in an answer
+	// (url, Location, paging) names, whatever Host or X-Forwarded-Host the
+	// request carried (see ParsePublicURL). Nil: taken from the request.
+	PublicURL *url.URL
 	// MaxBodyBytes caps a request body (DefaultMaxBodyBytes when <= 0).
 	MaxBodyBytes int64
 	// Logger receives access lines and errors (slog.Default() when nil).
@@ -84,7 +89,7 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 
 	r.Use(cfg.Middleware...)
 	r.Use(
-		identify(cfg.TrustedProxies),
+		identify(cfg.TrustedProxies, cfg.PublicURL),
 		accessLog(logger),
 		recovery(logger),
 		secureHeaders(),

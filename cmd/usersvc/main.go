@@ -63,6 +63,9 @@ func logStartup(logger *slog.Logger, cfg cli.Config) {
 	if cfg.GeoProvider == "static" {
 		attrs = append(attrs, slog.String("geo_static", cfg.GeoStatic))
 	}
+	if cfg.PublicURL != nil {
+		attrs = append(attrs, slog.String("public_url", cfg.PublicURL.String()))
+	}
 	switch bus, _ := cli.BusConfig(cfg).Selected(); bus {
 	case eventbus.BusKafka:
 		attrs = append(attrs, slog.String("events", "kafka"), slog.String("kafka_topic", cfg.KafkaTopic))
