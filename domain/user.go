@@ -49,6 +49,11 @@ type Input struct {
 	Email     *string
 	Password  *string
 	Address   *string
+	// Rejected maps fields the client sent but an adapter could not read as
+	// text (null, a number, an object) to the message to report. Rules
+	// report them together with the other fields' problems, so the client
+	// learns everything wrong with its input at once.
+	Rejected map[string]string
 }
 
 // Rules validates and normalises Input. The zero value is not usable; build
@@ -88,12 +93,23 @@ func (r Rules) Partial(in Input) (Input, error) {
 
 func (r Rules) validate(in Input, complete bool) (Input, error) {
 	errs := &ValidationError{}
+	for field, msg := range in.Rejected {
+		errs.Add(field, msg)
+	}
+	// A rejected field was present, so it is not "required", and its own
+	// message already says what is wrong with it.
+	text := func(field string, v *string, required bool, min, max int, trim bool) *string {
+		if _, rejected := in.Rejected[field]; rejected {
+			return nil
+		}
+		return r.text(errs, field, v, required, min, max, trim)
+	}
 	out := Input{
-		FirstName: r.text(errs, FieldFirstName, in.FirstName, complete, 1, MaxNameLength, true),
-		LastName:  r.text(errs, FieldLastName, in.LastName, complete, 1, MaxNameLength, true),
-		Email:     r.text(errs, FieldEmail, in.Email, complete, 1, MaxEmailLength, true),
-		Password:  r.text(errs, FieldPassword, in.Password, complete, r.passwordMinLength, MaxPasswordLength, false),
-		Address:   r.text(errs, FieldAddress, in.Address, false, 0, MaxAddressLength, true),
+		FirstName: text(FieldFirstName, in.FirstName, complete, 1, MaxNameLength, true),
+		LastName:  text(FieldLastName, in.LastName, complete, 1, MaxNameLength, true),
+		Email:     text(FieldEmail, in.Email, complete, 1, MaxEmailLength, true),
+		Password:  text(FieldPassword, in.Password, complete, r.passwordMinLength, MaxPasswordLength, false),
+		Address:   text(FieldAddress, in.Address, false, 0, MaxAddressLength, true),
 	}
 	if out.Email != nil && len(errs.Fields[FieldEmail]) == 0 {
 		lower := strings.ToLower(*out.Email)

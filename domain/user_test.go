@@ -317,6 +317,11 @@ func TestRulesPartial(t *testing.T) {
 		{name: "a present name may not be blank", in: domain.Input{LastName: ptr("  ")}, wantErr: fields{"last_name": {domain.MsgBlank}}},
 		{name: "a present password is checked", in: domain.Input{Password: ptr("short")}, wantErr: fields{"password": {domain.MsgMinLength(8)}}},
 		{name: "email normalised", in: domain.Input{Email: ptr(" ANN@EXAMPLE.CH ")}, want: domain.Input{Email: ptr("ann@example.ch")}},
+		{name: "a rejected field is reported with the others",
+			in:      domain.Input{Email: ptr("x"), Rejected: map[string]string{"address": domain.MsgNotString}},
+			wantErr: fields{"address": {domain.MsgNotString}, "email": {domain.MsgEmail}}},
+		{name: "a rejected field alone", in: domain.Input{Rejected: map[string]string{"first_name": domain.MsgNotString}},
+			wantErr: fields{"first_name": {domain.MsgNotString}}},
 	}
 	rules := domain.NewRules(0)
 	for _, tc := range tests {
@@ -444,5 +449,25 @@ func TestFormatTime(t *testing.T) {
 				t.Errorf("not RFC 3339: %v", err)
 			}
 		})
+	}
+}
+
+// A field the adapter could not read is reported once, with its own
+// message, and never as "required" too; the other fields are still checked.
+func TestRulesCompleteReportsRejectedFieldsWithTheRest(t *testing.T) {
+	in := domain.Input{
+		FirstName: ptr("  "),
+		Rejected:  map[string]string{"email": domain.MsgNotString, "address": domain.MsgNotString},
+	}
+	_, err := domain.NewRules(0).Complete(in)
+	want := fields{
+		"first_name": {domain.MsgBlank},
+		"last_name":  {domain.MsgRequired},
+		"email":      {domain.MsgNotString},
+		"password":   {domain.MsgRequired},
+		"address":    {domain.MsgNotString},
+	}
+	if got := validationFields(t, err); !reflect.DeepEqual(got, want) {
+		t.Fatalf("errors = %v, want %v", got, want)
 	}
 }

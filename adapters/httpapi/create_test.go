@@ -154,6 +154,8 @@ func TestCreateRejects(t *testing.T) {
 			`{"first_name":["Null characters are not allowed."]}`},
 		{"number, bool, object and array are not strings", post(valid(map[string]any{"first_name": 42, "last_name": true, "email": map[string]any{"a": 1}, "address": []any{"x"}})), 400,
 			`{"first_name":["Not a valid string."],"last_name":["Not a valid string."],"email":["Not a valid string."],"address":["Not a valid string."]}`},
+		{"wrong type reported with the other fields' problems", post(map[string]any{"email": 5, "first_name": " "}), 400,
+			`{"email":["Not a valid string."],"first_name":["This field may not be blank."],"last_name":["This field is required."],"password":["This field is required."]}`},
 		{"one field missing", post(valid(map[string]any{"password": nil, "address": "x"})), 400,
 			`{"password":["This field is required."]}`},
 		{"explicit null", jsonReq(http.MethodPost, "/api/v1/users", `{"first_name":"A","last_name":"B","email":"n@example.ch","password":"s3cret-pass","address":null}`), 400,

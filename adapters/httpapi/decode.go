@@ -20,8 +20,9 @@ const (
 )
 
 // decodeInput reads a write's body into a domain.Input. It checks only the
-// shape (media type, syntax, that each field is a string); the core applies
-// the field rules. Fields the API does not know, including the read-only
+// shape (media type, syntax, that the body is an object); a field that is
+// not a string is recorded in Input.Rejected, and the core applies the
+// field rules and reports both together. Fields the API does not know, including the read-only
 // ones (id, url, timestamps) a client may send back from a GET, are ignored.
 func decodeInput(c *gin.Context) (domain.Input, error) {
 	raw := c.GetHeader("Content-Type")
@@ -64,10 +65,13 @@ func decodeJSON(body []byte) (domain.Input, error) {
 		return domain.Input{}, domain.FieldError("non_field_errors",
 			fmt.Sprintf("Invalid data. Expected a dictionary, but got %s.", jsonKind(doc)))
 	}
-	var (
-		in   domain.Input
-		errs domain.ValidationError
-	)
+	var in domain.Input
+	reject := func(field, msg string) {
+		if in.Rejected == nil {
+			in.Rejected = map[string]string{}
+		}
+		in.Rejected[field] = msg
+	}
 	for _, f := range inputFields(&in) {
 		v, present := object[f.name]
 		if !present {
@@ -77,14 +81,12 @@ func decodeJSON(body []byte) (domain.Input, error) {
 		case string:
 			*f.dst = &v
 		case nil:
-			errs.Add(f.name, msgNotNull)
+			reject(f.name, msgNotNull)
 		default:
-			errs.Add(f.name, domain.MsgNotString)
+			reject(f.name, domain.MsgNotString)
 		}
 	}
-	if err := errs.OrNil(); err != nil {
-		return domain.Input{}, err
-	}
+	// The core reports these with the other fields' problems.
 	return in, nil
 }
 
