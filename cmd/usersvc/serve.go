@@ -33,16 +33,8 @@ type migrator interface {
 	Migrate(ctx context.Context) error
 }
 
-// Server timeouts: slow clients cannot hold connections or goroutines.
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 15 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
-	// relayFlushTimeout bounds the last publish at shutdown.
-	relayFlushTimeout = 5 * time.Second
-)
+// relayFlushTimeout bounds the last publish at shutdown.
+const relayFlushTimeout = 5 * time.Second
 
 // run serves until ctx ends (SIGTERM/SIGINT), then shuts down in order:
 // readiness off (and SHUTDOWN_DRAIN_DELAY of serving on), stop accepting and finish in-flight requests, stop the
@@ -58,15 +50,7 @@ func (s *service) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", s.cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-	}
+	srv := httpapi.NewServer(s.handler, s.logger)
 
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan error, 1)

@@ -73,15 +73,6 @@ func newHasher(cheap bool) *argon2id.Hasher {
 	return argon2id.ProvideOWASP()
 }
 
-// Server timeouts of `usersvc serve` (cmd/usersvc/serve.go).
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 15 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
-)
-
 // service is usersvc assembled as cmd/usersvc/wire_gen.go assembles it,
 // from a configuration read like the binary reads its environment, served
 // by a net/http server on 127.0.0.1. Two thin decorators time events from
@@ -170,16 +161,8 @@ func startService(ctx context.Context, env map[string]string, cheapHash bool) (_
 	if err != nil {
 		return nil, err
 	}
-	s.srv = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		ConnState:         s.conns.track,
-	}
+	s.srv = httpapi.NewServer(handler, logger)
+	s.srv.ConnState = s.conns.track
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop, s.relayEnd, s.served = stopRelay, make(chan error, 1), make(chan error, 1)
 	go func() { s.relayEnd <- s.relay.Run(relayCtx) }()

@@ -33,16 +33,6 @@ import (
 // DefaultGeo locates loopback in Switzerland, like `make run`.
 const DefaultGeo = "127.0.0.0/8=CH,::1/128=CH"
 
-// Server limits of `usersvc serve` (cmd/usersvc/serve.go), repeated here so
-// that hostile requests meet the same net/http limits as in production.
-const (
-	ReadHeaderTimeout = 5 * time.Second
-	ReadTimeout       = 15 * time.Second
-	WriteTimeout      = 30 * time.Second
-	IdleTimeout       = 120 * time.Second
-	MaxHeaderBytes    = 64 << 10
-)
-
 // CheapArgon2 are argon2id parameters for tests that are about wiring, not
 // hashing cost.
 var CheapArgon2 = argon2id.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
@@ -194,12 +184,8 @@ func start(opts Options) (*Stack, error) {
 
 	s.Handler = handler
 	srv := httptest.NewUnstartedServer(handler)
-	srv.Config.ReadHeaderTimeout = ReadHeaderTimeout
-	srv.Config.ReadTimeout = ReadTimeout
-	srv.Config.WriteTimeout = WriteTimeout
-	srv.Config.IdleTimeout = IdleTimeout
-	srv.Config.MaxHeaderBytes = MaxHeaderBytes
-	srv.Config.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	// The production server's limits, so hostile requests meet them too.
+	srv.Config = httpapi.NewServer(handler, logger)
 	srv.Start()
 	s.server = srv
 	s.URL = srv.URL
