@@ -108,7 +108,7 @@ func newContractEnv(t *testing.T) *contractEnv {
 	}
 	rules := domain.NewRules(0)
 	// Cheap parameters: this checks shapes, not hashing cost.
-	hasher := argon2id.New(argon2id.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 0)
+	hasher := argon2id.New(argon2id.Cheap, 0)
 	users := app.NewUsers(rules, policy, faultyGeo{next: static}, hasher, faultyReader{store}, store, sysclock.Clock{}, noopNotifier{})
 	trusted, err := httpapi.ParseTrustedProxies("127.0.0.1")
 	if err != nil {

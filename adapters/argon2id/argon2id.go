@@ -35,6 +35,11 @@ type Params struct {
 // parameters keep verifying (they carry theirs).
 var OWASP = Params{MemoryKiB: 9 * 1024, Iterations: 4, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
+// Cheap are parameters for tests about anything but the hashing cost (64
+// KiB, one pass): the format and the code path are OWASP's. Never for
+// stored passwords.
+var Cheap = Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
+
 // Hasher hashes with a bounded number of concurrent computations, so a
 // burst of sign-ups queues instead of allocating MemoryKiB per request.
 type Hasher struct {

@@ -11,16 +11,13 @@ import (
 	"github.com/marketplace/usersvc/ports/porttest"
 )
 
-// cheap keeps the tests fast; the format and logic are the same as OWASP's.
-var cheap = Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
-
 var phc = regexp.MustCompile(`^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$`)
 
 // TestPasswordHasherContract proves the hasher against the port's shared
 // suite. Cheap parameters keep it fast: the code path is the same for
 // OWASP's (TestHashFormat, TestVerifyUsesStoredParameters).
 func TestPasswordHasherContract(t *testing.T) {
-	porttest.RunPasswordHasherContract(t, New(cheap, 2), porttest.HasherOptions{})
+	porttest.RunPasswordHasherContract(t, New(Cheap, 2), porttest.HasherOptions{})
 }
 
 // TestHashFormat checks the PHC string layout and that it records the
@@ -32,7 +29,7 @@ func TestHashFormat(t *testing.T) {
 		want   string // m,t,p as printed
 	}{
 		{"owasp parameters", OWASP, "m=9216,t=4,p=1"},
-		{"cheap parameters", cheap, "m=64,t=1,p=1"},
+		{"cheap parameters", Cheap, "m=64,t=1,p=1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			encoded, err := New(tc.params, 2).Hash(context.Background(), "correct horse battery staple ✓")
@@ -53,7 +50,7 @@ func TestVerifyUsesStoredParameters(t *testing.T) {
 		name   string
 		params Params
 	}{
-		{"cheap parameters", cheap},
+		{"cheap parameters", Cheap},
 		{"previous default, 19 MiB and 2 passes", previousDefault},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,7 +67,7 @@ func TestVerifyUsesStoredParameters(t *testing.T) {
 }
 
 func TestVerifyRejectsMalformedHashes(t *testing.T) {
-	h := New(cheap, 1)
+	h := New(Cheap, 1)
 	valid, _ := h.Hash(context.Background(), "pw-123456")
 	parts := strings.Split(valid, "$")
 	for name, encoded := range map[string]string{
@@ -96,7 +93,7 @@ func TestVerifyRejectsMalformedHashes(t *testing.T) {
 }
 
 func TestPoolBoundsConcurrencyAndHonoursContext(t *testing.T) {
-	h := New(cheap, 1)
+	h := New(Cheap, 1)
 	h.slots <- struct{}{} // the only slot is busy
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()

@@ -131,7 +131,7 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	}
 	rules := domain.NewRules(0)
 	// Cheap parameters: the tests check wiring, not hashing cost.
-	hasher := argon2id.New(argon2id.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 2)
+	hasher := argon2id.New(argon2id.Cheap, 2)
 	users := app.NewUsers(rules, policy, geo, hasher, store, store, sysclock.Clock{}, noopNotifier{})
 	trusted, err := ParseTrustedProxies(opts.trusted)
 	if err != nil {

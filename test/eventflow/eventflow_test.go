@@ -83,7 +83,7 @@ func newService(t *testing.T, dbPath, addr string, extra map[string]string) *ser
 		t.Fatal(err)
 	}
 	// Cheap argon2id parameters: the test is about events, not hashing cost.
-	hasher := argon2id.New(argon2id.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}, 0)
+	hasher := argon2id.New(argon2id.Cheap, 0)
 	clock := sysclock.Clock{}
 	relay := app.NewRelay(store, store, pub, clock, app.RelayConfig{
 		PollInterval: 200 * time.Millisecond,

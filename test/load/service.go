@@ -60,15 +60,11 @@ func (b *broker) Close() {
 	os.RemoveAll(b.dir)
 }
 
-// cheapArgon2 replaces OWASP's parameters only in the smoke test
-// (-cheap-hash), where creates must finish within milliseconds under -race.
-var cheapArgon2 = argon2id.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
-
 // newHasher is the production hasher (argon2id with OWASP's parameters,
 // GOMAXPROCS at once), or a cheap one for the smoke test.
 func newHasher(cheap bool) *argon2id.Hasher {
 	if cheap {
-		return argon2id.New(cheapArgon2, 0)
+		return argon2id.New(argon2id.Cheap, 0)
 	}
 	return argon2id.ProvideOWASP()
 }

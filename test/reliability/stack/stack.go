@@ -33,10 +33,6 @@ import (
 // DefaultGeo locates loopback in Switzerland, like `make run`.
 const DefaultGeo = "127.0.0.0/8=CH,::1/128=CH"
 
-// CheapArgon2 are argon2id parameters for tests that are about wiring, not
-// hashing cost.
-var CheapArgon2 = argon2id.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
-
 // Persistence is what the use cases get from the store; Options.Wrap may
 // interpose a fault injector.
 type Persistence struct {
@@ -58,7 +54,7 @@ type Options struct {
 	AllowedCountries []string
 	// TrustedProxies is TRUSTED_PROXIES; empty trusts no peer.
 	TrustedProxies string
-	// Hasher hashes passwords; nil uses argon2id with CheapArgon2.
+	// Hasher hashes passwords; nil uses argon2id with argon2id.Cheap.
 	Hasher ports.PasswordHasher
 	// Relay runs the outbox relay, publishing to Publisher (nil: JSON lines
 	// into Stack.Events, the logpublisher adapter) with RelayConfig.
@@ -147,7 +143,7 @@ func start(opts Options) (*Stack, error) {
 	}
 	hasher := opts.Hasher
 	if hasher == nil {
-		hasher = argon2id.New(CheapArgon2, 0)
+		hasher = argon2id.New(argon2id.Cheap, 0)
 	}
 
 	s := &Stack{Store: store, Logs: &Buffer{}, Events: &Buffer{}, stopRelay: func() {}}
