@@ -147,11 +147,11 @@ func TestServeOnPostgresAndRabbitMQ(t *testing.T) {
 		"EVENT_EXCHANGE="+exchange,
 		"EVENT_SOURCE=usersvc-e2e",
 	)
-	got := scenario(t, s.base)
+	got := scenario(t, s.Base)
 
 	// The same scenario on the embedded defaults.
 	ref := startServer(t)
-	want := scenario(t, ref.base)
+	want := scenario(t, ref.Base)
 	if !slices.Equal(got, want) {
 		for i := range min(len(got), len(want)) {
 			if got[i] != want[i] {
@@ -177,7 +177,7 @@ func TestServeOnPostgresAndRabbitMQ(t *testing.T) {
 	for _, d := range deliveries {
 		t.Logf("queue %s <- %s %v %s", q.Name, d.RoutingKey, d.Headers, d.Body)
 		types = append(types, d.RoutingKey)
-		bodies = append(bodies, normalise(string(d.Body), s.base))
+		bodies = append(bodies, normalise(string(d.Body), s.Base))
 		if d.Headers["cloudEvents:type"] != d.RoutingKey || d.Headers["cloudEvents:source"] != "usersvc-e2e" ||
 			d.Headers["cloudEvents:specversion"] != "1.0" || d.ContentType != "application/json" {
 			t.Errorf("event %s: headers %v, content type %q", d.MessageId, d.Headers, d.ContentType)
@@ -193,9 +193,9 @@ func TestServeOnPostgresAndRabbitMQ(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for len(refBodies) < len(wantEvents) && time.Now().Before(deadline) {
 		refBodies = refBodies[:0]
-		sc := bufio.NewScanner(strings.NewReader(ref.stdout.String()))
+		sc := bufio.NewScanner(strings.NewReader(ref.Stdout.String()))
 		for sc.Scan() {
-			refBodies = append(refBodies, normalise(sc.Text(), ref.base))
+			refBodies = append(refBodies, normalise(sc.Text(), ref.Base))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -226,7 +226,7 @@ func TestServeOnPostgresAndRabbitMQ(t *testing.T) {
 	if users != 1 || pending != 0 {
 		t.Fatalf("PostgreSQL holds %d users and %d unpublished events; want 1 and 0", users, pending)
 	}
-	if strings.Contains(s.stderr.String(), "guest:guest") {
-		t.Errorf("the log shows the AMQP password:\n%s", s.stderr.String())
+	if strings.Contains(s.Stderr.String(), "guest:guest") {
+		t.Errorf("the log shows the AMQP password:\n%s", s.Stderr.String())
 	}
 }

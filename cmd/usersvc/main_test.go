@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,33 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/marketplace/usersvc/test/syncbuf"
+	"github.com/marketplace/usersvc/test/usersvcproc"
 )
 
-// binary is the service built once for the whole package: these tests run
-// it as a process, the way an operator does.
-var binary string
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "usersvc-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "usersvc")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build usersvc:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
 func TestHelpDocumentsCommandsAndVariables(t *testing.T) {
-	out, err := exec.Command(binary, "--help").CombinedOutput()
+	out, err := exec.Command(usersvcproc.Binary(t), "--help").CombinedOutput()
 	if err != nil {
 		t.Fatalf("usersvc --help: %v\n%s", err, out)
 	}
@@ -63,7 +40,7 @@ func TestBadConfigurationExitsWithOneLine(t *testing.T) {
 		{"bad trusted proxy", "TRUSTED_PROXIES=nonsense", "invalid TRUSTED_PROXIES"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := exec.Command(binary, "serve")
+			cmd := exec.Command(usersvcproc.Binary(t), "serve")
 			cmd.Env = append(os.Environ(), tc.env)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
@@ -80,61 +57,17 @@ func TestBadConfigurationExitsWithOneLine(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+// startServer runs the binary as `make run` does, on a fresh SQLite file
+// and with events on standard output; env adds or overrides variables.
+func startServer(t *testing.T, env ...string) *usersvcproc.Process {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// server is a running usersvc process.
-type server struct {
-	cmd    *exec.Cmd
-	base   string
-	stdout *syncbuf.Buffer
-	stderr *syncbuf.Buffer
-	done   chan error
-}
-
-func startServer(t *testing.T, env ...string) *server {
-	t.Helper()
-	addr := freeAddr(t)
-	s := &server{base: "http://" + addr, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, done: make(chan error, 1)}
-	s.cmd = exec.Command(binary, "serve")
-	s.cmd.Env = append(os.Environ(),
-		"HTTP_ADDR="+addr,
-		"DATABASE_URL=sqlite://"+filepath.Join(t.TempDir(), "users.db"),
+	base := []string{
+		"DATABASE_URL=sqlite://" + filepath.Join(t.TempDir(), "users.db"),
 		"GEO_PROVIDER=static",
 		"LOG_FORMAT=json",
 		"KAFKA_BROKERS=",
-	)
-	s.cmd.Env = append(s.cmd.Env, env...)
-	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
 	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(s.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("usersvc not ready: %v\nstderr:\n%s", err, s.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return usersvcproc.Start(t, usersvcproc.Binary(t), 20*time.Second, append(base, env...)...)
 }
 
 func createBody(i int) string {
@@ -147,7 +80,7 @@ func createBody(i int) string {
 func TestServeEndToEndWithEventsOnStdout(t *testing.T) {
 	s := startServer(t)
 	post := func(body string) *http.Response {
-		resp, err := http.Post(s.base+"/api/v1/users", "application/json", strings.NewReader(body))
+		resp, err := http.Post(s.Base+"/api/v1/users", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,29 +93,28 @@ func TestServeEndToEndWithEventsOnStdout(t *testing.T) {
 	if resp := post(createBody(1)); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("duplicate create: %d; want 400", resp.StatusCode)
 	}
-	req, _ := http.NewRequest(http.MethodPatch, s.base+"/api/v1/users/1", strings.NewReader(`{"address":"London"}`))
+	req, _ := http.NewRequest(http.MethodPatch, s.Base+"/api/v1/users/1", strings.NewReader(`{"address":"London"}`))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("patch: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	req, _ = http.NewRequest(http.MethodDelete, s.base+"/api/v1/users/1", nil)
+	req, _ = http.NewRequest(http.MethodDelete, s.Base+"/api/v1/users/1", nil)
 	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete: %v %v", resp, err)
 	}
 	resp.Body.Close()
 
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-s.done; err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.stderr.String())
+	if err := s.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.Stderr.String())
 	}
-	s.done <- nil // for the cleanup
 
 	var actions []string
-	sc := bufio.NewScanner(strings.NewReader(s.stdout.String()))
+	sc := bufio.NewScanner(strings.NewReader(s.Stdout.String()))
 	for sc.Scan() {
 		var ev struct {
 			Action string `json:"action"`
@@ -195,7 +127,7 @@ func TestServeEndToEndWithEventsOnStdout(t *testing.T) {
 	if got := strings.Join(actions, ","); got != "create,update,delete" {
 		t.Fatalf("events = %s; want create,update,delete", got)
 	}
-	for name, out := range map[string]string{"stdout": s.stdout.String(), "stderr": s.stderr.String()} {
+	for name, out := range map[string]string{"stdout": s.Stdout.String(), "stderr": s.Stderr.String()} {
 		if strings.Contains(out, "analytical-engine-1") || strings.Contains(out, "$argon2id$") {
 			t.Fatalf("%s contains the password or its hash", name)
 		}
@@ -219,7 +151,7 @@ func TestSIGTERMUnderLoadFailsNoAcceptedRequest(t *testing.T) {
 	defer cancel()
 	go func() { // the load balancer's health check
 		for ctx.Err() == nil && !draining.Load() {
-			if resp, err := http.Get(s.base + "/readyz"); err == nil {
+			if resp, err := http.Get(s.Base + "/readyz"); err == nil {
 				resp.Body.Close()
 				draining.Store(resp.StatusCode == http.StatusServiceUnavailable)
 			}
@@ -237,9 +169,9 @@ func TestSIGTERMUnderLoadFailsNoAcceptedRequest(t *testing.T) {
 				var resp *http.Response
 				var err error
 				if n := seq.Add(1); n%2 == 0 {
-					resp, err = client.Post(s.base+"/api/v1/users", "application/json", strings.NewReader(createBody(int(n))))
+					resp, err = client.Post(s.Base+"/api/v1/users", "application/json", strings.NewReader(createBody(int(n))))
 				} else {
-					resp, err = client.Get(s.base + "/api/v1/users?page_size=5")
+					resp, err = client.Get(s.Base + "/api/v1/users?page_size=5")
 				}
 				if err != nil {
 					failed.Add(1)
@@ -257,14 +189,13 @@ func TestSIGTERMUnderLoadFailsNoAcceptedRequest(t *testing.T) {
 		}()
 	}
 	time.Sleep(700 * time.Millisecond)
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if err := <-s.done; err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.stderr.String())
+	if err := s.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, s.Stderr.String())
 	}
-	s.done <- nil
 	close(failures)
 	for f := range failures {
 		t.Errorf("accepted request failed: %s", f)
@@ -283,13 +214,13 @@ func TestSIGTERMUnderLoadFailsNoAcceptedRequest(t *testing.T) {
 func TestServesDocsIndexAndMetrics(t *testing.T) {
 	s := startServer(t)
 	for _, tc := range []struct{ path, contentType, contains string }{
-		{"/", "application/json", `"docs":"` + s.base + `/docs"`},
+		{"/", "application/json", `"docs":"` + s.Base + `/docs"`},
 		{"/api/v1/openapi.json", "application/json", `"openapi":"3.1`},
 		{"/docs/", "text/html", "<html"},
 		{"/metrics", "text/plain", `http_requests_total{method="GET",route="/api/v1/openapi.json",status="200"}1`},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
-			resp, err := http.Get(s.base + tc.path)
+			resp, err := http.Get(s.Base + tc.path)
 			if err != nil {
 				t.Fatal(err)
 			}

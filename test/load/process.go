@@ -10,10 +10,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/marketplace/usersvc/test/usersvcproc"
 )
 
 // The peak-RSS check measures the real usersvc binary in a process of its
@@ -30,10 +31,8 @@ func serviceBinary(ctx context.Context, bin, dir string) (string, error) {
 		}
 		return bin, nil
 	}
-	out := filepath.Join(dir, "usersvc")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, "github.com/marketplace/usersvc/cmd/usersvc")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
+	out, err := usersvcproc.Build(ctx, dir)
+	if err != nil {
 		return "", fmt.Errorf("build usersvc for the RSS check (or pass -rss-binary): %w", err)
 	}
 	return out, nil

@@ -6,14 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,80 +19,15 @@ import (
 	"github.com/marketplace/usersvc/adapters/kafka/kafkatest"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/test/reliability/stack"
+	"github.com/marketplace/usersvc/test/usersvcproc"
 )
 
-var (
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
-)
-
-// usersvcBinary builds cmd/usersvc once per test process.
-func usersvcBinary(t *testing.T) string {
+// startProcess runs the binary with static geolocation and debug logs;
+// env adds the database and the broker.
+func startProcess(t *testing.T, env ...string) *usersvcproc.Process {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "usersvc-faults-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "usersvc")
-		out, err := exec.Command("go", "build", "-o", binary, "github.com/marketplace/usersvc/cmd/usersvc").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
-
-// process is a running usersvc.
-type process struct {
-	cmd            *exec.Cmd
-	base           string
-	stdout, stderr *stack.Buffer
-	done           chan error
-}
-
-func startProcess(t *testing.T, env ...string) *process {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	p := &process{base: "http://" + addr, stdout: &stack.Buffer{}, stderr: &stack.Buffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(usersvcBinary(t), "serve")
-	p.cmd.Env = append(os.Environ(), "HTTP_ADDR="+addr, "GEO_PROVIDER=static", "GEO_STATIC=127.0.0.0/8=CH", "LOG_FORMAT=json", "LOG_LEVEL=debug")
-	p.cmd.Env = append(p.cmd.Env, env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(p.base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("usersvc not ready: %v\nstderr:\n%s", err, p.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	base := []string{"GEO_PROVIDER=static", "GEO_STATIC=127.0.0.0/8=CH", "LOG_FORMAT=json", "LOG_LEVEL=debug"}
+	return usersvcproc.Start(t, usersvcproc.Binary(t), 30*time.Second, append(base, env...)...)
 }
 
 // TestSIGKILLBetweenCommitAndPublish: with the broker down, the API keeps
@@ -123,7 +55,7 @@ func TestSIGKILLBetweenCommitAndPublish(t *testing.T) {
 		password := fmt.Sprintf("kill-switch-%d", i)
 		passwords[password] = true
 		start := time.Now()
-		res, err := http.Post(first.base+"/api/v1/users", "application/json", strings.NewReader(
+		res, err := http.Post(first.Base+"/api/v1/users", "application/json", strings.NewReader(
 			fmt.Sprintf(`{"first_name":"Ada","last_name":"Lovelace","email":%q,"password":%q}`, email, password)))
 		if err != nil {
 			t.Fatal(err)
@@ -146,10 +78,10 @@ func TestSIGKILLBetweenCommitAndPublish(t *testing.T) {
 		t.Fatalf("the outbox holds %d unpublished events before the kill, want %d", n, users)
 	}
 
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := first.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	err := <-first.done
+	err := first.Wait()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("first process ended with %v, want killed by SIGKILL", err)
@@ -179,17 +111,17 @@ func TestSIGKILLBetweenCommitAndPublish(t *testing.T) {
 	if len(deliveries) != users {
 		t.Fatalf("%d distinct events published after the restart, want %d", len(deliveries), users)
 	}
-	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := second.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-second.done; err != nil {
-		t.Fatalf("second process after SIGTERM: %v\n%s", err, second.stderr.String())
+	if err := second.Wait(); err != nil {
+		t.Fatalf("second process after SIGTERM: %v\n%s", err, second.Stderr.String())
 	}
 	if n := backlog(t, dbPath); n != 0 {
 		t.Errorf("%d events still unpublished after the restart", n)
 	}
 	for name, out := range map[string][]byte{
-		"first stderr": first.stderr.Bytes(), "second stderr": second.stderr.Bytes(), "first stdout": first.stdout.Bytes(), "second stdout": second.stdout.Bytes(),
+		"first stderr": first.Stderr.Bytes(), "second stderr": second.Stderr.Bytes(), "first stdout": first.Stdout.Bytes(), "second stdout": second.Stdout.Bytes(),
 	} {
 		for p := range passwords {
 			if bytes.Contains(out, []byte(p)) {
