@@ -11,7 +11,7 @@ import (
 // The store passes the persistence ports' suite on each database
 // container, every subtest on a database of its own; the tests beside it
 // keep to what only a container shows (migrations by concurrent replicas,
-// collations, the outbox event of a race's winner).
+// collations).
 func TestStoreContract(t *testing.T) {
 	for name, newDatabase := range map[string]func(testing.TB) containers.Database{
 		"mysql":    containers.NewDatabase,

@@ -3,12 +3,10 @@ package integration
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/domain"
@@ -164,60 +162,4 @@ func TestEmailUniquenessIgnoresCase(t *testing.T) {
 			t.Errorf("update: %v, want ErrEmailTaken", err)
 		}
 	})
-}
-
-// Concurrent creates with one email (in several spellings), each writing
-// its user and its outbox event in one transaction: exactly one commits,
-// every other one fails with ErrEmailTaken, and only the winner's event is
-// in the outbox.
-func TestConcurrentCreatesWithOneEmail(t *testing.T) {
-	const racers = 24
-	s := migratedStore(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	spellings := []string{"race@example.com", "RACE@example.com", "Race@Example.Com"}
-	errs := make([]error, racers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range racers {
-		wg.Go(func() {
-			<-start
-			u := newUser(spellings[i%len(spellings)], i)
-			errs[i] = s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
-				if err := tx.InsertUser(ctx, &u); err != nil {
-					return err
-				}
-				return tx.AppendMessage(ctx, eventMessage(t, fmt.Sprintf("race-%02d", i), domain.ActionCreate, u, t0))
-			})
-		})
-	}
-	close(start)
-	wg.Wait()
-
-	won := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, domain.ErrEmailTaken):
-			t.Errorf("racer %d: %v, want nil or ErrEmailTaken", i, err)
-		}
-	}
-	if won != 1 {
-		t.Fatalf("%d creates committed, want exactly 1", won)
-	}
-	page, err := s.ListUsers(ctx, domain.ListQuery{Page: 1, PageSize: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if page.Total != 1 || len(page.Users) != 1 {
-		t.Errorf("ListUsers: total %d, %d users; want 1", page.Total, len(page.Users))
-	}
-	pending, err := s.PendingMessages(ctx, 0, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(pending) != 1 || pending[0].Key != fmt.Sprint(page.Users[0].ID) {
-		t.Errorf("outbox holds %d messages (%+v), want the winner's one", len(pending), pending)
-	}
 }
