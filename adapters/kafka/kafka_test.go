@@ -74,60 +74,6 @@ func consume(t *testing.T, addr string, want int, timeout time.Duration) []*kgo.
 	return kafkatest.Consume(t, addr, topic, want, timeout)
 }
 
-// checkDelivered asserts that every message arrived with its key, value and
-// CloudEvents headers, and that each key's first deliveries follow Seq
-// order. It returns the number of duplicates.
-func checkDelivered(t *testing.T, recs []*kgo.Record, sent []domain.Message, source string) int {
-	t.Helper()
-	byID := map[string]domain.Message{}
-	for _, m := range sent {
-		byID[m.EventID] = m
-	}
-	seen := map[string]bool{}
-	lastSeq := map[string]int64{}
-	dups := 0
-	for _, r := range recs {
-		id, _ := kafkatest.Header(r, "ce_id")
-		m, ok := byID[id]
-		if !ok {
-			t.Fatalf("unexpected record with ce_id %q", id)
-		}
-		if seen[id] {
-			dups++
-			continue
-		}
-		seen[id] = true
-		if string(r.Key) != m.Key || !bytes.Equal(r.Value, m.Payload) {
-			t.Fatalf("record %s: key %q value %s, want key %q value %s", id, r.Key, r.Value, m.Key, m.Payload)
-		}
-		want := map[string]string{
-			"ce_specversion": "1.0",
-			"ce_id":          m.EventID,
-			"ce_type":        "users.user.updated",
-			"ce_source":      source,
-			"ce_subject":     m.Key,
-			"ce_time":        domain.FormatTime(m.OccurredAt),
-			"content-type":   "application/json",
-		}
-		for k, v := range want {
-			if got, ok := kafkatest.Header(r, k); !ok || got != v {
-				t.Fatalf("record %s header %s = %q (present %v), want %q", id, k, got, ok, v)
-			}
-		}
-		if len(r.Headers) != len(want) {
-			t.Errorf("record %s has %d headers, want %d", id, len(r.Headers), len(want))
-		}
-		if m.Seq < lastSeq[m.Key] {
-			t.Fatalf("key %s: seq %d arrived after seq %d", m.Key, m.Seq, lastSeq[m.Key])
-		}
-		lastSeq[m.Key] = m.Seq
-	}
-	if len(seen) != len(sent) {
-		t.Fatalf("%d distinct events arrived, want %d", len(seen), len(sent))
-	}
-	return dups
-}
-
 // TestPublishKeepsEachUserOnOnePartition sends a volume of events for many
 // users (the contract suite sends few) and checks that each user's events
 // share a partition, the Kafka way of keeping their order.
@@ -145,7 +91,7 @@ func TestPublishKeepsEachUserOnOnePartition(t *testing.T) {
 		}
 	}
 	recs := consume(t, b.Addr(), len(msgs), 10*time.Second)
-	if dups := checkDelivered(t, recs, msgs, "usersvc-test"); dups != 0 {
+	if dups := kafkatest.CheckDelivered(t, recs, msgs, "usersvc-test"); dups != 0 {
 		t.Errorf("%d duplicates from an idempotent producer without failures", dups)
 	}
 	// One user, one partition.
@@ -168,7 +114,7 @@ func TestPublishWaitsWhenTheLocalQueueIsFull(t *testing.T) {
 	if acked, err := p.Publish(ctx, msgs); err != nil || acked != len(msgs) {
 		t.Fatalf("Publish = %d, %v; want every message despite the full queue", acked, err)
 	}
-	checkDelivered(t, consume(t, b.Addr(), len(msgs), 10*time.Second), msgs, "usersvc-test")
+	kafkatest.CheckDelivered(t, consume(t, b.Addr(), len(msgs), 10*time.Second), msgs, "usersvc-test")
 }
 
 func TestPublishToMissingTopicFailsWithoutCreatingIt(t *testing.T) {
@@ -261,7 +207,7 @@ func TestPublisherRidesOutABrokerRestart(t *testing.T) {
 		t.Fatalf("Publish across the restart = %d, %v; want %d, nil", r.acked, r.err, len(during))
 	}
 	recs := consume(t, b.Addr(), 250, 15*time.Second)
-	dups := checkDelivered(t, recs, append(before, during...), "usersvc-test")
+	dups := kafkatest.CheckDelivered(t, recs, append(before, during...), "usersvc-test")
 	t.Logf("%d records, %d duplicates", len(recs), dups)
 }
 
@@ -298,7 +244,7 @@ func TestPublishRetriedAfterTimeoutDeliversEverything(t *testing.T) {
 		}
 	}
 	recs := consume(t, b.Addr(), len(all), 15*time.Second)
-	dups := checkDelivered(t, recs, all, "usersvc-test")
+	dups := kafkatest.CheckDelivered(t, recs, all, "usersvc-test")
 	t.Logf("%d records, %d duplicates", len(recs), dups)
 }
 
@@ -319,7 +265,7 @@ func TestPublisherRebuildsTheProducerAfterAFatalError(t *testing.T) {
 	if kafka.ProducerOf(p) == first {
 		t.Error("the producer was not replaced after its fatal error")
 	}
-	checkDelivered(t, consume(t, b.Addr(), len(all), 10*time.Second), all, "usersvc-test")
+	kafkatest.CheckDelivered(t, consume(t, b.Addr(), len(all), 10*time.Second), all, "usersvc-test")
 }
 
 // The library's default channels hold 1,000,000 slots each, allocated up

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -56,64 +55,16 @@ func (s *sentEvents) add(m domain.Message) {
 	s.ids = append(s.ids, m.EventID)
 }
 
-// checkDelivered asserts that every sent message arrived, with its key,
-// value and CloudEvents headers, that nothing else arrived, and that each
-// key's first deliveries keep send order. It returns the duplicates count
-// (delivery is at least once).
+// checkDelivered is kafkatest.CheckDelivered on the messages sent so far.
 func (s *sentEvents) checkDelivered(t *testing.T, recs []*kgo.Record) int {
 	t.Helper()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	rank := map[string]int{}
+	sent := make([]domain.Message, len(s.ids))
 	for i, id := range s.ids {
-		rank[id] = i
+		sent[i] = s.byID[id]
 	}
-	seen := map[string]bool{}
-	lastRank := map[string]int{}
-	dups := 0
-	for _, r := range recs {
-		id, _ := kafkatest.Header(r, "ce_id")
-		m, ok := s.byID[id]
-		if !ok {
-			t.Fatalf("a record nobody sent arrived: ce_id %q key %q", id, r.Key)
-		}
-		if seen[id] {
-			dups++
-			continue
-		}
-		seen[id] = true
-		if string(r.Key) != m.Key || !bytes.Equal(r.Value, m.Payload) {
-			t.Fatalf("event %s: key %q value %s, want key %q value %s", id, r.Key, r.Value, m.Key, m.Payload)
-		}
-		want := map[string]string{
-			"ce_specversion": "1.0",
-			"ce_id":          m.EventID,
-			"ce_type":        m.Type,
-			"ce_source":      eventSource,
-			"ce_subject":     m.Key,
-			"ce_time":        domain.FormatTime(m.OccurredAt),
-			"content-type":   "application/json",
-		}
-		for k, v := range want {
-			if got, ok := kafkatest.Header(r, k); !ok || got != v {
-				t.Fatalf("event %s: header %s = %q (present %v), want %q", id, k, got, ok, v)
-			}
-		}
-		if prev, ok := lastRank[m.Key]; ok && rank[id] < prev {
-			t.Fatalf("key %s: event %s arrived after a later one", m.Key, id)
-		}
-		lastRank[m.Key] = rank[id]
-	}
-	if len(seen) != len(s.ids) {
-		var missing []string
-		for _, id := range s.ids {
-			if !seen[id] {
-				missing = append(missing, id)
-			}
-		}
-		t.Fatalf("%d of %d events arrived; missing %d, first %q", len(seen), len(s.ids), len(missing), missing[:min(5, len(missing))])
-	}
-	return dups
+	s.mu.Unlock()
+	return kafkatest.CheckDelivered(t, recs, sent, eventSource)
 }
 
 // Every event the publisher sends arrives with its key, value and
