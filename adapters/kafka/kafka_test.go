@@ -36,16 +36,7 @@ func startBroker(t *testing.T) *kafkatest.Broker { return kafkatest.Start(t, top
 
 func newPublisher(t *testing.T, b *kafkatest.Broker, extra map[string]string) *kafka.Publisher {
 	t.Helper()
-	p, err := kafka.NewPublisher(kafka.Config{Brokers: []string{b.Addr()}, Topic: topic, Source: "usersvc-test", Extra: extra}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	})
-	return p
+	return kafkatest.NewPublisher(t, kafka.Config{Brokers: []string{b.Addr()}, Topic: topic, Source: "usersvc-test", Extra: extra}, testLogger(t))
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)

@@ -6,13 +6,12 @@
 package faults_test
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/marketplace/usersvc/adapters/kafka"
+	"github.com/marketplace/usersvc/adapters/kafka/kafkatest"
 	"github.com/marketplace/usersvc/test/containers"
 )
 
@@ -31,18 +30,9 @@ func logger() *slog.Logger {
 // before starting the stack).
 func newPublisher(t *testing.T, topic string) *kafka.Publisher {
 	t.Helper()
-	p, err := kafka.NewPublisher(kafka.Config{
+	return kafkatest.NewPublisher(t, kafka.Config{
 		Brokers: containers.Shared(t).KafkaBrokers(),
 		Topic:   topic,
 		Extra:   map[string]string{"reconnect.backoff.max.ms": "200"},
 	}, logger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	})
-	return p
 }

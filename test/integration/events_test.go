@@ -22,20 +22,7 @@ const eventSource = "usersvc-integration"
 
 func newPublisher(t *testing.T, topic string) *kafka.Publisher {
 	t.Helper()
-	p, err := kafka.NewPublisher(kafka.Config{
-		Brokers: containers.Shared(t).KafkaBrokers(),
-		Topic:   topic,
-		Source:  eventSource,
-	}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = p.Close(ctx)
-	})
-	return p
+	return kafkatest.NewPublisher(t, kafka.Config{Brokers: containers.Shared(t).KafkaBrokers(), Topic: topic, Source: eventSource}, testLogger(t))
 }
 
 // sentEvents records the messages a test sent, in send order.
