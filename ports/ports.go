@@ -112,3 +112,15 @@ type Clock interface {
 type OutboxNotifier interface {
 	Notify()
 }
+
+// Authenticator turns a caller's credential into a principal. Inbound
+// adapters call it before any other work of a request; what the principal
+// may do is decided by domain.Principal.Authorize, the same for every
+// adapter.
+type Authenticator interface {
+	// Authenticate returns an error wrapping domain.ErrUnauthenticated (a
+	// *domain.AuthError) when the token is refused, and a
+	// *domain.UnavailableError when it cannot be checked yet (no signing
+	// keys known).
+	Authenticate(ctx context.Context, bearerToken string) (domain.Principal, error)
+}
