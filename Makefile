@@ -30,6 +30,9 @@ endif
 
 # Development profile for `make run`: SQLite file, events to stdout, loopback
 # located in Switzerland. Override any of them on the command line.
+# EVENT_BUS=log is explicit: the binary's default bus is Kafka and refuses
+# to start without KAFKA_BROKERS.
+export EVENT_BUS    ?= log
 export GEO_PROVIDER ?= static
 export GEO_STATIC   ?= 127.0.0.0/8=CH,::1/128=CH
 export LOG_FORMAT   ?= text

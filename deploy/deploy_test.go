@@ -408,7 +408,8 @@ func publishes(s composeService, containerPort string) bool {
 // its defaults for what env leaves unset.
 func shutdownBudget(t *testing.T, env map[string]string) time.Duration {
 	t.Helper()
-	only := map[string]string{}
+	// The development bus, so that only the shutdown settings are judged.
+	only := map[string]string{"EVENT_BUS": "log"}
 	for _, name := range []string{"SHUTDOWN_DRAIN_DELAY", "SHUTDOWN_TIMEOUT"} {
 		if v, ok := env[name]; ok {
 			only[name] = v

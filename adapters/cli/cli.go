@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 			return err
 		}
 		if bus, _ := BusConfig(cfg).Selected(); bus == eventbus.BusLog {
-			return errors.New("events tail needs a broker: set KAFKA_BROKERS, or EVENT_BUS=rabbitmq")
+			return errors.New("events tail needs a broker: EVENT_BUS=kafka with KAFKA_BROKERS, or EVENT_BUS=rabbitmq")
 		}
 		return cmds.Tail(ctx, cfg, *fromBeginning, stdout)
 	default:

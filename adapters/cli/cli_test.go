@@ -10,8 +10,54 @@ import (
 	"time"
 )
 
-func env(vars map[string]string) func(string) (string, bool) {
+// bare serves exactly vars.
+func bare(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+// env is bare with the development event bus (EVENT_BUS=log) unless vars
+// choose a bus or brokers: the default bus needs KAFKA_BROKERS.
+func env(vars map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := vars[k]
+		_, bus := vars["EVENT_BUS"]
+		_, brokers := vars["KAFKA_BROKERS"]
+		if k == "EVENT_BUS" && !ok && !bus && !brokers {
+			return "log", true
+		}
+		return v, ok
+	}
+}
+
+// The security review's finding: an empty environment used to start with
+// every event on stdout. The default is Kafka, which refuses to start
+// without brokers; only an explicit EVENT_BUS=log writes to stdout.
+func TestLoadRefusesTheStdoutFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"nothing set", nil, "KAFKA_BROKERS"},
+		{"brokers empty", map[string]string{"KAFKA_BROKERS": ""}, "KAFKA_BROKERS"},
+		{"auto", map[string]string{"EVENT_BUS": "auto"}, "EVENT_BUS"},
+		{"auto with brokers", map[string]string{"EVENT_BUS": "auto", "KAFKA_BROKERS": "127.0.0.1:9092"}, "EVENT_BUS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(bare(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load(%v) = %v; want an error naming %s", tc.env, err, tc.want)
+			}
+		})
+	}
+	c, err := Load(bare(map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092"}))
+	if err != nil || c.EventBus != "kafka" {
+		t.Fatalf("Load with brokers only = %q, %v; want the kafka bus", c.EventBus, err)
+	}
+	c, err = Load(bare(map[string]string{"EVENT_BUS": "log"}))
+	if err != nil || c.EventBus != "log" {
+		t.Fatalf("Load with EVENT_BUS=log = %q, %v", c.EventBus, err)
+	}
 }
 
 func TestLoadDefaults(t *testing.T) {
@@ -125,6 +171,7 @@ func TestRunDispatches(t *testing.T) {
 		{"events tail", []string{"events", "tail"}, withKafka, 0, "tail", false},
 		{"events tail from the beginning", []string{"events", "tail", "--from-beginning"}, withKafka, 0, "tail", true},
 		{"events tail without brokers", []string{"events", "tail"}, env(nil), 1, "", false},
+		{"serve without brokers", []string{"serve"}, bare(nil), 1, "", false},
 		{"events tail on rabbitmq", []string{"events", "tail"}, env(map[string]string{"EVENT_BUS": "rabbitmq"}), 0, "tail", false},
 		{"unknown command", []string{"frobnicate"}, env(nil), 2, "", false},
 		{"events without tail", []string{"events"}, env(nil), 2, "", false},
@@ -157,6 +204,9 @@ func TestLoadRunsTheAdaptersChecks(t *testing.T) {
 		{"static mapping to an unknown country", map[string]string{"GEO_PROVIDER": "static", "GEO_STATIC": "127.0.0.0/8=XX"}, "GEO_STATIC"},
 		{"malformed librdkafka settings", map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_CONFIG": "no-equals-sign"}, "KAFKA_CONFIG"},
 		{"unknown event bus", map[string]string{"EVENT_BUS": "nats"}, "EVENT_BUS"},
+		{"ipapi over plain http to a remote host", map[string]string{"IPAPI_BASE_URL": "http://ipapi.co"}, "IPAPI_BASE_URL"},
+		{"kafka certificate verification off", map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_CONFIG": "security.protocol=SSL,enable.ssl.certificate.verification=false"}, "KAFKA_CONFIG"},
+		{"kafka host-name verification off", map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092", "KAFKA_CONFIG": "security.protocol=SSL,ssl.endpoint.identification.algorithm=none"}, "KAFKA_CONFIG"},
 		{"kafka bus without brokers", map[string]string{"EVENT_BUS": "kafka"}, "KAFKA_BROKERS"},
 		{"rabbitmq URL of another scheme", map[string]string{"EVENT_BUS": "rabbitmq", "AMQP_URL": "http://scott:tiger@mq:5672/"}, "AMQP_URL"},
 		{"rabbitmq reserved exchange", map[string]string{"EVENT_BUS": "rabbitmq", "EVENT_EXCHANGE": "amq.topic"}, "EVENT_EXCHANGE"},

@@ -121,9 +121,15 @@ var Variables = []Variable{
 	{Name: "GEO_CACHE_TTL", Default: "24h", Help: "how long a geolocation answer is cached",
 		set: func(c *Config, v string) (err error) { c.GeoCacheTTL, err = positiveDuration(v); return }},
 
-	{Name: "EVENT_BUS", Default: eventbus.BusAuto, Help: "where events go: auto (Kafka when KAFKA_BROKERS is set, else stdout), kafka, rabbitmq or log (stdout)",
-		set: func(c *Config, v string) error { c.EventBus = v; return oneOf(v, eventbus.Buses...) }},
-	{Name: "KAFKA_BROKERS", Default: "", Help: "comma-separated Kafka bootstrap servers; with EVENT_BUS=auto, empty writes events to stdout",
+	{Name: "EVENT_BUS", Default: eventbus.BusKafka, Help: "where events go: kafka (needs KAFKA_BROKERS), rabbitmq, or log (stdout, development only; make run sets it)",
+		set: func(c *Config, v string) error {
+			c.EventBus = v
+			if v == "auto" {
+				return fmt.Errorf("auto is no longer accepted (it fell back to stdout without KAFKA_BROKERS): set kafka with KAFKA_BROKERS, or log for development")
+			}
+			return oneOf(v, eventbus.Buses...)
+		}},
+	{Name: "KAFKA_BROKERS", Default: "", Help: "comma-separated Kafka bootstrap servers; required with EVENT_BUS=kafka (the default)",
 		set: func(c *Config, v string) error { c.KafkaBrokers = v; return nil }},
 	{Name: "KAFKA_TOPIC", Default: "users-events", Help: "topic the events are published to",
 		set: func(c *Config, v string) error { c.KafkaTopic = v; return nonEmpty(v) }},

@@ -1,10 +1,14 @@
 // Package eventbus chooses the event publisher from configuration (EVENT_BUS):
 //
-//	auto      Kafka when KAFKA_BROKERS is set, JSON lines on standard output
-//	          otherwise (the default, and the rule before EVENT_BUS existed)
-//	kafka     Kafka; KAFKA_BROKERS is required
+//	kafka     Kafka (the default); KAFKA_BROKERS is required
 //	rabbitmq  a RabbitMQ topic exchange (AMQP_URL, EVENT_EXCHANGE)
-//	log       JSON lines on standard output (the `make run` default)
+//	log       JSON lines on standard output (development: `make run` sets it)
+//
+// There is no fallback: a production service that silently wrote every
+// user's data to standard output and marked the events published would lose
+// them, so a missing broker stops the start-up instead. The former "auto"
+// (stdout when KAFKA_BROKERS was empty) is refused with a message saying
+// what to set.
 //
 // It is the only place that makes this choice: adding a bus touches this
 // file, the adapter's package and the README.
@@ -33,21 +37,23 @@ var ProviderSet = wire.NewSet(Provide)
 
 // Buses EVENT_BUS names.
 const (
-	BusAuto     = "auto"
 	BusKafka    = "kafka"
 	BusRabbitMQ = "rabbitmq"
 	BusLog      = "log"
 )
 
 // Buses lists EVENT_BUS's values.
-var Buses = []string{BusAuto, BusKafka, BusRabbitMQ, BusLog}
+var Buses = []string{BusKafka, BusRabbitMQ, BusLog}
+
+// removedAuto is the value EVENT_BUS no longer accepts.
+const removedAuto = "auto"
 
 // Config is the event bus part of the environment.
 type Config struct {
-	// Bus (EVENT_BUS) selects the publisher; empty means BusAuto.
+	// Bus (EVENT_BUS) selects the publisher; empty means BusKafka.
 	Bus string
-	// Brokers (KAFKA_BROKERS) is a comma-separated host:port list; empty
-	// selects the standard-output publisher under BusAuto.
+	// Brokers (KAFKA_BROKERS) is a comma-separated host:port list, required
+	// by BusKafka.
 	Brokers string
 	// Topic (KAFKA_TOPIC, default users-events).
 	Topic string
@@ -84,23 +90,19 @@ func (c Config) Validate() error {
 	return err
 }
 
-// Selected resolves EVENT_BUS (auto included) to the bus in use: BusKafka,
-// BusRabbitMQ or BusLog.
+// Selected resolves EVENT_BUS to the bus in use: BusKafka, BusRabbitMQ or
+// BusLog.
 func (c Config) Selected() (string, error) {
-	kafkaSet := strings.TrimSpace(c.Brokers) != ""
 	switch c.Bus {
-	case "", BusAuto:
-		if kafkaSet {
-			return BusKafka, nil
-		}
-		return BusLog, nil
-	case BusKafka:
-		if !kafkaSet {
-			return "", errors.New("EVENT_BUS=kafka needs KAFKA_BROKERS")
+	case "", BusKafka:
+		if strings.TrimSpace(c.Brokers) == "" {
+			return "", errors.New("EVENT_BUS=kafka (the default) needs KAFKA_BROKERS; for development without a broker set EVENT_BUS=log (make run does)")
 		}
 		return BusKafka, nil
 	case BusRabbitMQ, BusLog:
 		return c.Bus, nil
+	case removedAuto:
+		return "", errors.New("EVENT_BUS=auto is no longer accepted (it wrote events to standard output when KAFKA_BROKERS was empty): set EVENT_BUS=kafka with KAFKA_BROKERS, or EVENT_BUS=log for development")
 	}
 	return "", fmt.Errorf("EVENT_BUS: %q is not one of %s", c.Bus, strings.Join(Buses, ", "))
 }
@@ -139,7 +141,7 @@ func Provide(cfg Config, logger *slog.Logger, stdout io.Writer) (ports.EventPubl
 	bus, _ := cfg.Selected()
 	switch bus {
 	case BusLog:
-		logger.Info("events are written to standard output as JSON lines (EVENT_BUS=log, or auto without KAFKA_BROKERS)")
+		logger.Warn("events are written to standard output as JSON lines (EVENT_BUS=log): development only, no consumer receives them")
 		return logpublisher.New(stdout), func() {}, nil
 	case BusRabbitMQ:
 		rc := cfg.rabbitConfig()
@@ -171,7 +173,7 @@ func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) erro
 	}
 	switch bus {
 	case BusLog:
-		return errors.New("no broker is configured (EVENT_BUS=log, or auto with KAFKA_BROKERS empty): there is nothing to tail; events are printed on the service's standard output")
+		return errors.New("no broker is configured (EVENT_BUS=log): there is nothing to tail; events are printed on the service's standard output")
 	case BusRabbitMQ:
 		return rabbitmq.Tail(ctx, cfg.rabbitConfig(), fromBeginning, w)
 	}

@@ -26,8 +26,8 @@ func TestValidate(t *testing.T) {
 		cfg     eventbus.Config
 		wantErr string // "" for valid
 	}{
-		{"no broker: standard output", eventbus.Config{}, ""},
-		{"no broker ignores Kafka settings", eventbus.Config{Topic: "bad topic", Extra: "x"}, ""},
+		{"the default is Kafka, which needs brokers", eventbus.Config{}, "KAFKA_BROKERS"},
+		{"no silent fallback to stdout without brokers", eventbus.Config{Topic: "users-events"}, "EVENT_BUS=log"},
 		{"brokers with defaults", eventbus.Config{Brokers: "127.0.0.1:9092, 127.0.0.1:9093"}, ""},
 		{"everything set", eventbus.Config{Brokers: "kafka:9092", Topic: "users.v1", Source: "https://users.example/", Extra: "security.protocol=SASL_SSL", FlushTimeout: time.Second}, ""},
 		{"broker without port", eventbus.Config{Brokers: "kafka"}, "KAFKA_BROKERS"},
@@ -35,8 +35,9 @@ func TestValidate(t *testing.T) {
 		{"bad source", eventbus.Config{Brokers: "kafka:9092", Source: "a b"}, "EVENT_SOURCE"},
 		{"malformed extra", eventbus.Config{Brokers: "kafka:9092", Extra: "linger.ms"}, "KAFKA_CONFIG"},
 		{"reserved extra", eventbus.Config{Brokers: "kafka:9092", Extra: "enable.idempotence=false"}, "KAFKA_CONFIG"},
-		{"negative flush timeout", eventbus.Config{FlushTimeout: -time.Second}, "flush timeout"},
-		{"auto is the default rule", eventbus.Config{Bus: "auto"}, ""},
+		{"negative flush timeout", eventbus.Config{Bus: "log", FlushTimeout: -time.Second}, "flush timeout"},
+		{"auto is refused", eventbus.Config{Bus: "auto"}, "EVENT_BUS=auto"},
+		{"auto is refused even with brokers", eventbus.Config{Bus: "auto", Brokers: "kafka:9092"}, "EVENT_BUS=auto"},
 		{"log ignores Kafka settings", eventbus.Config{Bus: "log", Brokers: "kafka", Topic: "bad topic"}, ""},
 		{"kafka needs brokers", eventbus.Config{Bus: "kafka"}, "KAFKA_BROKERS"},
 		{"kafka checks its settings", eventbus.Config{Bus: "kafka", Brokers: "kafka:9092", Topic: "bad topic"}, "KAFKA_TOPIC"},
@@ -73,9 +74,9 @@ func event(t *testing.T) domain.Message {
 	return m
 }
 
-func TestProvideWithoutBrokersWritesToStdout(t *testing.T) {
+func TestProvideLogWritesToStdout(t *testing.T) {
 	var out bytes.Buffer
-	pub, cleanup, err := eventbus.Provide(eventbus.Config{}, nil, &out)
+	pub, cleanup, err := eventbus.Provide(eventbus.Config{Bus: "log"}, nil, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,16 +140,14 @@ func TestProvideWithBrokersPublishesToKafka(t *testing.T) {
 	}
 }
 
-// EVENT_BUS picks the publisher; auto keeps the rule that came before it.
+// EVENT_BUS picks the publisher; only an explicit log writes to stdout.
 func TestProvideSelectsTheBus(t *testing.T) {
 	cases := []struct {
 		name string
 		cfg  eventbus.Config
 		want any
 	}{
-		{"empty is auto: no brokers, standard output", eventbus.Config{}, &logpublisher.Publisher{}},
-		{"auto without brokers: standard output", eventbus.Config{Bus: "auto"}, &logpublisher.Publisher{}},
-		{"auto with brokers: Kafka", eventbus.Config{Bus: "auto", Brokers: "127.0.0.1:1"}, &kafka.Publisher{}},
+		{"empty is Kafka", eventbus.Config{Brokers: "127.0.0.1:1"}, &kafka.Publisher{}},
 		{"log even with brokers", eventbus.Config{Bus: "log", Brokers: "127.0.0.1:1"}, &logpublisher.Publisher{}},
 		{"kafka", eventbus.Config{Bus: "kafka", Brokers: "127.0.0.1:1"}, &kafka.Publisher{}},
 		{"rabbitmq, even with brokers", eventbus.Config{Bus: "rabbitmq", Brokers: "127.0.0.1:1", AMQPURL: "amqp://guest:guest@127.0.0.1:1/"}, &rabbitmq.Publisher{}},
@@ -198,6 +197,24 @@ func TestTailOnRabbitMQHasNoHistory(t *testing.T) {
 	err := eventbus.Tail(context.Background(), eventbus.Config{Bus: "rabbitmq", AMQPURL: rabbitmqtest.URL()}, true, &bytes.Buffer{})
 	if !errors.Is(err, rabbitmq.ErrNoHistory) {
 		t.Errorf("Tail --from-beginning on RabbitMQ = %v, want ErrNoHistory", err)
+	}
+}
+
+// The finding: without KAFKA_BROKERS every event went to stdout and was
+// marked published. Now nothing is provided and the error says what to set.
+func TestProvideRefusesTheStdoutFallback(t *testing.T) {
+	for _, cfg := range []eventbus.Config{{}, {Bus: "auto"}, {Bus: "kafka", Brokers: " "}} {
+		var out bytes.Buffer
+		pub, _, err := eventbus.Provide(cfg, nil, &out)
+		if err == nil || pub != nil {
+			t.Fatalf("Provide(%+v) = %T, %v; want an error and no publisher", cfg, pub, err)
+		}
+		if !strings.Contains(err.Error(), "KAFKA_BROKERS") && !strings.Contains(err.Error(), "EVENT_BUS=auto") {
+			t.Errorf("Provide(%+v) error %q does not say what to set", cfg, err)
+		}
+		if out.Len() != 0 {
+			t.Errorf("Provide(%+v) wrote to stdout: %q", cfg, out.String())
+		}
 	}
 }
 

@@ -57,7 +57,7 @@ var _ ports.Geolocator = (*Client)(nil)
 
 // Config configures a Client. Zero values take the defaults.
 type Config struct {
-	BaseURL string        // DefaultBaseURL when empty; http or https, no query
+	BaseURL string        // DefaultBaseURL when empty; https (http for loopback hosts only), no query
 	APIKey  string        // sent as ?key= when set
 	Timeout time.Duration // per lookup, DefaultTimeout when 0
 	Client  *http.Client  // a private client when nil; its own Timeout is left alone
@@ -87,6 +87,11 @@ func New(cfg Config) (*Client, error) {
 	if base.RawQuery != "" || base.Fragment != "" || base.User != nil {
 		return nil, fmt.Errorf("ipapi base URL %q: must not carry a query, fragment or credentials (set the API key separately)", redactString(cfg.BaseURL))
 	}
+	if base.Scheme != "https" && !loopbackHost(base.Hostname()) {
+		// Over plain HTTP an on-path attacker reads the key and answers
+		// "CH" for any address. Loopback stays open for local stand-ins.
+		return nil, fmt.Errorf("ipapi base URL %q: must be https:// (http:// only for a loopback host)", redactString(cfg.BaseURL))
+	}
 	base.Path = strings.TrimRight(base.Path, "/")
 	base.RawPath = ""
 	if cfg.Timeout < 0 {
@@ -113,6 +118,16 @@ type answer struct {
 	Message     string `json:"message"`
 	CountryCode string `json:"country_code"`
 	CountryName string `json:"country_name"`
+}
+
+// loopbackHost reports whether host (no port) is localhost or a loopback
+// address, the only hosts plain HTTP may reach.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Unmap().IsLoopback()
 }
 
 // Locate asks ipapi.co where ip is. See the package comment for how answers

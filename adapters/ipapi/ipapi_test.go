@@ -355,10 +355,20 @@ func TestNewConfig(t *testing.T) {
 		{"not a URL", Config{BaseURL: "://x"}, "base URL"},
 		{"no scheme", Config{BaseURL: "ipapi.co"}, "http(s)"},
 		{"ftp scheme", Config{BaseURL: "ftp://ipapi.co"}, "http(s)"},
+		{"plain http to a remote host", Config{BaseURL: "http://ipapi.co"}, "https://"},
+		{"plain http to a remote address", Config{BaseURL: "http://203.0.113.7:8080"}, "https://"},
+		{"plain http to a name resembling loopback", Config{BaseURL: "http://localhost.attacker.example"}, "https://"},
 		{"query in base", Config{BaseURL: "https://ipapi.co/?key=" + testKey}, "query"},
 		{"credentials in base", Config{BaseURL: "https://user:" + testKey + "@ipapi.co"}, "credentials"},
 		{"negative timeout", Config{Timeout: -time.Second}, "negative"},
 		{"key with spaces", Config{APIKey: "a b"}, "white space"},
+	}
+	for _, base := range []string{"https://ipapi.co", "http://127.0.0.1:8080", "http://[::1]:8080", "http://localhost:8080", "https://geo.internal.example/v1"} {
+		t.Run("accepted "+base, func(t *testing.T) {
+			if _, err := New(Config{BaseURL: base}); err != nil {
+				t.Fatalf("New(%s) = %v", base, err)
+			}
+		})
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +70,18 @@ var reservedKeys = map[string]string{
 	"enable.auto.commit":       "events tail never commits offsets",
 }
 
+// verifyingKeys are librdkafka properties that would switch off the checks
+// TLS is for: the broker's certificate chain, its host name, or the
+// signature of an OAUTHBEARER token. An on-path attacker could then read
+// every event and the SASL password. Each maps to the only values accepted
+// (compared case-insensitively); leaving the key unset keeps librdkafka's
+// verifying default.
+var verifyingKeys = map[string][]string{
+	"enable.ssl.certificate.verification":   {"true", "1"},
+	"ssl.endpoint.identification.algorithm": {"https"},
+	"enable.sasl.oauthbearer.unsecure.jwt":  {"false", "0"},
+}
+
 // Validate reports every configuration error, naming the environment
 // variable to fix.
 func (c Config) Validate() error {
@@ -93,6 +106,10 @@ func (c Config) Validate() error {
 		}
 		if strings.HasPrefix(k, "go.") {
 			errs = append(errs, fmt.Errorf("KAFKA_CONFIG: %s may not be set: go.* properties are the adapter's", k))
+		}
+		if allowed, ok := verifyingKeys[k]; ok && !slices.Contains(allowed, strings.ToLower(c.Extra[k])) {
+			errs = append(errs, fmt.Errorf("KAFKA_CONFIG: %s=%s would turn off TLS verification; give the broker's CA with ssl.ca.location instead (allowed: %s)",
+				k, c.Extra[k], strings.Join(allowed, ", ")))
 		}
 	}
 	return errors.Join(errs...)

@@ -322,6 +322,40 @@ func TestNewPublisherRejectsBadConfig(t *testing.T) {
 	}
 }
 
+// KAFKA_CONFIG cannot switch off what TLS verifies (the security review's
+// finding), whatever the spelling of the value; the verifying values pass.
+func TestValidateRefusesVerificationDisablingKeys(t *testing.T) {
+	tests := []struct {
+		key, value string
+		refused    bool
+	}{
+		{"enable.ssl.certificate.verification", "false", true},
+		{"enable.ssl.certificate.verification", "FALSE", true},
+		{"enable.ssl.certificate.verification", "0", true},
+		{"enable.ssl.certificate.verification", "", true},
+		{"enable.ssl.certificate.verification", "true", false},
+		{"ssl.endpoint.identification.algorithm", "none", true},
+		{"ssl.endpoint.identification.algorithm", "", true},
+		{"ssl.endpoint.identification.algorithm", "https", false},
+		{"enable.sasl.oauthbearer.unsecure.jwt", "true", true},
+		{"enable.sasl.oauthbearer.unsecure.jwt", "false", false},
+		{"ssl.ca.location", "/etc/kafka/ca.pem", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
+			cfg := kafka.Config{Brokers: []string{"127.0.0.1:1"}, Topic: "t", Source: "s",
+				Extra: map[string]string{"security.protocol": "SSL", tc.key: tc.value}}
+			err := cfg.Validate()
+			if refused := err != nil; refused != tc.refused {
+				t.Fatalf("Validate = %v, want refused %v", err, tc.refused)
+			}
+			if err != nil && (!strings.Contains(err.Error(), "KAFKA_CONFIG") || !strings.Contains(err.Error(), tc.key)) {
+				t.Errorf("error %q does not name KAFKA_CONFIG and %s", err, tc.key)
+			}
+		})
+	}
+}
+
 func TestParseExtraConfig(t *testing.T) {
 	tests := []struct {
 		name    string

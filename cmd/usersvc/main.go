@@ -72,11 +72,7 @@ func logStartup(logger *slog.Logger, cfg cli.Config) {
 	case eventbus.BusRabbitMQ:
 		attrs = append(attrs, slog.String("events", "rabbitmq"), slog.String("event_exchange", cfg.EventExchange))
 	case eventbus.BusLog:
-		why := "stdout (KAFKA_BROKERS is empty)"
-		if cfg.EventBus == eventbus.BusLog {
-			why = "stdout (EVENT_BUS=log)"
-		}
-		attrs = append(attrs, slog.String("events", why))
+		attrs = append(attrs, slog.String("events", "stdout (EVENT_BUS=log, development only)"))
 	}
 	logger.Info("starting usersvc", attrs...)
 	if cfg.GeoProvider == "static" {

@@ -38,6 +38,10 @@ func TestBadConfigurationExitsWithOneLine(t *testing.T) {
 		{"unknown log format", "LOG_FORMAT=xml", "invalid LOG_FORMAT"},
 		{"unknown allowed country", "GEO_ALLOWED_COUNTRIES=CH,XX", "invalid GEO_ALLOWED_COUNTRIES"},
 		{"bad trusted proxy", "TRUSTED_PROXIES=nonsense", "invalid TRUSTED_PROXIES"},
+		// The stdout fallback is gone: no broker, no start.
+		{"default event bus without brokers", "KAFKA_BROKERS=", "KAFKA_BROKERS"},
+		{"removed auto event bus", "EVENT_BUS=auto", "invalid EVENT_BUS"},
+		{"geolocation over plain http", "IPAPI_BASE_URL=http://ipapi.co", "IPAPI_BASE_URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(usersvcproc.Binary(t), "serve")
@@ -65,7 +69,7 @@ func startServer(t *testing.T, env ...string) *usersvcproc.Process {
 		"DATABASE_URL=sqlite://" + filepath.Join(t.TempDir(), "users.db"),
 		"GEO_PROVIDER=static",
 		"LOG_FORMAT=json",
-		"KAFKA_BROKERS=",
+		"EVENT_BUS=log",
 	}
 	return usersvcproc.Start(t, usersvcproc.Binary(t), 20*time.Second, append(base, env...)...)
 }

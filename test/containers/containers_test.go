@@ -356,6 +356,7 @@ func TestStartServiceAgainstBothContainers(t *testing.T) {
 	defer cancel()
 	svc, err := StartService(ctx, map[string]string{
 		"DATABASE_URL":  db.URL,
+		"EVENT_BUS":     "kafka",
 		"KAFKA_BROKERS": strings.Join(env.KafkaBrokers(), ","),
 		"KAFKA_TOPIC":   topic,
 		"GEO_PROVIDER":  "static",

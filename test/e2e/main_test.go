@@ -67,6 +67,7 @@ func startService(t *testing.T, opts serviceOptions) *service {
 	}
 	vars := map[string]string{
 		"DATABASE_URL":  s.db.URL,
+		"EVENT_BUS":     "kafka",
 		"KAFKA_BROKERS": strings.Join(env.KafkaBrokers(), ","),
 		"KAFKA_TOPIC":   s.topic,
 		"GEO_PROVIDER":  "static",

@@ -97,6 +97,7 @@ func serviceEnv(databaseURL, brokers string) map[string]string {
 		"GEO_PROVIDER":          "static",
 		"GEO_STATIC":            "127.0.0.0/8=CH",
 		"GEO_ALLOWED_COUNTRIES": "CH",
+		"EVENT_BUS":             "kafka",
 		"KAFKA_BROKERS":         brokers,
 		"KAFKA_TOPIC":           eventTopic,
 		"LOG_LEVEL":             "info",

@@ -42,7 +42,7 @@ func TestSIGKILLBetweenCommitAndPublish(t *testing.T) {
 	broker.Stop() // its address is now a closed port
 	dbPath := filepath.Join(t.TempDir(), "users.db")
 	env := []string{
-		"DATABASE_URL=sqlite://" + dbPath, "KAFKA_BROKERS=" + broker.Addr(), "KAFKA_TOPIC=" + topic,
+		"DATABASE_URL=sqlite://" + dbPath, "EVENT_BUS=kafka", "KAFKA_BROKERS=" + broker.Addr(), "KAFKA_TOPIC=" + topic,
 		"KAFKA_CONFIG=reconnect.backoff.max.ms=200", "OUTBOX_POLL_INTERVAL=200ms",
 	}
 	first := startProcess(t, env...)
