@@ -49,6 +49,7 @@ func (uc *CreateUser) Do(ctx context.Context, in domain.Input, client netip.Addr
 	}
 	c, err := uc.mutations.run(ctx, func(ctx context.Context, tx ports.Tx, now func() time.Time) (change, error) {
 		u := domain.NewUser(in, hash, now())
+		u.Country = loc.CountryCode // the policy accepted it: a known country
 		if err := tx.InsertUser(ctx, &u); err != nil {
 			return change{}, err
 		}

@@ -204,8 +204,9 @@ func TestCreateUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Country: where the geolocation placed the client (read-only).
 	want := domain.User{ID: u.ID, FirstName: "Odile", LastName: "Deray", Email: "odile@example.ch", Address: "",
-		PasswordHash: apptest.HashOf(newPassword), Version: 1, CreatedAt: t0, UpdatedAt: t0}
+		PasswordHash: apptest.HashOf(newPassword), Country: "CH", Version: 1, CreatedAt: t0, UpdatedAt: t0}
 	if u != want || u.ID == 0 {
 		t.Fatalf("created %+v, want %+v", u, want)
 	}
@@ -216,6 +217,9 @@ func TestCreateUser(t *testing.T) {
 		t.Error("the stored hash contains the password")
 	}
 	f.assertEvents(t, wantEvent{action: domain.ActionCreate, user: u})
+	if p := f.store.Messages()[0].Payload; !strings.Contains(string(p), `"country":"CH"`) {
+		t.Errorf("created event %s does not carry the country", p)
+	}
 	if committedAtNotify != 1 {
 		t.Errorf("notified with %d committed messages, want 1: the relay must be woken after the commit", committedAtNotify)
 	}

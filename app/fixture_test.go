@@ -142,7 +142,7 @@ func (f *fixture) assertEvents(t *testing.T, want ...wantEvent) {
 		if body.Action != w.action || body.OccurredAt != domain.FormatTime(t0) {
 			t.Errorf("message %d: action %q at %q, want %q at %q", i, body.Action, body.OccurredAt, w.action, domain.FormatTime(t0))
 		}
-		if body.Data != w.user.PublicData() {
+		if !reflect.DeepEqual(body.Data.UserData, w.user.PublicData()) {
 			t.Errorf("message %d: data %+v, want %+v", i, body.Data, w.user.PublicData())
 		}
 		if !reflect.DeepEqual(body.Changed, w.changed) {

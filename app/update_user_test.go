@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/marketplace/usersvc/app/apptest"
@@ -228,4 +229,28 @@ func TestUpdatePasswordChangedConcurrently(t *testing.T) {
 		t.Errorf("verify %d hash %d, want 2 and 1 (planned again under the lock)", f.hasher.VerifyCalls(), f.hasher.HashCalls())
 	}
 	f.assertEvents(t, wantEvent{action: domain.ActionUpdate, user: want, changed: []string{"password"}})
+}
+
+// The country is read-only: an update keeps it, and its event carries it.
+func TestUpdateKeepsCountry(t *testing.T) {
+	f := newFixture(t)
+	ann := f.seed(t, "Ann", "Lee", "ann@example.ch", "")
+	ann.Country = "CH"
+	if _, err := f.store.Put(ann); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.users.Patch.Do(ctx, ann.ID, domain.Input{Address: ptr("Lac 2")}, domain.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Country != "CH" {
+		t.Errorf("patched user country %q, want CH", got.Country)
+	}
+	if stored, _ := f.store.User(ann.ID); stored.Country != "CH" {
+		t.Errorf("stored country %q, want CH", stored.Country)
+	}
+	f.assertEvents(t, wantEvent{action: domain.ActionUpdate, user: got, changed: []string{"address"}})
+	if p := f.store.Messages()[0].Payload; !strings.Contains(string(p), `"country":"CH"`) {
+		t.Errorf("updated event %s does not carry the country", p)
+	}
 }

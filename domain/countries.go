@@ -254,3 +254,10 @@ var countryNames = map[string]string{
 	"ZM": "Zambia",
 	"ZW": "Zimbabwe",
 }
+
+// ValidCountryCode reports whether code is an assigned ISO 3166-1 alpha-2
+// code, in upper case.
+func ValidCountryCode(code string) bool {
+	_, ok := countryNames[code]
+	return len(code) == 2 && ok
+}

@@ -51,8 +51,10 @@ type UserData struct {
 	LastName  string `json:"last_name"`
 	Email     string `json:"email"`
 	Address   string `json:"address"`
-	CreatedAt string `json:"created_at"`
-	UpdatedAt string `json:"updated_at"`
+	// Country is null for users created before it was recorded.
+	Country   *string `json:"country"`
+	CreatedAt string  `json:"created_at"`
+	UpdatedAt string  `json:"updated_at"`
 }
 
 // PublicData returns the fields of u that may leave the service.
@@ -63,18 +65,46 @@ func (u User) PublicData() UserData {
 		LastName:  u.LastName,
 		Email:     u.Email,
 		Address:   u.Address,
+		Country:   countryOrNil(u.Country),
 		CreatedAt: FormatTime(u.CreatedAt),
 		UpdatedAt: FormatTime(u.UpdatedAt),
 	}
 }
 
+func countryOrNil(code string) *string {
+	if code == "" {
+		return nil
+	}
+	return &code
+}
+
+// EventData is an event's "data": the user's public data, except for a
+// delete, which carries the id alone, so that a deletion publishes no
+// personal data (consumers drop what they hold under that id). Decoding
+// fills the promoted UserData fields that are present.
+type EventData struct {
+	UserData
+	// IDOnly writes only "id" (a delete).
+	IDOnly bool `json:"-"`
+}
+
+// MarshalJSON writes the whole public data, or {"id": N} for IDOnly.
+func (d EventData) MarshalJSON() ([]byte, error) {
+	if d.IDOnly {
+		return json.Marshal(struct {
+			ID int64 `json:"id"`
+		}{d.ID})
+	}
+	return json.Marshal(d.UserData)
+}
+
 // EventBody is the JSON value of an event message (the event contract).
 type EventBody struct {
-	ID         string   `json:"id"`
-	Action     Action   `json:"action"`
-	OccurredAt string   `json:"occurred_at"`
-	Data       UserData `json:"data"`
-	Changed    []string `json:"changed,omitempty"`
+	ID         string    `json:"id"`
+	Action     Action    `json:"action"`
+	OccurredAt string    `json:"occurred_at"`
+	Data       EventData `json:"data"`
+	Changed    []string  `json:"changed,omitempty"`
 }
 
 // Message is an event serialised for a bus: what the outbox stores and a
@@ -96,8 +126,8 @@ func (e Event) Message() (Message, error) {
 		ID:         e.ID,
 		Action:     e.Action,
 		OccurredAt: FormatTime(e.OccurredAt),
-		Data:       e.User.PublicData(),
 	}
+	body.Data = EventData{UserData: e.User.PublicData()}
 	if e.Action == ActionUpdate {
 		body.Changed = e.Changed
 	}

@@ -55,10 +55,10 @@ func TestEventMessage(t *testing.T) {
 	updated := time.Date(2024, 5, 2, 11, 30, 0, 5000, time.UTC)
 	at := time.Date(2024, 5, 2, 13, 30, 0, 123456789, time.FixedZone("CEST", 2*60*60))
 	u := domain.User{ID: 1234567890123, Email: "o@example.ch", FirstName: "Odile <&>", LastName: "Deray", Address: "Lac 1",
-		PasswordHash: hash, Version: 3, CreatedAt: created, UpdatedAt: updated}
+		PasswordHash: hash, Country: "CH", Version: 3, CreatedAt: created, UpdatedAt: updated}
 	wantData := map[string]any{
 		"id": float64(1234567890123), "first_name": "Odile <&>", "last_name": "Deray", "email": "o@example.ch",
-		"address": "Lac 1", "created_at": "2024-05-01T10:00:00.987654Z", "updated_at": "2024-05-02T11:30:00.000005Z",
+		"address": "Lac 1", "country": "CH", "created_at": "2024-05-01T10:00:00.987654Z", "updated_at": "2024-05-02T11:30:00.000005Z",
 	}
 	tests := []struct {
 		action      domain.Action
@@ -113,6 +113,23 @@ func TestEventMessage(t *testing.T) {
 				t.Errorf("changed = %v, want %v", body["changed"], tc.wantChanged)
 			}
 		})
+	}
+}
+
+// A user created before countries were recorded has a null country, in
+// events as in the API.
+func TestPublicDataCountryNullWhenUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		country string
+		want    string
+	}{{"", `"country":null`}, {"LI", `"country":"LI"`}} {
+		b, err := json.Marshal(domain.User{ID: 1, Country: tc.country}.PublicData())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte(tc.want)) {
+			t.Errorf("country %q: %s, want it to contain %s", tc.country, b, tc.want)
+		}
 	}
 }
 

@@ -47,6 +47,9 @@ type ListQuery struct {
 	MaxID         *int64     // id < MaxID
 	CreatedAfter  *time.Time // created_at > CreatedAfter
 	CreatedBefore *time.Time // created_at < CreatedBefore
+	// Countries keeps users created from one of these ISO 3166-1 alpha-2
+	// codes (upper case); users without a recorded country never match.
+	Countries []string
 	// Ordering applies in order; id ascending is the default and the final
 	// tie-breaker, so pages are stable.
 	Ordering []OrderField

@@ -35,6 +35,11 @@ type User struct {
 	LastName     string
 	Address      string
 	PasswordHash string
+	// Country is the ISO 3166-1 alpha-2 code of the country the user was
+	// created from, as the geolocation decided it; "" for users created
+	// before the service recorded it. It is set once, at creation: no
+	// client input changes it.
+	Country string
 	// Version starts at 1 and grows by one with every change; it backs ETags.
 	Version   int64
 	CreatedAt time.Time

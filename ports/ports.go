@@ -41,8 +41,8 @@ type UserWriter interface {
 	// InsertUser stores a new user and sets its ID (domain.ErrEmailTaken on
 	// a duplicate email).
 	InsertUser(ctx context.Context, u *domain.User) error
-	// UpdateUser writes every field of a locked user (domain.ErrEmailTaken
-	// on a duplicate email).
+	// UpdateUser writes every field of a locked user but Country, which
+	// InsertUser sets once (domain.ErrEmailTaken on a duplicate email).
 	UpdateUser(ctx context.Context, u domain.User) error
 	// DeleteUser removes a locked user.
 	DeleteUser(ctx context.Context, id int64) error

@@ -133,7 +133,7 @@ func TestDocumentDetails(t *testing.T) {
 					got = append(got, p.Value.Name)
 				}
 			}
-			want := []string{"page", "page_size", "first_name", "last_name", "email", "search", "since_id", "max_id", "created_after", "created_before", "ordering"}
+			want := []string{"page", "page_size", "first_name", "last_name", "email", "search", "since_id", "max_id", "created_after", "created_before", "country", "ordering"}
 			if !slices.Equal(got, want) {
 				t.Errorf("query parameters %v, want %v", got, want)
 			}
@@ -153,7 +153,7 @@ func TestDocumentDetails(t *testing.T) {
 				got = append(got, name)
 			}
 			slices.Sort(got)
-			want := []string{"address", "created_at", "email", "first_name", "id", "last_name", "updated_at", "url"}
+			want := []string{"address", "country", "created_at", "email", "first_name", "id", "last_name", "updated_at", "url"}
 			if !slices.Equal(got, want) {
 				t.Errorf("properties %v, want %v", got, want)
 			}

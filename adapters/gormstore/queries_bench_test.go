@@ -58,19 +58,19 @@ func BenchmarkSQLiteQueries(b *testing.B) {
 	next := func() string { seq++; return strconv.Itoa(seq) }
 	// The same point select and page through database/sql with a prepared
 	// statement: what the queries cost without GORM.
-	rawGet, err := s.sqlDB.PrepareContext(ctx, "SELECT id, email, first_name, last_name, address, password_hash, version, created_at, updated_at FROM users WHERE id = ? LIMIT 1")
+	rawGet, err := s.sqlDB.PrepareContext(ctx, "SELECT id, email, first_name, last_name, address, password_hash, country, version, created_at, updated_at FROM users WHERE id = ? LIMIT 1")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer rawGet.Close()
-	rawPage, err := s.sqlDB.PrepareContext(ctx, "SELECT id, email, first_name, last_name, address, password_hash, version, created_at, updated_at FROM users ORDER BY id LIMIT ? OFFSET ?")
+	rawPage, err := s.sqlDB.PrepareContext(ctx, "SELECT id, email, first_name, last_name, address, password_hash, country, version, created_at, updated_at FROM users ORDER BY id LIMIT ? OFFSET ?")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer rawPage.Close()
 	scan := func(sc interface{ Scan(...any) error }) error {
 		var r userRow
-		return sc.Scan(&r.ID, &r.Email, &r.FirstName, &r.LastName, &r.Address, &r.PasswordHash, &r.Version, &r.CreatedAt, &r.UpdatedAt)
+		return sc.Scan(&r.ID, &r.Email, &r.FirstName, &r.LastName, &r.Address, &r.PasswordHash, &r.Country, &r.Version, &r.CreatedAt, &r.UpdatedAt)
 	}
 	cases := []struct {
 		name string

@@ -18,24 +18,26 @@ import (
 // copies computed here, so case-insensitive matching never depends on a
 // database collation.
 type userRow struct {
-	ID           int64     `gorm:"column:id;primaryKey;autoIncrement"`
-	Email        string    `gorm:"column:email"`
-	EmailCI      string    `gorm:"column:email_ci"`
-	FirstName    string    `gorm:"column:first_name"`
-	FirstNameCI  string    `gorm:"column:first_name_ci"`
-	LastName     string    `gorm:"column:last_name"`
-	LastNameCI   string    `gorm:"column:last_name_ci"`
-	Address      string    `gorm:"column:address"`
-	PasswordHash string    `gorm:"column:password_hash"`
-	Version      int64     `gorm:"column:version"`
-	CreatedAt    time.Time `gorm:"column:created_at;autoCreateTime:false"`
-	UpdatedAt    time.Time `gorm:"column:updated_at;autoUpdateTime:false"`
+	ID           int64  `gorm:"column:id;primaryKey;autoIncrement"`
+	Email        string `gorm:"column:email"`
+	EmailCI      string `gorm:"column:email_ci"`
+	FirstName    string `gorm:"column:first_name"`
+	FirstNameCI  string `gorm:"column:first_name_ci"`
+	LastName     string `gorm:"column:last_name"`
+	LastNameCI   string `gorm:"column:last_name_ci"`
+	Address      string `gorm:"column:address"`
+	PasswordHash string `gorm:"column:password_hash"`
+	// Country is NULL for users created before it was recorded.
+	Country   sql.NullString `gorm:"column:country"`
+	Version   int64          `gorm:"column:version"`
+	CreatedAt time.Time      `gorm:"column:created_at;autoCreateTime:false"`
+	UpdatedAt time.Time      `gorm:"column:updated_at;autoUpdateTime:false"`
 }
 
 func (userRow) TableName() string { return "users" }
 
 // userColumns are the columns a domain.User is read from.
-var userColumns = []string{"id", "email", "first_name", "last_name", "address", "password_hash", "version", "created_at", "updated_at"}
+var userColumns = []string{"id", "email", "first_name", "last_name", "address", "password_hash", "country", "version", "created_at", "updated_at"}
 
 func fold(s string) string { return strings.ToLower(s) }
 
@@ -50,6 +52,7 @@ func toRow(u domain.User) userRow {
 		LastNameCI:   fold(u.LastName),
 		Address:      u.Address,
 		PasswordHash: u.PasswordHash,
+		Country:      sql.NullString{String: u.Country, Valid: u.Country != ""},
 		Version:      u.Version,
 		CreatedAt:    dbTime(u.CreatedAt),
 		UpdatedAt:    dbTime(u.UpdatedAt),
@@ -64,6 +67,7 @@ func (r userRow) toDomain() domain.User {
 		LastName:     r.LastName,
 		Address:      r.Address,
 		PasswordHash: r.PasswordHash,
+		Country:      r.Country.String,
 		Version:      r.Version,
 		CreatedAt:    r.CreatedAt.UTC(),
 		UpdatedAt:    r.UpdatedAt.UTC(),
@@ -92,7 +96,7 @@ func (s *Store) getUserPrepared(ctx context.Context, id int64) (domain.User, err
 	}
 	var r userRow
 	err = st.QueryRowContext(ctx, id).Scan(&r.ID, &r.Email, &r.FirstName, &r.LastName, &r.Address,
-		&r.PasswordHash, &r.Version, &r.CreatedAt, &r.UpdatedAt)
+		&r.PasswordHash, &r.Country, &r.Version, &r.CreatedAt, &r.UpdatedAt)
 	if err != nil {
 		return domain.User{}, err
 	}
@@ -175,7 +179,8 @@ func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserP
 
 func hasFilter(q domain.ListQuery) bool {
 	return q.FirstName != "" || q.LastName != "" || q.Email != "" || q.Search != "" ||
-		q.SinceID != nil || q.MaxID != nil || q.CreatedAfter != nil || q.CreatedBefore != nil
+		q.SinceID != nil || q.MaxID != nil || q.CreatedAfter != nil || q.CreatedBefore != nil ||
+		len(q.Countries) > 0
 }
 
 // likeEscape is the LIKE escape character. Not a backslash: its meaning
@@ -229,6 +234,9 @@ func filterUsers(db *gorm.DB, q domain.ListQuery) *gorm.DB {
 	if q.Search != "" {
 		term, pattern := searchArgs(q.Search)
 		db = db.Where("(last_name_ci = ? OR email_ci "+likeClause+")", term, pattern)
+	}
+	if len(q.Countries) > 0 {
+		db = db.Where("country IN ?", q.Countries)
 	}
 	if q.SinceID != nil {
 		db = db.Where("id > ?", *q.SinceID)
@@ -336,7 +344,8 @@ func (t *txStore) InsertUser(ctx context.Context, u *domain.User) error {
 	return nil
 }
 
-// UpdateUser writes every field of a user.
+// UpdateUser writes every field of a user but the country, set once at
+// insertion.
 func (t *txStore) UpdateUser(ctx context.Context, u domain.User) error {
 	r := toRow(u)
 	res := t.tx.WithContext(ctx).Model(&userRow{}).Where("id = ?", u.ID).Updates(map[string]any{

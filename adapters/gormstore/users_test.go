@@ -129,3 +129,57 @@ func TestDeadlockIsRetried(t *testing.T) {
 		}
 	})
 }
+
+// Users created before migration 00003 have no country: the column is
+// added as NULL, such users read back without one and no country filter
+// matches them; new users keep theirs. The migration also goes down and up
+// again.
+func TestCountryMigrationLeavesOlderUsersWithoutOne(t *testing.T) {
+	forEachBackendURL(t, func(t *testing.T, url string) {
+		ctx := context.Background()
+		s := openStore(t, url)
+		p, err := s.migrations()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.UpTo(ctx, 2); err != nil {
+			t.Fatalf("migrate up to 2: %v", err)
+		}
+		// A row as the schema before 00003 knew it.
+		at := dbTime(t0)
+		err = s.db.WithContext(ctx).Exec(`INSERT INTO users (email, email_ci, first_name, first_name_ci, last_name, last_name_ci,
+			address, password_hash, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			"old@example.com", "old@example.com", "Old", "old", "User", "user", "", "hash", 1, at, at).Error
+		if err != nil {
+			t.Fatalf("insert a user before 00003: %v", err)
+		}
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+		if _, err := s.RecountUsers(ctx); err != nil {
+			t.Fatal(err)
+		}
+		old, err := s.ListUsers(ctx, domain.ListQuery{Email: "old@example.com", Page: 1, PageSize: 10})
+		if err != nil || len(old.Users) != 1 || old.Users[0].Country != "" {
+			t.Fatalf("the older user after 00003 = %+v, %v; want one, without a country", old.Users, err)
+		}
+		u := newUser("New", "User", "new@example.com", time.Second)
+		u.Country = "CH"
+		newID := insert(t, s, u)[0]
+		for _, codes := range [][]string{{"CH"}, {"CH", "DE"}} {
+			page, err := s.ListUsers(ctx, domain.ListQuery{Countries: codes, Page: 1, PageSize: 10})
+			if err != nil || page.Total != 1 || len(page.Users) != 1 || page.Users[0].ID != newID || page.Users[0].Country != "CH" {
+				t.Errorf("countries %v: %+v, %v; want only the new user, from CH", codes, page, err)
+			}
+		}
+		if _, err := p.DownTo(ctx, 2); err != nil {
+			t.Fatalf("migrate down to 2: %v", err)
+		}
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate again: %v", err)
+		}
+		if got, err := s.GetUser(ctx, newID); err != nil || got.Country != "" {
+			t.Errorf("after down and up, the new user = %+v, %v; want it without a country", got, err)
+		}
+	})
+}

@@ -45,7 +45,7 @@ func TestCreateSucceeds(t *testing.T) {
 		{
 			name:  "JSON, normalised fields, address defaults to empty",
 			req:   jsonReq(http.MethodPost, "/api/v1/users", jsonOf(valid(map[string]any{"first_name": "  Alice ", "email": " Alice@Example.CH "}))),
-			check: map[string]any{"first_name": "Alice", "last_name": "Muster", "email": "alice@example.ch", "address": ""},
+			check: map[string]any{"first_name": "Alice", "last_name": "Muster", "email": "alice@example.ch", "address": "", "country": "CH"},
 		},
 		{
 			name: "form encoded, as curl -d sends",
@@ -69,9 +69,16 @@ func TestCreateSucceeds(t *testing.T) {
 			check: map[string]any{"email": "e@example.ch"},
 		},
 		{
-			name:  "unknown and read-only fields are ignored",
-			req:   jsonReq(http.MethodPost, "/api/v1/users", jsonOf(valid(map[string]any{"email": "f@example.ch", "id": 9999, "is_admin": true, "url": "http://evil/", "EMAIL": 3}))),
-			check: map[string]any{"email": "f@example.ch"},
+			name: "unknown and read-only fields are ignored",
+			req: jsonReq(http.MethodPost, "/api/v1/users", jsonOf(valid(map[string]any{"email": "f@example.ch", "id": 9999, "is_admin": true, "url": "http://evil/", "EMAIL": 3,
+				"country": "FR"}))),
+			check: map[string]any{"email": "f@example.ch", "country": "CH"}, // where the client is, not what it says
+		},
+		{
+			name: "country is read-only in a form too",
+			req: req{method: http.MethodPost, path: "/api/v1/users", ctype: "application/x-www-form-urlencoded",
+				body: url.Values{"first_name": {"Gus"}, "last_name": {"Meier"}, "email": {"g@example.ch"}, "password": {"s3cret-pass"}, "country": {"US"}}.Encode()},
+			check: map[string]any{"email": "g@example.ch", "country": "CH"},
 		},
 	}
 	for _, tt := range tests {
@@ -101,7 +108,7 @@ func TestCreateSucceeds(t *testing.T) {
 					t.Errorf("%s = %v, want RFC 3339 UTC", k, u[k])
 				}
 			}
-			wantKeys := []string{"address", "created_at", "email", "first_name", "id", "last_name", "updated_at", "url"}
+			wantKeys := []string{"address", "country", "created_at", "email", "first_name", "id", "last_name", "updated_at", "url"}
 			if len(u) != len(wantKeys) {
 				t.Errorf("representation has keys %v, want exactly %v", keys(u), wantKeys)
 			}

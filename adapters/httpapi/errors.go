@@ -28,6 +28,18 @@ const (
 	msgDraining           = "Service is shutting down."
 )
 
+// maxEchoedCountry bounds how much of a refused country code an answer
+// repeats.
+const maxEchoedCountry = 16
+
+// msgInvalidCountry refuses a country filter item, quoted (escaped, cut).
+func msgInvalidCountry(item string) string {
+	if len(item) > maxEchoedCountry {
+		item = item[:maxEchoedCountry] + "..."
+	}
+	return fmt.Sprintf("%q is not a valid ISO 3166-1 alpha-2 country code.", item)
+}
+
 // retryAfterSeconds is what a 503 asks clients to wait: long enough for a
 // database failover or a provider's rate limit window to move.
 const retryAfterSeconds = 10

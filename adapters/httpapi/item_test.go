@@ -33,7 +33,7 @@ func TestGetUser(t *testing.T) {
 				t.Fatalf("status %d: %s", res.status, res.body)
 			}
 			got := res.object(t)
-			for _, k := range []string{"id", "url", "email", "first_name", "last_name", "address", "created_at", "updated_at"} {
+			for _, k := range []string{"id", "url", "email", "first_name", "last_name", "address", "country", "created_at", "updated_at"} {
 				if got[k] != u[k] {
 					t.Errorf("%s = %v, want %v as created", k, got[k], u[k])
 				}
@@ -64,8 +64,8 @@ func TestUpdateFlow(t *testing.T) {
 		want    string         // expected error body
 	}{
 		{name: "PUT replaces every field, address omitted means empty", method: "PUT", path: path,
-			body:   `{"first_name":"Bea","last_name":"Keller","email":"Bea@Example.ch","password":"n3w-secret!"}`,
-			status: 200, etag: `"2"`, fields: map[string]any{"first_name": "Bea", "last_name": "Keller", "email": "bea@example.ch", "address": ""}},
+			body:   `{"first_name":"Bea","last_name":"Keller","email":"Bea@Example.ch","password":"n3w-secret!","country":"US"}`,
+			status: 200, etag: `"2"`, fields: map[string]any{"first_name": "Bea", "last_name": "Keller", "email": "bea@example.ch", "address": "", "country": "CH"}},
 		{name: "PUT with a missing required field", method: "PUT", path: path, body: `{"first_name":"Bea"}`, status: 400,
 			want: `{"last_name":["This field is required."],"email":["This field is required."],"password":["This field is required."]}`},
 		{name: "PUT to another user's email", method: "PUT", path: path,
@@ -79,6 +79,8 @@ func TestUpdateFlow(t *testing.T) {
 			status: 200, etag: `"3"`, fields: map[string]any{"address": "Weg 3", "first_name": "Bea"}},
 		{name: "PATCH that changes nothing keeps the version", method: "PATCH", path: path, body: `{"address":"Weg 3","password":"n3w-secret!"}`,
 			status: 200, etag: `"3"`, fields: map[string]any{"address": "Weg 3"}},
+		{name: "PATCH of the read-only country alone changes nothing", method: "PATCH", path: path, body: `{"country":"DE","id":1,"url":"x"}`,
+			status: 200, etag: `"3"`, fields: map[string]any{"address": "Weg 3", "country": "CH"}},
 		{name: "PATCH validates each present field", method: "PATCH", path: path, body: `{"first_name":"","email":"x"}`, status: 400,
 			want: `{"first_name":["This field may not be blank."],"email":["Enter a valid email address."]}`},
 		{name: "PATCH with a non-string", method: "PATCH", path: path, body: `{"last_name":12}`, status: 400,

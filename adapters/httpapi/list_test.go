@@ -20,6 +20,7 @@ type seedUser struct {
 	first     string
 	last      string
 	email     string
+	country   string
 	createdAt time.Time
 }
 
@@ -28,7 +29,8 @@ var seedBase = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 // seedUsers stores n users through the real store (faster than n POSTs):
 // user i was created i minutes after seedBase, first names cycle through
 // five, every third is a Keller, every fourth has a corp.com address, and
-// one Frei has "keller" in its address.
+// one Frei has "keller" in its address; users were created from CH, DE, LI
+// and (every fourth, as if created before countries were recorded) none.
 func seedUsers(t *testing.T, e *testEnv, n int) []seedUser {
 	t.Helper()
 	firsts := []string{"Anna", "Ben", "Chris", "Dora", "Emil"}
@@ -46,8 +48,10 @@ func seedUsers(t *testing.T, e *testEnv, n int) []seedUser {
 			if i == 7 {
 				s.last, s.email = "Frei", "hans.keller@example.ch"
 			}
+			s.country = []string{"", "CH", "DE", "LI"}[i%4]
 			in := domain.Input{FirstName: &s.first, LastName: &s.last, Email: &s.email, Address: new(string)}
 			u := domain.NewUser(in, "$argon2id$v=19$m=64,t=1,p=1$c2VlZA$c2VlZA", s.createdAt)
+			u.Country = s.country
 			if err := tx.InsertUser(ctx, &u); err != nil {
 				return err
 			}
@@ -115,7 +119,13 @@ func TestListFiltersAndOrdering(t *testing.T) {
 			keep: func(s seedUser) bool { return s.id < 3 }},
 		{name: "created range and first name", query: "first_name=Ben&created_after=" + url.QueryEscape(at(2)) + "&created_before=" + url.QueryEscape(at(22)),
 			keep: func(s seedUser) bool { return s.first == "Ben" && s.id > 2 && s.id < 22 }},
-		{name: "empty filter values are no filter", query: "first_name=&since_id=&created_after=&page_size=100", keep: all},
+		{name: "empty filter values are no filter", query: "first_name=&since_id=&created_after=&country=&page_size=100", keep: all},
+		{name: "country", query: "country=CH", keep: func(s seedUser) bool { return s.country == "CH" }},
+		{name: "countries, comma-separated, any case", query: "country=de,%20li&page_size=50", keep: func(s seedUser) bool { return s.country == "DE" || s.country == "LI" }},
+		{name: "countries, parameter repeated", query: "country=DE&country=LI,DE&page_size=50", keep: func(s seedUser) bool { return s.country == "DE" || s.country == "LI" }},
+		{name: "country nobody was created from", query: "country=FR", keep: func(seedUser) bool { return false }},
+		{name: "country and last name", query: "country=CH,LI&last_name=Keller", keep: func(s seedUser) bool { return s.last == "Keller" && (s.country == "CH" || s.country == "LI") }},
+		{name: "country and -id ordering", query: "country=DE&ordering=-id&page_size=3", keep: func(s seedUser) bool { return s.country == "DE" }, order: []int64{30, 26, 22}},
 		{name: "ordering -id", query: "ordering=-id&page_size=3", keep: all, order: []int64{30, 29, 28}},
 		{name: "ordering by last name then -first_name then id", query: "ordering=last_name,-first_name&page_size=4", keep: all,
 			order: []int64{7, 15, 30, 9}},
@@ -160,6 +170,13 @@ func TestListMalformedFilters(t *testing.T) {
 		{"created_after=yesterday", `{"created_after":["Enter a valid date/time."]}`},
 		{"created_before=2024-03-01", `{"created_before":["Enter a valid date/time."]}`},
 		{"since_id=x&created_before=y&max_id=3", `{"since_id":["A valid integer is required."],"created_before":["Enter a valid date/time."]}`},
+		{"country=XX", `{"country":["\"XX\" is not a valid ISO 3166-1 alpha-2 country code."]}`},
+		{"country=CHE", `{"country":["\"CHE\" is not a valid ISO 3166-1 alpha-2 country code."]}`},
+		{"country=CH,", `{"country":["\"\" is not a valid ISO 3166-1 alpha-2 country code."]}`},
+		{"country=CH&country=Switzerland", `{"country":["\"Switzerland\" is not a valid ISO 3166-1 alpha-2 country code."]}`},
+		{"country=" + strings.Repeat("A", 40), `{"country":["\"AAAAAAAAAAAAAAAA...\" is not a valid ISO 3166-1 alpha-2 country code."]}`},
+		{"country=C%00", `{"country":["\"C\\x00\" is not a valid ISO 3166-1 alpha-2 country code."]}`},
+		{"country=XX&since_id=a", `{"since_id":["A valid integer is required."],"country":["\"XX\" is not a valid ISO 3166-1 alpha-2 country code."]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -251,5 +268,31 @@ func TestListInvalidPage(t *testing.T) {
 		t.Run(q, func(t *testing.T) {
 			assertJSON(t, e.do(req{method: http.MethodGet, path: "/api/v1/users?" + q}), 404, `{"detail":"Invalid page."}`)
 		})
+	}
+}
+
+// A user created before countries were recorded shows "country": null,
+// in a list and on its own; others show their code.
+func TestCountryRepresentation(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	seeds := seedUsers(t, e, 4)
+	page := e.do(req{method: http.MethodGet, path: "/api/v1/users"}).object(t)
+	results, _ := page["results"].([]any)
+	if len(results) != 4 {
+		t.Fatalf("results %v", page["results"])
+	}
+	for i, r := range results {
+		got, present := r.(map[string]any)["country"]
+		var want any
+		if seeds[i].country != "" {
+			want = seeds[i].country
+		}
+		if !present || got != want {
+			t.Errorf("listed user %d: country %v (present %v), want %v", seeds[i].id, got, present, want)
+		}
+	}
+	one := e.do(req{method: http.MethodGet, path: fmt.Sprintf("/api/v1/users/%d", seeds[3].id)}).object(t)
+	if got, present := one["country"]; !present || got != nil {
+		t.Errorf("user without a country: %v (present %v), want null", got, present)
 	}
 }

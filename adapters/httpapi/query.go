@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ const (
 	paramMaxID         = "max_id"
 	paramCreatedAfter  = "created_after"
 	paramCreatedBefore = "created_before"
+	paramCountry       = "country"
 	paramOrdering      = "ordering"
 )
 
@@ -51,6 +53,7 @@ func parseListQuery(values url.Values) (domain.ListQuery, error) {
 	q.MaxID = parseIDFilter(errs, paramMaxID, values.Get(paramMaxID))
 	q.CreatedAfter = parseTimeFilter(errs, paramCreatedAfter, values.Get(paramCreatedAfter))
 	q.CreatedBefore = parseTimeFilter(errs, paramCreatedBefore, values.Get(paramCreatedBefore))
+	q.Countries = parseCountryFilter(errs, paramCountry, values[paramCountry])
 	if err := errs.OrNil(); err != nil {
 		return domain.ListQuery{}, err
 	}
@@ -96,6 +99,30 @@ func parseTimeFilter(errs *domain.ValidationError, name, raw string) *time.Time 
 		return nil
 	}
 	return &t
+}
+
+// parseCountryFilter reads ISO 3166-1 alpha-2 codes, comma-separated (or the
+// parameter repeated), in any case; the result is upper case, without
+// repeats. Empty values mean no filter; any other item that is not an
+// assigned code is a field error naming the first such item.
+func parseCountryFilter(errs *domain.ValidationError, name string, raws []string) []string {
+	var codes []string
+	for _, raw := range raws {
+		if raw == "" {
+			continue
+		}
+		for _, item := range strings.Split(raw, ",") {
+			code := strings.ToUpper(strings.TrimSpace(item))
+			if !domain.ValidCountryCode(code) {
+				errs.Add(name, msgInvalidCountry(item))
+				return nil
+			}
+			if !slices.Contains(codes, code) {
+				codes = append(codes, code)
+			}
+		}
+	}
+	return codes
 }
 
 // parseOrdering keeps the sortable names of a comma-separated list, each

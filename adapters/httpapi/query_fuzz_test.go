@@ -67,7 +67,7 @@ func FuzzParseListQuery(f *testing.F) {
 		"", "page=2&page_size=5", "page=0", "page=-1", "page=abc", "page=99999999999999999999", "page_size=0", "page_size=1000",
 		"page_size=-5", "since_id=x&max_id=y", "since_id=%201%20", "created_after=2026-01-01T00:00:00Z", "created_after=2026-01-01T00:00:00 01:00",
 		"created_before=yesterday", "ordering=-id,email,-email,bogus,", "search=%25_%25", "first_name=%00", "email=A%40B.CH",
-		"page=1&page=2", "since_id=-9223372036854775808", "max_id=9223372036854775808", "ordering=" + strings.Repeat("-id,", 100),
+		"page=1&page=2", "country=CH,de", "country=XX", "country=CH,", "country=ch&country=LI", "country=%C3%A9", "since_id=-9223372036854775808", "max_id=9223372036854775808", "ordering=" + strings.Repeat("-id,", 100),
 	} {
 		f.Add(s)
 	}
@@ -87,6 +87,12 @@ func FuzzParseListQuery(f *testing.F) {
 				}
 			case errors.As(err, &verr):
 				for field, msgs := range verr.Fields {
+					if field == paramCountry {
+						if len(msgs) != 1 || !strings.HasSuffix(msgs[0], "is not a valid ISO 3166-1 alpha-2 country code.") || len(values[paramCountry]) == 0 {
+							t.Fatalf("field errors %v for %q", verr.Fields, raw)
+						}
+						continue
+					}
 					want := map[string]string{paramSinceID: msgInvalidInteger, paramMaxID: msgInvalidInteger,
 						paramCreatedAfter: msgInvalidDateTime, paramCreatedBefore: msgInvalidDateTime}[field]
 					if want == "" || len(msgs) != 1 || msgs[0] != want || values.Get(field) == "" {
@@ -103,6 +109,11 @@ func FuzzParseListQuery(f *testing.F) {
 		}
 		if n, perr := strconv.Atoi(values.Get(paramPageSize)); perr == nil && n >= 1 && n <= domain.MaxPageSize && q.PageSize != n {
 			t.Fatalf("%q: page size %d, asked %d", raw, q.PageSize, n)
+		}
+		for _, c := range q.Countries {
+			if !domain.ValidCountryCode(c) {
+				t.Fatalf("%q: countries %v", raw, q.Countries)
+			}
 		}
 		seen := map[string]bool{}
 		for _, o := range q.Ordering {

@@ -232,7 +232,7 @@ func (s *Store) GetUser(ctx context.Context, id int64) (domain.User, error) {
 // filters compare case-insensitively (first_name, last_name and email
 // exactly; search matches a last name equal to the term or an email
 // containing it); since_id and max_id, created_after and created_before are
-// strict bounds; text orderings ignore case and id ascending breaks ties.
+// strict bounds; countries keep users with one of the codes; text orderings ignore case and id ascending breaks ties.
 // The page must already be normalised (Page >= 1, PageSize 1..MaxPageSize).
 func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserPage, error) {
 	if err := s.enter(ctx, OpListUsers); err != nil {
@@ -267,7 +267,8 @@ func matchesQuery(u domain.User, q domain.ListQuery) bool {
 		q.SinceID != nil && u.ID <= *q.SinceID,
 		q.MaxID != nil && u.ID >= *q.MaxID,
 		q.CreatedAfter != nil && !u.CreatedAt.After(*q.CreatedAfter),
-		q.CreatedBefore != nil && !u.CreatedAt.Before(*q.CreatedBefore):
+		q.CreatedBefore != nil && !u.CreatedAt.Before(*q.CreatedBefore),
+		len(q.Countries) > 0 && !slices.Contains(q.Countries, u.Country):
 		return false
 	}
 	return true
@@ -418,6 +419,9 @@ func (tx *storeTx) UpdateUser(ctx context.Context, u domain.User) error {
 	}
 	if err := tx.checkEmail(u.ID, u.Email); err != nil {
 		return err
+	}
+	if cur, ok := tx.get(u.ID); ok {
+		u.Country = cur.Country // set once, by InsertUser
 	}
 	u = storedUser(u)
 	tx.writes[u.ID] = &u

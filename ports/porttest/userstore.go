@@ -29,8 +29,9 @@ type UserStore interface {
 // caller's to close (t.Cleanup).
 //
 // The contract, beyond the port comments:
-//   - InsertUser sets a positive ID; every field, Version included, reads
-//     back as written, timestamps in UTC at microsecond precision.
+//   - InsertUser sets a positive ID; every field, Version and Country
+//     included, reads back as written, timestamps in UTC at microsecond
+//     precision. UpdateUser writes every field but Country ("" = none).
 //   - Emails are unique compared case-insensitively (a trailing space makes
 //     another email): domain.ErrEmailTaken on insert and on update, and
 //     exactly one of concurrent inserts of one email wins.
@@ -39,7 +40,8 @@ type UserStore interface {
 //   - ListUsers filters: first_name, last_name and email equal (case
 //     folded), search = last name equal OR email containing the term with
 //     %, _, \ and ! taken literally; since_id, max_id, created_after and
-//     created_before are strict bounds. Orderings compare lower-cased text
+//     created_before are strict bounds; countries keeps users created from
+//     one of the codes (never those without a country). Orderings compare lower-cased text
 //     byte-wise (code point order), unknown or repeated keys are ignored,
 //     and id ascending breaks ties. Total counts every match, also past the
 //     last page and after deletes and rollbacks.
@@ -151,7 +153,7 @@ func checkUser(t *testing.T, what string, got, want domain.User) {
 func testStoreLifecycle(t *testing.T, newStore func(t *testing.T) UserStore) {
 	s := newStore(t)
 	ctx := context.Background()
-	u := newUser("Ada", "Lovelace", "ada@example.com", 0)
+	u := from("CH", newUser("Ada", "Lovelace", "ada@example.com", 0))
 	u.Version = 7 // stored as given: the store does not own versions
 	err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
 		if err := tx.InsertUser(ctx, &u); err != nil {
@@ -173,12 +175,17 @@ func testStoreLifecycle(t *testing.T, newStore func(t *testing.T) UserStore) {
 	mustNotFail(t, "GetUser", err)
 	checkUser(t, "GetUser after insert", got, u)
 
+	// A user without a country (created before it was recorded) reads
+	// back without one.
 	second := insertUsers(t, s, newUser("Bea", "Other", "bea@example.com", time.Second))[0]
+	if got, err := s.GetUser(ctx, second); err != nil || got.Country != "" {
+		t.Errorf("user inserted without a country reads back country %q, %v; want none", got.Country, err)
+	}
 	if second <= u.ID {
 		t.Errorf("second insert got id %d, want more than %d", second, u.ID)
 	}
 
-	// Every field changes under the lock.
+	// Every field but the country changes under the lock.
 	err = s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
 		locked, err := tx.LockUser(ctx, u.ID)
 		if err != nil {
@@ -189,6 +196,7 @@ func testStoreLifecycle(t *testing.T, newStore func(t *testing.T) UserStore) {
 		locked.Address, locked.PasswordHash = "Ockham Park, Surrey", "other-hash"
 		locked.Touch(t0.Add(time.Hour))
 		u = locked
+		locked.Country = "GB" // read-only: UpdateUser leaves it as inserted
 		return tx.UpdateUser(ctx, locked)
 	})
 	mustNotFail(t, "update", err)
@@ -437,15 +445,21 @@ func testStoreEmailRace(t *testing.T, newStore func(t *testing.T) UserStore) {
 // listFixture are the list tests' users, inserted in this order (so ids
 // grow in this order). Cases name them by index.
 var listFixture = []domain.User{
-	newUser("Alice", "Smith", "alice@example.com", 1*time.Second),                                // 0
-	newUser("bob", "SMITH", "bob.smith@example.com", 2*time.Second),                              // 1
-	newUser("ALICE", "Jones", "a_lice@example.org", 3*time.Second),                               // 2
-	newUser("Carol", "Percent", "carol%50@example.net", 4*time.Second),                           // 3
-	newUser("Dave", "smith", "dave@smith.io", 4*time.Second),                                     // 4
-	newUser("Émile", "Zola", "emile!x@example.fr", 5500*time.Millisecond),                        // 5
-	newUser("Zed", `Back\slash`, `z\ed@example.com`, 5250*time.Millisecond),                      // 6
-	newUser("ann", "Smyth", "ann@example.com", 5*time.Second),                                    // 7
-	newUser("Ben", "Alice", "ben@alice.dev", 5*time.Second+125*time.Millisecond+time.Nanosecond), // 8
+	from("CH", newUser("Alice", "Smith", "alice@example.com", 1*time.Second)),                                // 0
+	from("DE", newUser("bob", "SMITH", "bob.smith@example.com", 2*time.Second)),                              // 1
+	from("CH", newUser("ALICE", "Jones", "a_lice@example.org", 3*time.Second)),                               // 2
+	newUser("Carol", "Percent", "carol%50@example.net", 4*time.Second),                                       // 3, created before countries were recorded
+	from("FR", newUser("Dave", "smith", "dave@smith.io", 4*time.Second)),                                     // 4
+	from("FR", newUser("Émile", "Zola", "emile!x@example.fr", 5500*time.Millisecond)),                        // 5
+	newUser("Zed", `Back\slash`, `z\ed@example.com`, 5250*time.Millisecond),                                  // 6, no country either
+	from("CH", newUser("ann", "Smyth", "ann@example.com", 5*time.Second)),                                    // 7
+	from("LI", newUser("Ben", "Alice", "ben@alice.dev", 5*time.Second+125*time.Millisecond+time.Nanosecond)), // 8
+}
+
+// from sets the country a user was created from.
+func from(country string, u domain.User) domain.User {
+	u.Country = country
+	return u
 }
 
 // listCase is a query and the fixture indexes it returns, in order. Id
@@ -566,6 +580,12 @@ func testStoreListFilters(t *testing.T, newStore func(t *testing.T) UserStore) {
 		{"created_after the last", domain.ListQuery{CreatedAfter: at(5500 * time.Millisecond)}, nil},
 		{"created_after in another zone", domain.ListQuery{CreatedAfter: ptr(t0.Add(5 * time.Second).In(time.FixedZone("X", -5*3600)))}, []int{5, 6, 8}},
 		{"filters combine", domain.ListQuery{LastName: "smith", CreatedAfter: at(time.Second)}, []int{1, 4}},
+		{"country", domain.ListQuery{Countries: []string{"CH"}}, []int{0, 2, 7}},
+		{"one of several countries", domain.ListQuery{Countries: []string{"LI", "CH", "DE"}}, []int{0, 1, 2, 7, 8}},
+		{"country nobody was created from", domain.ListQuery{Countries: []string{"US"}}, nil},
+		{"country and last name", domain.ListQuery{Countries: []string{"CH", "FR"}, LastName: "smith"}, []int{0, 4}},
+		{"country and search", domain.ListQuery{Countries: []string{"LI"}, Search: "alice"}, []int{8}},
+		{"country and id bounds", domain.ListQuery{Countries: []string{"CH", "FR"}, SinceID: id(2), MaxID: id(7)}, []int{4, 5}},
 	})
 }
 
@@ -590,6 +610,7 @@ func testStoreListOrdering(t *testing.T, newStore func(t *testing.T) UserStore) 
 		{"unknown and repeated keys ignored", order(asc("password"), desc(domain.SortLastName), asc(domain.SortLastName)), []int{5, 7, 0, 1, 4, 3, 2, 6, 8}},
 		{"ordering with a filter", domain.ListQuery{LastName: "smith", Ordering: []domain.OrderField{desc(domain.SortFirstName)}}, []int{4, 1, 0}},
 		{"ordering with a search", domain.ListQuery{Search: "alice", Ordering: []domain.OrderField{desc(domain.SortEmail)}}, []int{8, 0}},
+		{"ordering with a country", domain.ListQuery{Countries: []string{"CH"}, Ordering: []domain.OrderField{desc(domain.SortID)}}, []int{7, 2, 0}},
 	})
 }
 

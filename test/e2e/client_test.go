@@ -164,11 +164,12 @@ type userData struct {
 	LastName  string `json:"last_name"`
 	Email     string `json:"email"`
 	Address   string `json:"address"`
+	Country   string `json:"country"` // null reads as ""
 	CreatedAt string `json:"created_at"`
 	UpdatedAt string `json:"updated_at"`
 }
 
-var userKeys = []string{"url", "id", "first_name", "last_name", "email", "address", "created_at", "updated_at"}
+var userKeys = []string{"url", "id", "first_name", "last_name", "email", "address", "country", "created_at", "updated_at"}
 
 // timestamp is RFC 3339 in UTC with sub-second precision.
 var timestamp = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$`)

@@ -39,7 +39,7 @@ var (
 	}
 	eventID      = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
 	eventKeys    = []string{"id", "action", "occurred_at", "data"}
-	dataKeys     = []string{"id", "first_name", "last_name", "email", "address", "created_at", "updated_at"}
+	dataKeys     = []string{"id", "first_name", "last_name", "email", "address", "country", "created_at", "updated_at"}
 	headerValues = map[string]func(r *kgo.Record, body eventBody) string{
 		"ce_specversion": func(*kgo.Record, eventBody) string { return "1.0" },
 		"ce_id":          func(_ *kgo.Record, b eventBody) string { return b.ID },

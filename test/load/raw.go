@@ -31,7 +31,7 @@ type rawDB struct {
 	lockUser, updateUser, appendOutbox        *sql.Stmt
 }
 
-const userSelect = "SELECT id, email, first_name, last_name, address, password_hash, version, created_at, updated_at FROM users"
+const userSelect = "SELECT id, email, first_name, last_name, address, password_hash, country, version, created_at, updated_at FROM users"
 
 // likeEscape matches the store's LIKE escape character.
 const likeEscape = "!"
@@ -83,12 +83,13 @@ func (r *rawDB) Close() {
 type rawUser struct {
 	ID                                                int64
 	Email, FirstName, LastName, Address, PasswordHash string
+	Country                                           sql.NullString
 	Version                                           int64
 	CreatedAt, UpdatedAt                              time.Time
 }
 
 func (u *rawUser) dest() []any {
-	return []any{&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.Address, &u.PasswordHash, &u.Version, &u.CreatedAt, &u.UpdatedAt}
+	return []any{&u.ID, &u.Email, &u.FirstName, &u.LastName, &u.Address, &u.PasswordHash, &u.Country, &u.Version, &u.CreatedAt, &u.UpdatedAt}
 }
 
 func (r *rawDB) getUser(ctx context.Context, id int64) (rawUser, error) {
