@@ -23,6 +23,9 @@ const (
 	DefaultMaxBackoff    = 30 * time.Second
 )
 
+// errRelayLockLost ends a drain whose relay lock was lost.
+var errRelayLockLost = errors.New("relay lock lost")
+
 // markTimeout bounds the MarkPublished call made after the relay's context
 // ended, so that acknowledged messages are recorded even during shutdown.
 const markTimeout = 5 * time.Second
@@ -195,7 +198,7 @@ func (r *Relay) Flush(ctx context.Context) error {
 }
 
 func (r *Relay) cycle(ctx context.Context) error {
-	unlock, ok, err := r.lock.TryLock(ctx)
+	held, unlock, ok, err := r.lock.TryLock(ctx)
 	if err != nil {
 		return fmt.Errorf("take relay lock: %w", err)
 	}
@@ -203,10 +206,16 @@ func (r *Relay) cycle(ctx context.Context) error {
 		return nil
 	}
 	defer unlock()
-	if err := r.drain(ctx); err != nil {
+	err = r.drain(held)
+	if ctx.Err() == nil && held.Err() != nil {
+		// Cut off from the lock's database: what is left is published by
+		// whoever holds the lock next, maybe this relay after a backoff.
+		return errors.Join(errRelayLockLost, err)
+	}
+	if err != nil {
 		return err
 	}
-	r.maybePurge(ctx)
+	r.maybePurge(held)
 	return nil
 }
 

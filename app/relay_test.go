@@ -229,21 +229,35 @@ type fakeLock struct {
 	heldByUs bool
 	busy     bool // another replica holds it
 	tries    int
+	lose     context.CancelFunc // ends the current holder's held context
 }
 
-func (l *fakeLock) TryLock(context.Context) (func(), bool, error) {
+func (l *fakeLock) TryLock(ctx context.Context) (context.Context, func(), bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.tries++
 	if l.busy || l.heldByUs {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	l.heldByUs = true
-	return func() {
+	held, lose := context.WithCancel(ctx)
+	l.lose = lose
+	return held, func() {
+		lose()
 		l.mu.Lock()
 		l.heldByUs = false
 		l.mu.Unlock()
 	}, true, nil
+}
+
+// loseHold makes the current holder lose the lock, as one cut off from the
+// database does (its held context ends).
+func (l *fakeLock) loseHold() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lose != nil {
+		l.lose()
+	}
 }
 
 func (l *fakeLock) triesSoFar() int {
@@ -438,6 +452,40 @@ func TestRelayPublishesInSeqOrderInBatches(t *testing.T) {
 		t.Errorf("%d duplicates without any failure", dups)
 	}
 	waitFor(t, "stats to count every message", time.Second, func() bool { return h.relay.Stats().Published == 1203 })
+}
+
+// A relay that loses its lock mid-drain (cut off from the database: another
+// replica takes over after the lease) publishes nothing more until it holds
+// the lock again.
+func TestRelayStopsPublishingWhenItLosesTheLock(t *testing.T) {
+	outbox := &fakeOutbox{}
+	for i := range 30 {
+		outbox.add(strconv.Itoa(i%3), relayT0)
+	}
+	lock := &fakeLock{}
+	pub := &fakePublisher{}
+	var mu sync.Mutex
+	triesAt := map[int]int{} // Publish call -> TryLock calls made before it
+	pub.setScript(func(call int, msgs []domain.Message) (int, error) {
+		mu.Lock()
+		triesAt[call] = lock.triesSoFar()
+		mu.Unlock()
+		if call == 1 {
+			lock.loseHold()
+		}
+		return len(msgs), nil
+	})
+	h := newRelayHarness(t, RelayConfig{PollInterval: time.Hour, BatchSize: 10}, outbox, lock, pub)
+	h.start(t)
+	waitFor(t, "the outbox to drain", 5*time.Second, func() bool { return outbox.pending() == 0 })
+
+	calls, delivered := h.pub.snapshot()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) < 2 || triesAt[2] <= triesAt[1] {
+		t.Errorf("after losing the lock during Publish call 1, call 2 came without taking the lock again (TryLock calls before each: %v)", triesAt)
+	}
+	assertEveryMessageOnceInOrder(t, delivered, 30)
 }
 
 func TestRelayMarksOnlyTheAcknowledgedPrefix(t *testing.T) {

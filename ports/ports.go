@@ -75,8 +75,11 @@ type Outbox interface {
 // database, which keeps the outbox's global order.
 type RelayLock interface {
 	// TryLock returns ok=false when another holder has the lock. The lock
-	// is held until unlock is called or ctx ends.
-	TryLock(ctx context.Context) (unlock func(), ok bool, err error)
+	// is held until unlock is called or ctx ends, or until it is lost (its
+	// holder can no longer prove it holds it, e.g. cut off from the
+	// database): held ends then, and work done under the lock must run
+	// under held, so that two holders never publish at once.
+	TryLock(ctx context.Context) (held context.Context, unlock func(), ok bool, err error)
 }
 
 // EventPublisher sends messages to the bus.

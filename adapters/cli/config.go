@@ -22,17 +22,19 @@ import (
 
 // Config is the whole validated configuration.
 type Config struct {
-	HTTPAddr        string
-	DatabaseURL     string
-	DBMaxOpenConns  int
-	Migrate         bool
-	TrustedProxies  []netip.Prefix
-	PublicURL       *url.URL
-	PasswordMinLen  int
-	LogLevel        slog.Level
-	LogFormat       string
-	ShutdownTimeout time.Duration
-	DrainDelay      time.Duration
+	HTTPAddr           string
+	DatabaseURL        string
+	DBMaxOpenConns     int
+	DBStatementTimeout time.Duration
+	DBLockLease        time.Duration
+	Migrate            bool
+	TrustedProxies     []netip.Prefix
+	PublicURL          *url.URL
+	PasswordMinLen     int
+	LogLevel           slog.Level
+	LogFormat          string
+	ShutdownTimeout    time.Duration
+	DrainDelay         time.Duration
 
 	GeoProvider     string
 	GeoStatic       string
@@ -74,6 +76,10 @@ var Variables = []Variable{
 		set:  func(c *Config, v string) error { c.DatabaseURL = v; return nonEmpty(v) }},
 	{Name: "DB_MAX_OPEN_CONNS", Default: "0", Help: "most database connections this process opens; 0: 20 for MySQL and PostgreSQL, 8 for an SQLite file (1 in memory)",
 		set: func(c *Config, v string) (err error) { c.DBMaxOpenConns, err = intIn(v, 0, 10000); return }},
+	{Name: "DB_STATEMENT_TIMEOUT", Default: "5s", Help: "bound on every database call (a query, a transaction, an outbox batch, the wait for a pooled connection); past it the call fails as unavailable (503), so a database that stops answering cannot hold requests or the relay",
+		set: func(c *Config, v string) (err error) { c.DBStatementTimeout, err = positiveDuration(v); return }},
+	{Name: "DB_LOCK_LEASE", Default: "15s", Help: "how long the relay's (and migrations') database lock outlives a replica that stopped answering; another replica's relay takes over publishing after it (at least 3s)",
+		set: func(c *Config, v string) (err error) { c.DBLockLease, err = durationAtLeast(v, 3*time.Second); return }},
 	{Name: "MIGRATE", Default: "true", Help: "apply the embedded schema migrations at start-up",
 		set: func(c *Config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
 	{Name: "TRUSTED_PROXIES", Default: "", Help: "comma-separated CIDRs whose X-Forwarded-For/-Proto/-Host are believed",
@@ -220,6 +226,14 @@ func positiveDuration(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		return 0, fmt.Errorf("must be a positive duration such as 500ms, 2s or 24h")
+	}
+	return d, nil
+}
+
+func durationAtLeast(v string, least time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < least {
+		return 0, fmt.Errorf("must be a duration of at least %v", least)
 	}
 	return d, nil
 }

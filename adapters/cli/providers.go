@@ -22,7 +22,10 @@ var ProviderSet = wire.NewSet(StoreConfig, InstrumentedHTTPConfig, GeoConfig, Bu
 
 // StoreConfig is the persistence configuration.
 func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
-	return gormstore.Config{URL: c.DatabaseURL, MaxOpenConns: c.DBMaxOpenConns, Logger: logger}
+	return gormstore.Config{
+		URL: c.DatabaseURL, MaxOpenConns: c.DBMaxOpenConns, Logger: logger,
+		StatementTimeout: c.DBStatementTimeout, LockLease: c.DBLockLease,
+	}
 }
 
 // HTTPConfig is the HTTP adapter's configuration.

@@ -27,7 +27,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return err
 	}
 	if s.dialect != DialectSQLite {
-		release, err := s.namedLock(ctx, migrateLockName, 60)
+		// Losing the lock (see namedLock) stops the migration rather than
+		// letting another replica's run overlap it.
+		var lost context.CancelFunc
+		ctx, lost = context.WithCancel(ctx)
+		defer lost()
+		release, err := s.namedLock(ctx, migrateLockName, 60, lost)
 		if err != nil {
 			return dbErr(ctx, "migrate: lock", err)
 		}

@@ -51,6 +51,8 @@ func (t *txStore) AppendMessage(ctx context.Context, m domain.Message) error {
 // above afterSeq, in seq order: a range of the (published_at, seq) index on
 // MySQL and SQLite, of the partial seq index on PostgreSQL.
 func (s *Store) PendingMessages(ctx context.Context, afterSeq int64, limit int) ([]domain.Message, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -80,6 +82,8 @@ func (s *Store) PendingMessages(ctx context.Context, afterSeq int64, limit int) 
 // MarkPublished records the broker's acknowledgement of these messages.
 // Already published ones keep their first publication time.
 func (s *Store) MarkPublished(ctx context.Context, seqs []int64, at time.Time) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	db := s.db.WithContext(ctx)
 	for len(seqs) > 0 {
 		n := min(len(seqs), s.markBatch)
@@ -99,6 +103,8 @@ func (s *Store) MarkPublished(ctx context.Context, seqs []int64, at time.Time) e
 // portable "DELETE ... LIMIT": SQLite lacks it, MySQL refuses LIMIT in an
 // IN subquery).
 func (s *Store) PurgePublished(ctx context.Context, before time.Time) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	db := s.db.WithContext(ctx)
 	cutoff := dbTime(before)
 	var total int64
@@ -129,6 +135,8 @@ func (s *Store) PurgePublished(ctx context.Context, before time.Time) (int64, er
 // Backlog counts unpublished messages and returns the oldest one's
 // occurred_at (zero when there is none), both from indexes.
 func (s *Store) Backlog(ctx context.Context) (int64, time.Time, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	db := s.db.WithContext(ctx)
 	var count int64
 	if err := db.Model(&outboxRow{}).Where("published_at IS NULL").Count(&count).Error; err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
+	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -18,16 +20,17 @@ const relayLockName = "usersvc.outbox-relay"
 // Names are limited to 64 characters.
 const scopedLockName = "LEFT(CONCAT(?, '@', DATABASE()), 64)"
 
-// lockKeepAlive pings the connection holding a named lock, so that an
-// idle-connection cut (wait_timeout, a proxy) does not silently drop it.
-const lockKeepAlive = 30 * time.Second
+// DefaultLockLease is how long a named lock outlives a holder that stopped
+// answering (Config.LockLease, DB_LOCK_LEASE).
+const DefaultLockLease = 15 * time.Second
 
 // lockRetryPause is how often a waiting PostgreSQL advisory lock is tried
 // again (pg_try_advisory_lock in a loop, so the wait honours ctx and a
 // bound, like GET_LOCK's timeout).
 const lockRetryPause = 100 * time.Millisecond
 
-// TryLock takes the relay lock without waiting.
+// TryLock takes the relay lock without waiting. held ends when the lock
+// does: on unlock, when ctx ends, or when the lock is lost (see namedLock).
 //
 // MySQL: GET_LOCK on a dedicated connection held until unlock. A named lock
 // (rather than SELECT ... FOR UPDATE SKIP LOCKED on outbox rows) keeps a
@@ -44,42 +47,44 @@ const lockRetryPause = 100 * time.Millisecond
 // session locks, and one service process per SQLite file is the supported
 // set-up; several processes relaying from one SQLite file are not
 // coordinated (each would publish, giving duplicates, still at least once).
-func (s *Store) TryLock(ctx context.Context) (unlock func(), ok bool, err error) {
+func (s *Store) TryLock(ctx context.Context) (held context.Context, unlock func(), ok bool, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
+	held, lose := context.WithCancel(ctx)
+	var release func()
 	if s.dialect != DialectSQLite {
-		release, err := s.namedLock(ctx, relayLockName, 0)
+		release, err = s.namedLock(ctx, relayLockName, 0, lose)
 		if err != nil {
+			lose()
 			if err == errLockBusy {
-				return nil, false, nil
+				return nil, nil, false, nil
 			}
-			return nil, false, dbErr(ctx, "relay lock", err)
+			return nil, nil, false, dbErr(ctx, "relay lock", err)
 		}
-		return releaseOnDone(ctx, release), true, nil
+	} else {
+		if !processLocks.tryLock(s.relayKey) {
+			lose()
+			return nil, nil, false, nil
+		}
+		release = func() { processLocks.unlock(s.relayKey) }
 	}
-	if !processLocks.tryLock(s.relayKey) {
-		return nil, false, nil
-	}
-	return releaseOnDone(ctx, func() { processLocks.unlock(s.relayKey) }), true, nil
+	return held, releaseOnDone(held, lose, release), true, nil
 }
 
-// releaseOnDone returns an idempotent unlock that also runs when ctx ends.
-func releaseOnDone(ctx context.Context, release func()) func() {
+// releaseOnDone returns an idempotent unlock that also runs when held ends
+// (its parent context ended, or the lock was lost).
+func releaseOnDone(held context.Context, end context.CancelFunc, release func()) func() {
 	var once sync.Once
-	done := make(chan struct{})
 	unlock := func() {
 		once.Do(func() {
-			close(done)
+			end()
 			release()
 		})
 	}
 	go func() {
-		select {
-		case <-ctx.Done():
-			unlock()
-		case <-done:
-		}
+		<-held.Done()
+		unlock()
 	}()
 	return unlock
 }
@@ -95,14 +100,30 @@ var errLockBusy error = lockBusyError{}
 // waiting up to waitSeconds, on a connection taken out of the pool for as
 // long as the lock is held. The returned release frees the lock and gives
 // the connection back.
-func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int) (release func(), err error) {
+//
+// A session lock lives as long as the server believes its session does, and
+// a holder cut off without a reset (a blackholed route, a half-open
+// connection) would keep it for hours (wait_timeout). So the lock is a
+// lease: the session is told to end after s.lockLease without a command
+// (wait_timeout on MySQL, idle_session_timeout on PostgreSQL), and the
+// holder pings it every third of the lease. A ping that fails means the
+// holder can no longer be sure it holds the lock: it calls lost at once,
+// before the server frees the lock for another replica, so two holders
+// never work at the same time.
+func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, lost func()) (release func(), err error) {
 	conn, err := s.sqlDB.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	acquire, unlock := mysqlLock(name, waitSeconds)
+	lease, endLease := mysqlLease, mysqlEndLease
 	if s.dialect == DialectPostgres {
 		acquire, unlock = postgresLock(name, waitSeconds)
+		lease, endLease = postgresLease, postgresEndLease
+	}
+	if err := lease(ctx, conn, s.lockLease); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("lock lease: %w", err)
 	}
 	got, err := acquire(ctx, conn)
 	if err != nil || !got {
@@ -115,18 +136,23 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int) (re
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
+	keepAlive := s.lockLease / 3
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(lockKeepAlive)
+		t := time.NewTicker(keepAlive)
 		defer t.Stop()
 		for {
 			select {
 			case <-stop:
 				return
 			case <-t.C:
-				pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_ = conn.PingContext(pctx)
+				pctx, cancel := context.WithTimeout(context.Background(), keepAlive)
+				err := conn.PingContext(pctx)
 				cancel()
+				if err != nil {
+					lost()
+					return
+				}
 			}
 		}
 	}()
@@ -137,9 +163,10 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int) (re
 			wg.Wait()
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := unlock(rctx, conn); err != nil {
+			if err := errors.Join(unlock(rctx, conn), endLease(rctx, conn)); err != nil {
 				// The lock dies with its session: make sure this connection
-				// is not handed back to the pool still holding it.
+				// is not handed back to the pool still holding it, or with
+				// the lease's short idle timeout.
 				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 			}
 			_ = conn.Close()
@@ -153,6 +180,37 @@ type (
 	acquireFunc func(ctx context.Context, conn *sql.Conn) (bool, error)
 	unlockFunc  func(ctx context.Context, conn *sql.Conn) error
 )
+
+// mysqlLease makes the server end the session, and so free its named
+// locks, after lease without a command.
+func mysqlLease(ctx context.Context, conn *sql.Conn, lease time.Duration) error {
+	_, err := conn.ExecContext(ctx, "SET SESSION wait_timeout = ?", leaseSeconds(lease))
+	return err
+}
+
+// mysqlEndLease gives the session back its normal idle timeout before the
+// connection returns to the pool.
+func mysqlEndLease(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SET SESSION wait_timeout = @@GLOBAL.wait_timeout")
+	return err
+}
+
+// postgresEndLease is mysqlEndLease for PostgreSQL.
+func postgresEndLease(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "RESET idle_session_timeout")
+	return err
+}
+
+// postgresLease does the same with idle_session_timeout (PostgreSQL 14+).
+func postgresLease(ctx context.Context, conn *sql.Conn, lease time.Duration) error {
+	_, err := conn.ExecContext(ctx, fmt.Sprintf("SET idle_session_timeout = %d", lease.Milliseconds()))
+	return err
+}
+
+// leaseSeconds rounds a lease up to MySQL's whole seconds.
+func leaseSeconds(lease time.Duration) int64 {
+	return int64((lease + time.Second - 1) / time.Second)
+}
 
 // mysqlLock is GET_LOCK with the server's own timeout.
 func mysqlLock(name string, waitSeconds int) (acquireFunc, unlockFunc) {

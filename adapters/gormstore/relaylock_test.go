@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/marketplace/usersvc/test/netfault"
 )
 
 // TestRelayLockIsExclusiveAcrossStores takes the lock through two stores
@@ -28,7 +30,7 @@ func TestRelayLockIsExclusiveAcrossStores(t *testing.T) {
 			s, other := openMigrated(t, url), openStore(t, url)
 			mustLock := func(st *Store, want bool) func() {
 				t.Helper()
-				unlock, ok, err := st.TryLock(ctx)
+				_, unlock, ok, err := st.TryLock(ctx)
 				if err != nil || ok != want {
 					t.Fatalf("TryLock = %v, %v; want %v", ok, err, want)
 				}
@@ -43,7 +45,7 @@ func TestRelayLockIsExclusiveAcrossStores(t *testing.T) {
 
 			// Ending the holder's context frees the lock for the other store.
 			hctx, cancel := context.WithCancel(ctx)
-			if _, ok, err := s.TryLock(hctx); !ok || err != nil {
+			if _, _, ok, err := s.TryLock(hctx); !ok || err != nil {
 				t.Fatalf("TryLock = %v, %v", ok, err)
 			}
 			mustLock(other, false)
@@ -57,9 +59,14 @@ func TestRelayLockIsExclusiveAcrossStores(t *testing.T) {
 // within 5 seconds of what freed it.
 func awaitLock(t *testing.T, st *Store, freedBy string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	awaitLockWithin(t, st, 5*time.Second, freedBy)
+}
+
+func awaitLockWithin(t *testing.T, st *Store, within time.Duration, freedBy string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
-		unlock, ok, err := st.TryLock(context.Background())
+		_, unlock, ok, err := st.TryLock(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +75,7 @@ func awaitLock(t *testing.T, st *Store, freedBy string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lock still held 5s after %s", freedBy)
+			t.Fatalf("lock still held %v after %s", within, freedBy)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -77,12 +84,12 @@ func awaitLock(t *testing.T, st *Store, freedBy string) {
 func TestRelayLockIsPerDatabase(t *testing.T) {
 	a := openMigrated(t, "sqlite://:memory:")
 	b := openMigrated(t, "sqlite://:memory:")
-	ua, ok, err := a.TryLock(context.Background())
+	_, ua, ok, err := a.TryLock(context.Background())
 	if !ok || err != nil {
 		t.Fatalf("a.TryLock = %v, %v", ok, err)
 	}
 	defer ua()
-	ub, ok, err := b.TryLock(context.Background())
+	_, ub, ok, err := b.TryLock(context.Background())
 	if !ok || err != nil {
 		t.Fatalf("b.TryLock on another database = %v, %v; want true", ok, err)
 	}
@@ -95,8 +102,8 @@ func TestRelayLockIsScopedToTheDatabase(t *testing.T) {
 	ctx := context.Background()
 	a := openMigrated(t, freshMySQLDatabase(t))
 	b := openMigrated(t, freshMySQLDatabase(t))
-	unlockA, okA, errA := a.TryLock(ctx)
-	unlockB, okB, errB := b.TryLock(ctx)
+	_, unlockA, okA, errA := a.TryLock(ctx)
+	_, unlockB, okB, errB := b.TryLock(ctx)
 	if !okA || !okB || errA != nil || errB != nil {
 		t.Fatalf("TryLock on two databases = (%v, %v), (%v, %v); want both held", okA, errA, okB, errB)
 	}
@@ -110,10 +117,10 @@ func TestPostgresRelayLockFreedWhenHolderSessionDies(t *testing.T) {
 	ctx := context.Background()
 	url := freshPostgresDatabase(t)
 	holder, other := openMigrated(t, url), openStore(t, url)
-	if _, ok, err := holder.TryLock(ctx); !ok || err != nil {
+	if _, _, ok, err := holder.TryLock(ctx); !ok || err != nil {
 		t.Fatalf("holder TryLock = %v, %v", ok, err)
 	}
-	if _, ok, err := other.TryLock(ctx); ok || err != nil {
+	if _, _, ok, err := other.TryLock(ctx); ok || err != nil {
 		t.Fatalf("other TryLock while held = %v, %v; want false", ok, err)
 	}
 	// Kill the session holding the lock, as a crash would.
@@ -128,4 +135,57 @@ func TestPostgresRelayLockFreedWhenHolderSessionDies(t *testing.T) {
 		t.Fatalf("terminate the holder's session: %v", err)
 	}
 	awaitLock(t, other, "its session was terminated")
+}
+
+// A relay lock holder cut off from the database without a reset (a
+// blackholed route: its connection stays open, nothing arrives) must not
+// keep the lock: the server ends its session after the lease, so another
+// replica takes over, and the holder learns it lost the lock before that
+// (its held context ends), so two relays never publish at once.
+func TestRelayLockLeaseOfABlackholedHolder(t *testing.T) {
+	const lease = 2 * time.Second
+	for _, b := range []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"mysql", freshMySQLDatabase},
+		{"postgres", freshPostgresDatabase},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			direct := b.url(t)
+			other := openMigrated(t, direct)
+			proxy, proxied := netfault.ForURL(t, "db-"+b.name, direct)
+			holder, err := Open(context.Background(), Config{URL: proxied, LockLease: lease, StatementTimeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = holder.Close() })
+
+			held, unlock, ok, err := holder.TryLock(context.Background())
+			if !ok || err != nil {
+				t.Fatalf("holder TryLock = %v, %v", ok, err)
+			}
+			defer unlock()
+			if _, _, ok, err := other.TryLock(context.Background()); ok || err != nil {
+				t.Fatalf("other TryLock while held = %v, %v; want false", ok, err)
+			}
+
+			cut := time.Now()
+			proxy.Blackhole(t)
+			select {
+			case <-held.Done():
+				if lost := time.Since(cut); lost >= lease {
+					t.Errorf("the holder learnt it lost the lock %v after the cut, not before the lease (%v) ended", lost, lease)
+				}
+			case <-time.After(2 * lease):
+				t.Fatalf("the cut-off holder still believes it holds the lock %v after the cut", 2*lease)
+			}
+			awaitLockWithin(t, other, lease+3*time.Second, "its holder was blackholed")
+			if took := time.Since(cut); took < lease-time.Second {
+				t.Errorf("another store took the lock %v after the cut, before the lease (%v) could end", took, lease)
+			}
+			proxy.Heal(t)
+		})
+	}
 }

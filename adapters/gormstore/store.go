@@ -40,6 +40,17 @@ type Config struct {
 	ConnMaxIdleTime time.Duration
 	// PingTimeout bounds the connectivity check in Open (default 5s).
 	PingTimeout time.Duration
+	// StatementTimeout (DB_STATEMENT_TIMEOUT) bounds every store call: a
+	// query, a whole transaction, an outbox batch, including the wait for a
+	// pooled connection. A call that runs out answers domain.ErrUnavailable,
+	// so a database that stops answering without closing its connections
+	// cannot hold a request or the relay. 0 means DefaultStatementTimeout;
+	// negative means no bound but the caller's.
+	StatementTimeout time.Duration
+	// LockLease (DB_LOCK_LEASE) is how long a named lock (relay, migration)
+	// outlives a holder that stopped answering (see namedLock); 0 means
+	// DefaultLockLease.
+	LockLease time.Duration
 	// Logger receives what a database driver reports on its own (the MySQL
 	// driver's lost connections); nil discards it.
 	Logger *slog.Logger
@@ -58,10 +69,25 @@ type Store struct {
 	relayKey string
 	now      func() time.Time
 	// Outbox statement batch sizes (fields so tests can cross them cheaply).
-	markBatch, purgeBatch int
+	markBatch, purgeBatch  int
+	stmtTimeout, lockLease time.Duration
 	// getStmt is GetUser's prepared statement, made on first use under prepareMu.
 	getStmt   atomic.Pointer[sql.Stmt]
 	prepareMu sync.Mutex
+}
+
+// DefaultStatementTimeout bounds a store call when Config.StatementTimeout
+// is zero: below the default request deadline, so a stuck database answers
+// 503 before the request's own deadline passes.
+const DefaultStatementTimeout = 5 * time.Second
+
+// bound limits one store call to the statement timeout (or ctx's own
+// deadline when that comes first).
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.stmtTimeout < 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.stmtTimeout)
 }
 
 // Compile-time checks that the store provides every persistence port.
@@ -119,6 +145,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", target.Redacted, err)
 	}
 	s.markBatch, s.purgeBatch = defaultMarkBatch, defaultPurgeBatch
+	s.stmtTimeout, s.lockLease = cfg.StatementTimeout, cfg.LockLease
+	if s.stmtTimeout == 0 {
+		s.stmtTimeout = DefaultStatementTimeout
+	}
+	if s.lockLease <= 0 {
+		s.lockLease = DefaultLockLease
+	}
 	if err := s.initGorm(); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open %s: %w", target.Redacted, err)

@@ -23,6 +23,8 @@ const txAttempts = 4
 // SQLite database is retried from the start a few times, so fn must not
 // have effects outside the transaction.
 func (s *Store) Do(ctx context.Context, fn func(ctx context.Context, tx ports.Tx) error) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.transact(ctx, func(tx *gorm.DB) error {
 		return fn(ctx, &txStore{tx: tx, dialect: s.dialect, now: s.now})
 	})

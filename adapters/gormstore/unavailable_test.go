@@ -145,7 +145,7 @@ func testDatabaseGoneIsUnavailable(t *testing.T, url string) {
 		}},
 		{"pending", func(ctx context.Context) error { _, err := s.PendingMessages(ctx, 0, 10); return err }},
 		{"backlog", func(ctx context.Context) error { _, _, err := s.Backlog(ctx); return err }},
-		{"relay lock", func(ctx context.Context) error { _, _, err := s.TryLock(ctx); return err }},
+		{"relay lock", func(ctx context.Context) error { _, _, _, err := s.TryLock(ctx); return err }},
 		{"migrate", s.Migrate},
 	}
 	for _, c := range cases {

@@ -78,6 +78,8 @@ func (r userRow) toDomain() domain.User {
 // service's hottest query, so it skips GORM: a prepared statement costs the
 // database no parsing and this process half the allocations (see README.md).
 func (s *Store) GetUser(ctx context.Context, id int64) (domain.User, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	u, err := s.getUserPrepared(ctx, id)
 	if err != nil {
 		return domain.User{}, dbErr(ctx, fmt.Sprintf("get user %d", id), err)
@@ -141,6 +143,8 @@ func getUser(db *gorm.DB, id int64) (domain.User, error) {
 // itself shows the total, and the unfiltered count comes from user_counts
 // instead of scanning the table.
 func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserPage, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if q.PageSize <= 0 {
 		q.PageSize = domain.DefaultPageSize
 	}
@@ -404,6 +408,8 @@ func userWriteErr(ctx context.Context, op string, err error) error {
 // itself commits before the COUNT, and one that has not yet is not seen by
 // the COUNT and adds itself afterwards.
 func (s *Store) RecountUsers(ctx context.Context) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var n int64
 	err := s.transact(ctx, func(tx *gorm.DB) error {
 		locked := tx.WithContext(ctx).Table("user_counts")

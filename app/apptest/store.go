@@ -61,6 +61,7 @@ type Store struct {
 	commits   int
 	rollbacks int
 	lastList  domain.ListQuery
+	loseLock  context.CancelFunc
 	lockHeld  bool
 }
 
@@ -574,27 +575,41 @@ func (s *Store) Backlog(ctx context.Context) (int64, time.Time, error) {
 }
 
 // TryLock implements ports.RelayLock: one holder at a time, released by
-// unlock (idempotent) or when ctx ends.
-func (s *Store) TryLock(ctx context.Context) (func(), bool, error) {
+// unlock (idempotent), when ctx ends, or lost through LoseLock.
+func (s *Store) TryLock(ctx context.Context) (context.Context, func(), bool, error) {
 	if err := s.enter(ctx, OpTryLock); err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lockHeld {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	s.lockHeld = true
+	held, lose := context.WithCancel(ctx)
+	s.loseLock = lose
 	var once sync.Once
 	release := func() {
 		once.Do(func() {
+			lose()
 			s.mu.Lock()
 			s.lockHeld = false
 			s.mu.Unlock()
 		})
 	}
-	stop := context.AfterFunc(ctx, release)
-	return func() { stop(); release() }, true, nil
+	stop := context.AfterFunc(held, release)
+	return held, func() { stop(); release() }, true, nil
+}
+
+// LoseLock makes the current holder lose the relay lock, as a holder cut
+// off from the database does: its held context ends and the lock is free.
+func (s *Store) LoseLock() {
+	s.mu.Lock()
+	lose := s.loseLock
+	s.mu.Unlock()
+	if lose != nil {
+		lose()
+	}
 }
 
 // LockHeld reports whether a relay lock is currently held.

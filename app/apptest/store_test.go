@@ -267,12 +267,32 @@ func TestStoreLockHeld(t *testing.T) {
 	if s.LockHeld() {
 		t.Fatal("a new store's lock is held")
 	}
-	unlock, ok, err := s.TryLock(ctx)
+	_, unlock, ok, err := s.TryLock(ctx)
 	if err != nil || !ok || !s.LockHeld() {
 		t.Fatalf("TryLock = %v, %v; LockHeld %v", ok, err, s.LockHeld())
 	}
 	unlock()
 	if s.LockHeld() {
 		t.Fatal("lock held after unlock")
+	}
+}
+
+func TestStoreLoseLock(t *testing.T) {
+	s := apptest.NewStore()
+	held, unlock, ok, err := s.TryLock(ctx)
+	if err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v", ok, err)
+	}
+	defer unlock()
+	s.LoseLock()
+	if held.Err() == nil {
+		t.Fatal("held context still live after LoseLock")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.LockHeld() {
+		if time.Now().After(deadline) {
+			t.Fatal("lock still held 5s after it was lost")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -1019,18 +1019,27 @@ func testStoreRelayLock(t *testing.T, newStore func(t *testing.T) UserStore) {
 	ctx := context.Background()
 	tryLock := func(ctx context.Context, want bool) func() {
 		t.Helper()
-		unlock, ok, err := s.TryLock(ctx)
+		held, unlock, ok, err := s.TryLock(ctx)
 		if err != nil || ok != want {
 			t.Fatalf("TryLock = %v, %v; want %v", ok, err, want)
 		}
-		if ok && unlock == nil {
-			t.Fatal("TryLock succeeded without an unlock function")
+		if ok && (unlock == nil || held == nil) {
+			t.Fatal("TryLock succeeded without an unlock function or a held context")
+		}
+		if ok && held.Err() != nil {
+			t.Fatalf("the held context of a new lock has ended: %v", held.Err())
 		}
 		return unlock
 	}
-	unlock := tryLock(ctx, true)
+	held, unlock, ok, err := s.TryLock(ctx)
+	if err != nil || !ok {
+		t.Fatalf("TryLock = %v, %v; want true", ok, err)
+	}
 	tryLock(ctx, false)
 	unlock()
+	if held.Err() == nil {
+		t.Error("the held context did not end on unlock: work could go on without the lock")
+	}
 	unlock() // idempotent
 	second := tryLock(ctx, true)
 	unlock() // stale: must not free the second holder's lock
@@ -1044,7 +1053,7 @@ func testStoreRelayLock(t *testing.T, newStore func(t *testing.T) UserStore) {
 	cancel()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		unlock, ok, err := s.TryLock(ctx)
+		_, unlock, ok, err := s.TryLock(ctx)
 		mustNotFail(t, "TryLock", err)
 		if ok {
 			unlock()
@@ -1059,7 +1068,7 @@ func testStoreRelayLock(t *testing.T, newStore func(t *testing.T) UserStore) {
 	// An ended context gets no lock.
 	ended, cancelEnded := context.WithCancel(ctx)
 	cancelEnded()
-	if unlock, ok, err := s.TryLock(ended); ok || !errors.Is(err, context.Canceled) {
+	if _, unlock, ok, err := s.TryLock(ended); ok || !errors.Is(err, context.Canceled) {
 		if ok {
 			unlock()
 		}

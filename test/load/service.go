@@ -442,7 +442,7 @@ type timedLock struct {
 	probe *relayProbe
 }
 
-func (l timedLock) TryLock(ctx context.Context) (func(), bool, error) {
+func (l timedLock) TryLock(ctx context.Context) (context.Context, func(), bool, error) {
 	defer l.probe.time(&l.probe.Lock)()
 	return l.RelayLock.TryLock(ctx)
 }
