@@ -30,6 +30,7 @@ type Config struct {
 	Migrate            bool
 	TrustedProxies     []netip.Prefix
 	PublicURL          *url.URL
+	RequestTimeout     time.Duration
 	PasswordMinLen     int
 	LogLevel           slog.Level
 	LogFormat          string
@@ -86,6 +87,11 @@ var Variables = []Variable{
 		set: func(c *Config, v string) (err error) { c.TrustedProxies, err = parsePrefixes(v); return }},
 	{Name: "PUBLIC_URL", Default: "", Help: "scheme://host[:port] clients reach the service at; when set, every link in an answer names it, whatever Host or X-Forwarded-Host the request carried",
 		set: func(c *Config, v string) (err error) { c.PublicURL, err = httpapi.ParsePublicURL(v); return }},
+	{Name: "REQUEST_TIMEOUT", Default: httpapi.DefaultRequestTimeout.String(), Help: "how long one API request may take, its body's arrival included; past it the work stops and the answer is 503 (408 while the body is still arriving); at most 25s",
+		set: func(c *Config, v string) (err error) {
+			c.RequestTimeout, err = durationIn(v, time.Millisecond, httpapi.MaxRequestTimeout)
+			return
+		}},
 	{Name: "PASSWORD_MIN_LENGTH", Default: strconv.Itoa(domain.DefaultPasswordMinLength), Help: "minimum password length in characters (1-128)",
 		set: func(c *Config, v string) (err error) {
 			c.PasswordMinLen, err = intIn(v, 1, domain.MaxPasswordLength)
@@ -234,6 +240,14 @@ func durationAtLeast(v string, least time.Duration) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil || d < least {
 		return 0, fmt.Errorf("must be a duration of at least %v", least)
+	}
+	return d, nil
+}
+
+func durationIn(v string, min, max time.Duration) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < min || d > max {
+		return 0, fmt.Errorf("must be a duration from %s to %s, such as 500ms or 10s", min, max)
 	}
 	return d, nil
 }

@@ -33,6 +33,7 @@ func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {
 	return httpapi.Config{
 		TrustedProxies: c.TrustedProxies,
 		PublicURL:      c.PublicURL,
+		RequestTimeout: c.RequestTimeout,
 		Logger:         logger,
 		Debug:          c.LogLevel <= slog.LevelDebug,
 		Routes:         []func(gin.IRoutes){apidocs.Register},

@@ -2,10 +2,14 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
+	"net/http"
 	"net/url"
+	"os"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -33,17 +37,40 @@ func decodeInput(c *gin.Context) (domain.Input, error) {
 	if mediaType != mediaJSON && mediaType != mediaForm {
 		return domain.Input{}, unsupportedMediaType(raw)
 	}
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readBody(c)
 	if err != nil {
-		if isBodyTooLarge(err) {
-			return domain.Input{}, errBodyTooLarge
-		}
-		return domain.Input{}, fmt.Errorf("read request body: %w", err)
+		return domain.Input{}, err
 	}
 	if mediaType == mediaForm {
 		return decodeForm(body)
 	}
 	return decodeJSON(body)
+}
+
+// readBody reads the whole request body by the request's deadline. The
+// connection's read deadline is set for the read only: left in place, it
+// would also end net/http's background read (which watches for the client
+// going away) and cancel the request as if the client had left.
+// A body that does not arrive in time is a 408, one cut short a 400, one
+// over the cap a 413: the client's doing, never a 500.
+func readBody(c *gin.Context) ([]byte, error) {
+	rc := http.NewResponseController(c.Writer)
+	if d, ok := c.Request.Context().Deadline(); ok {
+		if err := rc.SetReadDeadline(d); err == nil {
+			defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+		}
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	switch {
+	case err == nil:
+		return body, nil
+	case isBodyTooLarge(err):
+		return nil, errBodyTooLarge
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, errBodyTimeout
+	default:
+		return nil, errBodyIncomplete
+	}
 }
 
 // decodeJSON accepts exactly one JSON object. An empty body counts as {} so

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -88,6 +89,13 @@ type envOptions struct {
 	geo     string // staticgeo spec; defaultGeo when empty
 	maxBody int64
 	public  string // PublicURL, ParsePublicURL syntax
+	timeout time.Duration
+	// storeURL is the database (an in-memory SQLite one when empty) and
+	// maxConns its pool size (the store's default when 0).
+	storeURL string
+	maxConns int
+	// reader wraps the store's reads (e.g. to make them slow).
+	reader func(*gormstore.Store) ports.UserReader
 	// Extension points of Config.
 	middleware []gin.HandlerFunc
 	routes     []func(gin.IRoutes)
@@ -109,7 +117,10 @@ type testEnv struct {
 func newEnv(t *testing.T, opts envOptions) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	store, err := gormstore.Open(ctx, gormstore.Config{URL: "sqlite://:memory:"})
+	if opts.storeURL == "" {
+		opts.storeURL = "sqlite://:memory:"
+	}
+	store, err := gormstore.Open(ctx, gormstore.Config{URL: opts.storeURL, MaxOpenConns: opts.maxConns})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -132,7 +143,11 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	rules := domain.NewRules(0)
 	// Cheap parameters: the tests check wiring, not hashing cost.
 	hasher := argon2id.New(argon2id.Cheap, 2)
-	users := app.NewUsers(rules, policy, geo, hasher, store, store, sysclock.Clock{}, noopNotifier{})
+	var reader ports.UserReader = store
+	if opts.reader != nil {
+		reader = opts.reader(store)
+	}
+	users := app.NewUsers(rules, policy, geo, hasher, reader, store, sysclock.Clock{}, noopNotifier{})
 	trusted, err := ParseTrustedProxies(opts.trusted)
 	if err != nil {
 		t.Fatal(err)
@@ -147,6 +162,7 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 		TrustedProxies: trusted,
 		PublicURL:      public,
 		MaxBodyBytes:   opts.maxBody,
+		RequestTimeout: opts.timeout,
 		Middleware:     opts.middleware,
 		Routes:         opts.routes,
 		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

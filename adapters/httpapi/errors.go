@@ -21,6 +21,9 @@ const (
 	msgPreconditionFailed = "Precondition failed."
 	msgInternal           = "Internal server error."
 	msgBodyTooLarge       = "Request body too large."
+	msgBodyTimeout        = "Request body not received in time."
+	msgBodyIncomplete     = "Request body could not be read."
+	msgTooSlow            = "The service could not answer in time, try again later."
 	msgNotNull            = "This field may not be null."
 	msgInvalidInteger     = "A valid integer is required."
 	msgInvalidDateTime    = "Enter a valid date/time."
@@ -58,8 +61,10 @@ func detailError(status int, detail string) *httpError {
 }
 
 var (
-	errNotFound     = detailError(http.StatusNotFound, msgNotFound)
-	errBodyTooLarge = detailError(http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+	errNotFound       = detailError(http.StatusNotFound, msgNotFound)
+	errBodyTooLarge   = detailError(http.StatusRequestEntityTooLarge, msgBodyTooLarge)
+	errBodyTimeout    = detailError(http.StatusRequestTimeout, msgBodyTimeout)
+	errBodyIncomplete = detailError(http.StatusBadRequest, msgBodyIncomplete)
 )
 
 func unsupportedMediaType(contentType string) *httpError {
@@ -93,6 +98,10 @@ func (m errorMapper) classify(c *gin.Context, err error) (int, any) {
 		unavailable *domain.UnavailableError
 	)
 	switch {
+	case errors.Is(err, errBodyTimeout):
+		// The rest of the body may still come; the connection cannot be reused.
+		c.Header("Connection", "close")
+		return errBodyTimeout.status, errBodyTimeout.body
 	case errors.As(err, &herr):
 		return herr.status, herr.body
 	case errors.As(err, &invalid):
@@ -107,6 +116,13 @@ func (m errorMapper) classify(c *gin.Context, err error) (int, any) {
 		return http.StatusPreconditionFailed, gin.H{"detail": msgPreconditionFailed}
 	case errors.As(err, &refused):
 		return http.StatusForbidden, gin.H{"detail": refused.Error()}
+	case pastDeadline(c):
+		// REQUEST_TIMEOUT passed while a dependency (database, geolocation,
+		// the hashing queue) was still working: it is too slow right now.
+		// Drivers do not all say so in their errors, hence any error here.
+		m.log(c, slog.LevelWarn, "request deadline exceeded", err)
+		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds))
+		return http.StatusServiceUnavailable, gin.H{"detail": msgTooSlow}
 	case errors.As(err, &unavailable):
 		m.log(c, slog.LevelWarn, "dependency unavailable", err)
 		return unavailableAnswer(c, unavailable.Dependency)

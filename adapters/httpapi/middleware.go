@@ -175,6 +175,41 @@ func secureHeaders() gin.HandlerFunc {
 	}
 }
 
+// apiHeaders marks the API's answers as personal and per caller: with
+// no-store, neither a browser nor a shared cache keeps a user's data (an
+// error answer costs nothing to refetch either); Vary: Authorization tells
+// any cache that ignores no-store that two callers' answers differ.
+func apiHeaders() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := c.Writer.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Add("Vary", "Authorization")
+		c.Next()
+	}
+}
+
+// errRequestDeadline is the cause of a request context that ran out of
+// REQUEST_TIMEOUT, which tells our deadline from any other cancellation.
+var errRequestDeadline = errors.New("request deadline (REQUEST_TIMEOUT) exceeded")
+
+// deadline bounds every request: its context ends after timeout, and that
+// context reaches every database statement, outbound call and hashing wait,
+// so their work stops then and the answer is a 503 (errorMapper). The
+// request body gets the same deadline as it is read (readBody).
+func deadline(timeout time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeoutCause(c.Request.Context(), timeout, errRequestDeadline)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+	}
+}
+
+// pastDeadline reports whether the request's own deadline has passed.
+func pastDeadline(c *gin.Context) bool {
+	return errors.Is(context.Cause(c.Request.Context()), errRequestDeadline)
+}
+
 // limitBody caps every request body: a declared length over the cap is
 // refused at once, and a body that turns out longer fails its read with
 // *http.MaxBytesError, which the decoders report as 413.

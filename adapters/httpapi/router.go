@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -17,6 +18,13 @@ import (
 
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is unset.
 const DefaultMaxBodyBytes int64 = 1 << 20
+
+// DefaultRequestTimeout bounds a request when Config.RequestTimeout is unset;
+// MaxRequestTimeout keeps room under the server's WriteTimeout to answer.
+const (
+	DefaultRequestTimeout = 10 * time.Second
+	MaxRequestTimeout     = WriteTimeout - 5*time.Second
+)
 
 // Routes.
 const (
@@ -46,6 +54,11 @@ type Config struct {
 	PublicURL *url.URL
 	// MaxBodyBytes caps a request body (DefaultMaxBodyBytes when <= 0).
 	MaxBodyBytes int64
+	// RequestTimeout is how long a request may take, its body's arrival
+	// included (DefaultRequestTimeout when <= 0); past it the answer is
+	// 503, or 408 while the body is still arriving. It must stay below
+	// WriteTimeout, or the answer could not be written.
+	RequestTimeout time.Duration
 	// Logger receives access lines and errors (slog.Default() when nil).
 	Logger *slog.Logger
 	// Debug runs Gin in debug mode; release mode otherwise.
@@ -63,6 +76,10 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	cfg.RequestTimeout = min(cfg.RequestTimeout, MaxRequestTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -93,6 +110,7 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 		accessLog(logger),
 		recovery(logger),
 		secureHeaders(),
+		deadline(cfg.RequestTimeout),
 		limitBody(cfg.MaxBodyBytes),
 	)
 	r.NoRoute(func(c *gin.Context) { abortWith(c, errNotFound) })
@@ -102,30 +120,33 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 	uh := &usersHandler{users: usersOrPanic(users), errors: errs}
 	probes := &probeHandler{check: ready, logger: logger}
 
-	route := func(method, path string, h gin.HandlerFunc) {
-		r.Handle(method, path, h)
-		r.Handle(method, path+"/", h)
+	// api holds the routes whose answers carry user data and depend on
+	// the caller: no cache may keep them (apiHeaders).
+	api := r.Group("", apiHeaders())
+	route := func(g gin.IRoutes, method, path string, h gin.HandlerFunc) {
+		g.Handle(method, path, h)
+		g.Handle(method, path+"/", h)
 	}
 	// Every GET also answers HEAD (RFC 9110 9.3.2): the same status and
 	// headers; net/http drops the body.
-	get := func(path string, h gin.HandlerFunc, withSlash bool) {
+	get := func(g gin.IRoutes, path string, h gin.HandlerFunc, withSlash bool) {
 		for _, m := range []string{http.MethodGet, http.MethodHead} {
 			if withSlash {
-				route(m, path, h)
+				route(g, m, path, h)
 			} else {
-				r.Handle(m, path, h)
+				g.Handle(m, path, h)
 			}
 		}
 	}
-	get(pathUsers, uh.list, true)
-	route(http.MethodPost, pathUsers, uh.create)
-	get(pathUser, uh.get, true)
-	route(http.MethodPut, pathUser, uh.replace)
-	route(http.MethodPatch, pathUser, uh.patch)
-	route(http.MethodDelete, pathUser, uh.delete)
-	get(pathHealth, probes.health, false)
-	get(pathReady, probes.ready, false)
-	get(pathRoot, index, false)
+	get(api, pathUsers, uh.list, true)
+	route(api, http.MethodPost, pathUsers, uh.create)
+	get(api, pathUser, uh.get, true)
+	route(api, http.MethodPut, pathUser, uh.replace)
+	route(api, http.MethodPatch, pathUser, uh.patch)
+	route(api, http.MethodDelete, pathUser, uh.delete)
+	get(r, pathHealth, probes.health, false)
+	get(r, pathReady, probes.ready, false)
+	get(r, pathRoot, index, false)
 	for _, add := range cfg.Routes {
 		add(r)
 	}

@@ -1,0 +1,98 @@
+package gormstore
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/marketplace/usersvc/domain"
+)
+
+// slowSQL is a statement that runs far longer than any test: it ends only
+// when its context does.
+var slowSQL = map[string]string{
+	DialectMySQL:    "SELECT SLEEP(60)",
+	DialectPostgres: "SELECT pg_sleep(60)",
+	DialectSQLite:   "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c",
+}
+
+// makeQueriesSlow is a test-only hook: before every GORM query of s, a
+// slow statement runs with that query's context, as a two-field ordering
+// over a large table would take its time.
+func makeQueriesSlow(t *testing.T, s *Store) {
+	t.Helper()
+	err := s.db.Callback().Query().Before("gorm:query").Register("test:slow", func(db *gorm.DB) {
+		if _, err := db.Statement.ConnPool.ExecContext(db.Statement.Context, slowSQL[s.dialect]); err != nil {
+			_ = db.AddError(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.db.Callback().Query().Remove("test:slow") })
+}
+
+// The request deadline reaches the statements: a list (two-field ordering,
+// no index serves it) still running when its context's deadline passes is
+// cut, reported as the database being unavailable because of the deadline,
+// and its connection is back in the pool. A point read waiting for the
+// only connection is bounded the same way.
+func TestStatementsStopAtTheDeadline(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	const bound = time.Second
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		// One connection: whoever holds it too long starves the rest.
+		s.sqlDB.SetMaxOpenConns(1)
+		ids := insert(t, s, newUser("Ann", "Zed", "ann@example.com", 0), newUser("Bob", "Zed", "bob@example.com", time.Second))
+
+		makeQueriesSlow(t, s)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		start := time.Now()
+		_, err := s.ListUsers(ctx, domain.ListQuery{Ordering: []domain.OrderField{{Field: "last_name"}, {Field: "first_name"}}})
+		took := time.Since(start)
+		if !errors.Is(err, domain.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("ListUsers past the deadline: %v, want unavailable because of the deadline", err)
+		}
+		if took > timeout+bound {
+			t.Errorf("ListUsers returned after %s, want within %s", took, timeout+bound)
+		}
+		limit := time.Now().Add(bound)
+		for s.DB().Stats().InUse != 0 {
+			if time.Now().After(limit) {
+				t.Fatalf("%d connections still in use after the cut", s.DB().Stats().InUse)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, err := s.GetUser(context.Background(), ids[0]); err != nil {
+			t.Fatalf("point read after the cut: %v", err)
+		}
+
+		// The only connection busy with a slow statement: a point read
+		// waits for it no longer than its own deadline.
+		hold, release := context.WithCancel(context.Background())
+		held := make(chan struct{})
+		go func() {
+			defer close(held)
+			_, _ = s.DB().ExecContext(hold, slowSQL[s.dialect])
+		}()
+		for s.DB().Stats().InUse == 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		start = time.Now()
+		_, err = s.GetUser(ctx, ids[1])
+		if took := time.Since(start); !errors.Is(err, domain.ErrUnavailable) || took > timeout+bound {
+			t.Errorf("GetUser behind a busy pool: %v after %s, want unavailable within %s", err, took, timeout+bound)
+		}
+		release()
+		<-held
+		if _, err := s.GetUser(context.Background(), ids[1]); err != nil {
+			t.Fatalf("point read after the release: %v", err)
+		}
+	})
+}
