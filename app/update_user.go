@@ -27,7 +27,9 @@ func NewPatchUser(rules domain.Rules, users ports.UserReader, hasher ports.Passw
 
 // updater is the shared path of PUT and PATCH; they differ only in how the
 // input is validated. An update that changes nothing is not a mutation: no
-// new version, no event.
+// new version, no event. A password in the input always replaces the hash
+// and counts as a change: comparing it with the stored one would let any
+// caller test guesses (by the answer, the ETag or the time taken).
 type updater struct {
 	validate  func(domain.Input) (domain.Input, error)
 	users     ports.UserReader
@@ -42,28 +44,24 @@ func (uc *updater) Do(ctx context.Context, id int64, in domain.Input, pre domain
 	if err != nil {
 		return domain.User{}, err
 	}
-	pw, err := uc.preparePassword(ctx, id, in.Password)
+	newHash, err := uc.hashPassword(ctx, id, in.Password, pre)
 	if err != nil {
-		return domain.User{}, err
+		return domain.User{}, fmt.Errorf("update user %d: %w", id, err)
 	}
 	c, err := uc.mutations.run(ctx, func(ctx context.Context, tx ports.Tx, now func() time.Time) (change, error) {
 		u, err := tx.LockUser(ctx, id)
 		if err != nil {
 			return change{}, err
 		}
+		// Checked again under the lock: the version may have moved since
+		// hashPassword's check.
 		if err := pre.Check(u.Version); err != nil {
 			return change{}, err
 		}
 		changed := u.ApplyProfile(in)
-		if in.Password != nil {
-			newHash, err := pw.hashFor(ctx, uc.hasher, u.PasswordHash, *in.Password)
-			if err != nil {
-				return change{}, err
-			}
-			if newHash != "" {
-				u.PasswordHash = newHash
-				changed = append(changed, domain.FieldPassword)
-			}
+		if newHash != "" {
+			u.PasswordHash = newHash
+			changed = append(changed, domain.FieldPassword)
 		}
 		if len(changed) == 0 {
 			return change{User: u}, nil
@@ -80,48 +78,24 @@ func (uc *updater) Do(ctx context.Context, id int64, in domain.Input, pre domain
 	return c.User, nil
 }
 
-// passwordPlan is the password work done before the transaction, so that
-// argon2 never runs while a row is locked: whether the new password equals
-// the stored one, and if not, its hash.
-type passwordPlan struct {
-	checkedHash string // the stored hash the plan was made against
-	newHash     string // "" when the password is unchanged
-}
-
-func (uc *updater) preparePassword(ctx context.Context, id int64, password *string) (passwordPlan, error) {
+// hashPassword hashes a new password ("" when there is none) before the
+// transaction, so that argon2 never runs while a row is locked, but only
+// once the user exists and the precondition holds: a refused write costs
+// no hashing, and its answer cannot depend on the password.
+func (uc *updater) hashPassword(ctx context.Context, id int64, password *string, pre domain.Precondition) (string, error) {
 	if password == nil {
-		return passwordPlan{}, nil
+		return "", nil
 	}
 	u, err := uc.users.GetUser(ctx, id)
 	if err != nil {
-		return passwordPlan{}, fmt.Errorf("update user %d: %w", id, err)
+		return "", err
 	}
-	return planPassword(ctx, uc.hasher, u.PasswordHash, *password)
-}
-
-func planPassword(ctx context.Context, hasher ports.PasswordHasher, stored, password string) (passwordPlan, error) {
-	same, err := hasher.Verify(ctx, stored, password)
+	if err := pre.Check(u.Version); err != nil {
+		return "", err
+	}
+	hash, err := uc.hasher.Hash(ctx, *password)
 	if err != nil {
-		return passwordPlan{}, fmt.Errorf("verify password: %w", err)
+		return "", fmt.Errorf("hash password: %w", err)
 	}
-	plan := passwordPlan{checkedHash: stored}
-	if !same {
-		if plan.newHash, err = hasher.Hash(ctx, password); err != nil {
-			return passwordPlan{}, fmt.Errorf("hash password: %w", err)
-		}
-	}
-	return plan, nil
-}
-
-// hashFor returns the hash to store ("" for no change) given the hash found
-// under lock; a concurrent password change since the plan means planning again.
-func (p passwordPlan) hashFor(ctx context.Context, hasher ports.PasswordHasher, stored, password string) (string, error) {
-	if stored != p.checkedHash {
-		fresh, err := planPassword(ctx, hasher, stored, password)
-		if err != nil {
-			return "", err
-		}
-		p = fresh
-	}
-	return p.newHash, nil
+	return hash, nil
 }

@@ -50,7 +50,6 @@ func TestUpdateUser(t *testing.T) {
 		arrange     func(t *testing.T, f *fixture)
 		wantChanged []string           // nil: no mutation at all
 		wantUser    func(*domain.User) // the expected profile change
-		wantVerify  int
 		wantHash    int
 	}{
 		{name: "patch one field", op: opPatch, in: domain.Input{FirstName: ptr(" Anna ")},
@@ -58,28 +57,31 @@ func TestUpdateUser(t *testing.T) {
 		{name: "patch with identical data is not a mutation", op: opPatch,
 			in: domain.Input{FirstName: ptr(" Ann "), Email: ptr("ANN@Example.ch"), Address: ptr("Main St 1")}},
 		{name: "empty patch is not a mutation", op: opPatch, in: domain.Input{}},
-		{name: "patch with the same password is not a mutation", op: opPatch, in: domain.Input{Password: ptr(oldPassword)},
-			wantVerify: 1},
+		// Never compared with the stored hash: that comparison was an oracle.
+		{name: "patch with the same password is a change", op: opPatch, in: domain.Input{Password: ptr(oldPassword)},
+			wantChanged: []string{"password"}, wantUser: func(u *domain.User) { u.PasswordHash = apptest.HashOf(oldPassword) },
+			wantHash: 1},
 		{name: "patch a new password", op: opPatch, in: domain.Input{Password: ptr(newPassword)},
 			wantChanged: []string{"password"}, wantUser: func(u *domain.User) { u.PasswordHash = apptest.HashOf(newPassword) },
-			wantVerify: 1, wantHash: 1},
+			wantHash: 1},
 		{name: "patch password and name, sorted", op: opPatch, in: domain.Input{Password: ptr(newPassword), LastName: ptr("Leigh")},
 			wantChanged: []string{"last_name", "password"},
 			wantUser: func(u *domain.User) {
 				u.LastName, u.PasswordHash = "Leigh", apptest.HashOf(newPassword)
 			},
-			wantVerify: 1, wantHash: 1},
-		{name: "put with identical data is not a mutation", op: opPut, in: replacement(), wantVerify: 1},
+			wantHash: 1},
+		{name: "put with identical data changes the password", op: opPut, in: replacement(),
+			wantChanged: []string{"password"}, wantUser: func(u *domain.User) {}, wantHash: 1},
 		{name: "put without address clears it", op: opPut,
 			in:          func() domain.Input { in := replacement(); in.Address = nil; return in }(),
-			wantChanged: []string{"address"}, wantUser: func(u *domain.User) { u.Address = "" }, wantVerify: 1},
+			wantChanged: []string{"address", "password"}, wantUser: func(u *domain.User) { u.Address = "" }, wantHash: 1},
 		{name: "put changing everything", op: opPut, in: allNew,
 			wantChanged: []string{"address", "email", "first_name", "last_name", "password"},
 			wantUser: func(u *domain.User) {
 				u.FirstName, u.LastName, u.Email, u.Address = "Bo", "Li", "bo@example.ch", "Lake 2"
 				u.PasswordHash = apptest.HashOf(newPassword)
 			},
-			wantVerify: 1, wantHash: 1},
+			wantHash: 1},
 		{name: "matching If-Match", op: opPatch, in: domain.Input{Address: ptr("Elsewhere")}, pre: domain.MatchVersions(7, 1),
 			wantChanged: []string{"address"}, wantUser: func(u *domain.User) { u.Address = "Elsewhere" }},
 		{name: "own email in another case is no change", op: opPatch, in: domain.Input{Email: ptr("ANN@EXAMPLE.CH")}},
@@ -101,8 +103,8 @@ func TestUpdateUser(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if f.hasher.VerifyCalls() != tc.wantVerify || f.hasher.HashCalls() != tc.wantHash {
-				t.Errorf("verify %d hash %d, want %d and %d", f.hasher.VerifyCalls(), f.hasher.HashCalls(), tc.wantVerify, tc.wantHash)
+			if f.hasher.VerifyCalls() != 0 || f.hasher.HashCalls() != tc.wantHash {
+				t.Errorf("verify %d hash %d, want 0 and %d", f.hasher.VerifyCalls(), f.hasher.HashCalls(), tc.wantHash)
 			}
 			if tc.wantChanged == nil {
 				if got != ann {
@@ -167,8 +169,14 @@ func TestUpdateUserRefusals(t *testing.T) {
 			arrange: func(t *testing.T, f *fixture) { f.store.FailNext(apptest.OpAppendMessage, errInjected) }, check: wantIs(errInjected)},
 		{name: "failing commit", op: opPatch, in: domain.Input{FirstName: ptr("X")},
 			arrange: func(t *testing.T, f *fixture) { f.store.FailNext(apptest.OpCommit, errInjected) }, check: wantIs(errInjected)},
-		{name: "failing password check", op: opPatch, in: domain.Input{Password: ptr(newPassword)},
-			arrange: func(t *testing.T, f *fixture) { f.hasher.FailVerify(errInjected) }, check: wantIs(errInjected)},
+		{name: "stale If-Match with a password", op: opPatch, in: domain.Input{Password: ptr(oldPassword)}, pre: domain.MatchVersions(2),
+			check: wantIs(domain.ErrPreconditionFailed)},
+		{name: "put with a password and a stale If-Match", op: opPut, in: replacement(), pre: domain.MatchVersions(0),
+			check: wantIs(domain.ErrPreconditionFailed)},
+		{name: "hashing pool full", op: opPatch, in: domain.Input{Password: ptr(newPassword)},
+			arrange: func(t *testing.T, f *fixture) {
+				f.hasher.FailHash(&domain.OverloadedError{Resource: domain.ResourcePasswordHashing})
+			}, check: wantIs(domain.ErrOverloaded)},
 		{name: "failing password hash", op: opPatch, in: domain.Input{Password: ptr(newPassword)},
 			arrange: func(t *testing.T, f *fixture) { f.hasher.FailHash(errInjected) }, check: wantIs(errInjected)},
 		{name: "database down while reading the stored hash", op: opPatch, in: domain.Input{Password: ptr(newPassword)},
@@ -197,38 +205,52 @@ func TestUpdateUserRefusals(t *testing.T) {
 	}
 }
 
-// A password change committed by someone else between the check made
-// before the transaction and the lock must not be mistaken for "unchanged".
-func TestUpdatePasswordChangedConcurrently(t *testing.T) {
+// A refused write does no password work at all, so neither its answer
+// nor its time can depend on the password or the stored hash.
+func TestRefusedUpdateDoesNoPasswordWork(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		id   int64
+		pre  domain.Precondition
+		want error
+	}{
+		{"stale If-Match, right password", 1, domain.MatchVersions(2), domain.ErrPreconditionFailed},
+		{"If-Match naming no version", 1, domain.MatchVersions(), domain.ErrPreconditionFailed},
+		{"missing user", 404, domain.Precondition{}, domain.ErrNotFound},
+	} {
+		for _, pw := range []string{oldPassword, newPassword} {
+			t.Run(tc.name+" "+pw, func(t *testing.T) {
+				f, _ := newUpdateFixture(t, nil)
+				_, err := f.users.Patch.Do(ctx, tc.id, domain.Input{Password: ptr(pw)}, tc.pre)
+				wantIs(tc.want)(t, err)
+				if h, v := f.hasher.HashCalls(), f.hasher.VerifyCalls(); h != 0 || v != 0 {
+					t.Errorf("hash %d verify %d calls for a refused write, want none", h, v)
+				}
+			})
+		}
+	}
+}
+
+// A write that moves the version between the precondition check made before
+// hashing and the lock is caught by the check made again under the lock.
+func TestUpdatePreconditionRecheckedUnderLock(t *testing.T) {
 	f := newFixture(t)
 	ann := f.seed(t, "Ann", "Lee", "ann@example.ch", "")
-	var once bool
-	f.hasher.OnVerify(func() {
-		if once {
-			return
-		}
-		once = true
+	f.hasher.OnHash(func() {
 		other := ann
-		other.PasswordHash, other.Version = apptest.HashOf("changed-elsewhere"), 2
+		other.FirstName, other.Version = "Anne", 2
 		if _, err := f.store.Put(other); err != nil {
 			t.Error(err)
 		}
 	})
-	// The client sets the password it believes is stored: unchanged when
-	// checked, but different from the hash found under the lock.
-	got, err := f.users.Patch.Do(ctx, ann.ID, domain.Input{Password: ptr(oldPassword)}, domain.Precondition{})
-	if err != nil {
-		t.Fatal(err)
+	_, err := f.users.Patch.Do(ctx, ann.ID, domain.Input{Password: ptr(newPassword)}, domain.MatchVersions(1))
+	wantIs(domain.ErrPreconditionFailed)(t, err)
+	if stored, _ := f.store.User(ann.ID); stored.PasswordHash != ann.PasswordHash || stored.Version != 2 {
+		t.Errorf("stored %+v: the refused write changed the password or version", stored)
 	}
-	want := ann
-	want.PasswordHash, want.Version, want.UpdatedAt = apptest.HashOf(oldPassword), 3, t0
-	if got != want {
-		t.Errorf("updated %+v, want %+v", got, want)
+	if n := len(f.store.Messages()); n != 0 {
+		t.Errorf("%d events, want none", n)
 	}
-	if f.hasher.VerifyCalls() != 2 || f.hasher.HashCalls() != 1 {
-		t.Errorf("verify %d hash %d, want 2 and 1 (planned again under the lock)", f.hasher.VerifyCalls(), f.hasher.HashCalls())
-	}
-	f.assertEvents(t, wantEvent{action: domain.ActionUpdate, user: want, changed: []string{"password"}})
 }
 
 // The country is read-only: an update keeps it, and its event carries it.

@@ -125,3 +125,19 @@ const (
 	MsgNullChar    = "Null characters are not allowed."
 	MsgInvalidUTF8 = "Not valid UTF-8 text."
 )
+
+// ErrOverloaded matches every OverloadedError: the service has more work of
+// one kind queued than it accepts, and refuses more rather than letting
+// answers wait without bound.
+var ErrOverloaded = errors.New("overloaded")
+
+// OverloadedError names the saturated resource (e.g. ResourcePasswordHashing).
+type OverloadedError struct {
+	Resource string
+}
+
+func (e *OverloadedError) Error() string        { return e.Resource + " overloaded: queue full" }
+func (e *OverloadedError) Is(target error) bool { return target == ErrOverloaded }
+
+// ResourcePasswordHashing is the bounded pool hashing and checking passwords.
+const ResourcePasswordHashing = "password hashing"

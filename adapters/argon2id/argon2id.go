@@ -15,6 +15,7 @@ import (
 	"github.com/google/wire"
 	"golang.org/x/crypto/argon2"
 
+	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
 )
 
@@ -40,29 +41,60 @@ var OWASP = Params{MemoryKiB: 9 * 1024, Iterations: 4, Parallelism: 1, SaltLengt
 // stored passwords.
 var Cheap = Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLength: 16, KeyLength: 32}
 
+// DefaultQueue is how many computations may wait for a slot when no other
+// bound is configured (PASSWORD_HASH_QUEUE).
+const DefaultQueue = 64
+
+// Config sizes a Hasher.
+type Config struct {
+	Params Params
+	// Concurrency is how many hashes run at once (GOMAXPROCS when <= 0).
+	Concurrency int
+	// Queue is how many more may wait for a running one to finish; past
+	// that a call fails at once (0: none waits).
+	Queue int
+}
+
 // Hasher hashes with a bounded number of concurrent computations, so a
-// burst of sign-ups queues instead of allocating MemoryKiB per request.
+// burst of sign-ups queues instead of allocating MemoryKiB per request, and
+// with a bounded queue, so a flood is refused at once instead of making
+// every answer wait longer and longer. Hash and Verify share the pool.
 type Hasher struct {
 	params Params
 	slots  chan struct{}
+	// admitted holds one token per computation running or waiting.
+	admitted chan struct{}
 }
 
 var _ ports.PasswordHasher = (*Hasher)(nil)
 
 // New returns a hasher running at most concurrency hashes at once
-// (GOMAXPROCS when concurrency <= 0).
+// (GOMAXPROCS when concurrency <= 0) with DefaultQueue waiting.
 func New(params Params, concurrency int) *Hasher {
-	if concurrency <= 0 {
-		concurrency = runtime.GOMAXPROCS(0)
-	}
-	return &Hasher{params: params, slots: make(chan struct{}, concurrency)}
+	return NewPool(Config{Params: params, Concurrency: concurrency, Queue: DefaultQueue})
 }
 
-// ProvideOWASP is the production provider.
+// NewPool returns a hasher sized by cfg.
+func NewPool(cfg Config) *Hasher {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	cfg.Queue = max(cfg.Queue, 0)
+	return &Hasher{
+		params:   cfg.Params,
+		slots:    make(chan struct{}, cfg.Concurrency),
+		admitted: make(chan struct{}, cfg.Concurrency+cfg.Queue),
+	}
+}
+
+// ProvideOWASP is a hasher with the OWASP parameters and the default pool.
 func ProvideOWASP() *Hasher { return New(OWASP, 0) }
 
-// ProviderSet provides the OWASP-parameterised hasher as the port.
-var ProviderSet = wire.NewSet(ProvideOWASP, wire.Bind(new(ports.PasswordHasher), new(*Hasher)))
+// Provide is the production provider: the configured pool.
+func Provide(cfg Config) *Hasher { return NewPool(cfg) }
+
+// ProviderSet provides the configured hasher as the port.
+var ProviderSet = wire.NewSet(Provide, wire.Bind(new(ports.PasswordHasher), new(*Hasher)))
 
 // ErrMalformedHash means a stored hash is not a PHC argon2id string.
 var ErrMalformedHash = errors.New("malformed argon2id hash")
@@ -99,6 +131,12 @@ func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, er
 }
 
 func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Params) ([]byte, error) {
+	select {
+	case h.admitted <- struct{}{}:
+		defer func() { <-h.admitted }()
+	default:
+		return nil, &domain.OverloadedError{Resource: domain.ResourcePasswordHashing}
+	}
 	select {
 	case h.slots <- struct{}{}:
 	case <-ctx.Done():

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports/porttest"
 )
 
@@ -103,6 +104,30 @@ func TestPoolBoundsConcurrencyAndHonoursContext(t *testing.T) {
 	<-h.slots
 	if _, err := h.Hash(context.Background(), "pw-123456"); err != nil {
 		t.Fatalf("Hash after the slot was freed: %v", err)
+	}
+}
+
+func TestFullQueueRefusesAtOnce(t *testing.T) {
+	h := NewPool(Config{Params: Cheap, Concurrency: 1, Queue: 2})
+	for range 3 { // one running and two waiting: the pool is full
+		h.admitted <- struct{}{}
+	}
+	valid, err := New(Cheap, 1).Hash(context.Background(), "pw-123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, call := range map[string]func() error{
+		"Hash":   func() error { _, err := h.Hash(context.Background(), "pw-123456"); return err },
+		"Verify": func() error { _, err := h.Verify(context.Background(), valid, "pw-123456"); return err },
+	} {
+		// No deadline: a call that waited instead of refusing would hang.
+		if err := call(); !errors.Is(err, domain.ErrOverloaded) {
+			t.Errorf("%s with a full queue = %v; want domain.ErrOverloaded", name, err)
+		}
+	}
+	<-h.admitted
+	if _, err := h.Hash(context.Background(), "pw-123456"); err != nil {
+		t.Fatalf("Hash once a place was free: %v", err)
 	}
 }
 

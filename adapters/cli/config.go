@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/marketplace/usersvc/adapters/argon2id"
 	"github.com/marketplace/usersvc/adapters/eventbus"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/httpapi"
@@ -32,6 +33,7 @@ type Config struct {
 	PublicURL          *url.URL
 	RequestTimeout     time.Duration
 	PasswordMinLen     int
+	HashQueue          int
 	LogLevel           slog.Level
 	LogFormat          string
 	ShutdownTimeout    time.Duration
@@ -97,6 +99,8 @@ var Variables = []Variable{
 			c.PasswordMinLen, err = intIn(v, 1, domain.MaxPasswordLength)
 			return
 		}},
+	{Name: "PASSWORD_HASH_QUEUE", Default: strconv.Itoa(argon2id.DefaultQueue), Help: "password hashes and checks that may wait for a busy hashing slot (one slot per CPU); past that the answer is 503 at once",
+		set: func(c *Config, v string) (err error) { c.HashQueue, err = intIn(v, 0, 100000); return }},
 	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
 		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{Name: "LOG_FORMAT", Default: "json", Help: "json or text",

@@ -7,6 +7,7 @@ import (
 	"github.com/google/wire"
 
 	"github.com/marketplace/usersvc/adapters/apidocs"
+	"github.com/marketplace/usersvc/adapters/argon2id"
 	"github.com/marketplace/usersvc/adapters/eventbus"
 	"github.com/marketplace/usersvc/adapters/geoprovider"
 	"github.com/marketplace/usersvc/adapters/gormstore"
@@ -18,7 +19,7 @@ import (
 
 // ProviderSet hands each part of the configuration to the component that
 // reads it, so that adapters never see the environment themselves.
-var ProviderSet = wire.NewSet(StoreConfig, InstrumentedHTTPConfig, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
+var ProviderSet = wire.NewSet(StoreConfig, HashConfig, InstrumentedHTTPConfig, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
 
 // StoreConfig is the persistence configuration.
 func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
@@ -26,6 +27,11 @@ func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
 		URL: c.DatabaseURL, MaxOpenConns: c.DBMaxOpenConns, Logger: logger,
 		StatementTimeout: c.DBStatementTimeout, LockLease: c.DBLockLease,
 	}
+}
+
+// HashConfig sizes the password hashing pool.
+func HashConfig(c Config) argon2id.Config {
+	return argon2id.Config{Params: argon2id.OWASP, Queue: c.HashQueue}
 }
 
 // HTTPConfig is the HTTP adapter's configuration.

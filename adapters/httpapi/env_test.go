@@ -63,6 +63,25 @@ func (g *switchGeo) Locate(ctx context.Context, ip netip.Addr) (domain.Location,
 	return g.next.Locate(ctx, ip)
 }
 
+// countingHasher counts the calls reaching the real hasher.
+type countingHasher struct {
+	next           ports.PasswordHasher
+	hashes, checks atomic.Int64
+}
+
+func (h *countingHasher) Hash(ctx context.Context, password string) (string, error) {
+	h.hashes.Add(1)
+	return h.next.Hash(ctx, password)
+}
+
+func (h *countingHasher) Verify(ctx context.Context, hash, password string) (bool, error) {
+	h.checks.Add(1)
+	return h.next.Verify(ctx, hash, password)
+}
+
+// calls is how many hashes and checks were asked for.
+func (h *countingHasher) calls() int64 { return h.hashes.Load() + h.checks.Load() }
+
 type noopNotifier struct{}
 
 func (noopNotifier) Notify() {}
@@ -96,6 +115,9 @@ type envOptions struct {
 	maxConns int
 	// reader wraps the store's reads (e.g. to make them slow).
 	reader func(*gormstore.Store) ports.UserReader
+	// hashing sizes the argon2id pool (Cheap parameters, 2 slots and the
+	// default queue when zero).
+	hashing argon2id.Config
 	// Extension points of Config.
 	middleware []gin.HandlerFunc
 	routes     []func(gin.IRoutes)
@@ -108,6 +130,7 @@ type testEnv struct {
 	t         *testing.T
 	store     *gormstore.Store
 	geo       *switchGeo
+	hasher    *countingHasher
 	readiness *Readiness
 	logs      *syncbuf.Buffer
 	v4, v6    *httptest.Server
@@ -142,7 +165,10 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	}
 	rules := domain.NewRules(0)
 	// Cheap parameters: the tests check wiring, not hashing cost.
-	hasher := argon2id.New(argon2id.Cheap, 2)
+	if opts.hashing == (argon2id.Config{}) {
+		opts.hashing = argon2id.Config{Params: argon2id.Cheap, Concurrency: 2, Queue: argon2id.DefaultQueue}
+	}
+	hasher := &countingHasher{next: argon2id.NewPool(opts.hashing)}
 	var reader ports.UserReader = store
 	if opts.reader != nil {
 		reader = opts.reader(store)
@@ -168,7 +194,7 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	e := &testEnv{
-		t: t, store: store, geo: geo, readiness: readiness, logs: logs,
+		t: t, store: store, geo: geo, hasher: hasher, readiness: readiness, logs: logs,
 		v4: serveOn(t, "tcp4", "127.0.0.1:0", handler),
 		v6: serveOn(t, "tcp6", "[::1]:0", handler),
 		client: &http.Client{

@@ -29,6 +29,7 @@ const (
 	msgInvalidDateTime    = "Enter a valid date/time."
 	msgNotReady           = "Service not ready."
 	msgDraining           = "Service is shutting down."
+	msgOverloaded         = "Service busy, try again later."
 )
 
 // maxEchoedCountry bounds how much of a refused country code an answer
@@ -46,6 +47,10 @@ func msgInvalidCountry(item string) string {
 // retryAfterSeconds is what a 503 asks clients to wait: long enough for a
 // database failover or a provider's rate limit window to move.
 const retryAfterSeconds = 10
+
+// overloadedRetryAfterSeconds is what a 503 for a full work queue asks:
+// queues drain in about a second.
+const overloadedRetryAfterSeconds = 1
 
 // httpError is a failure the adapter itself detects (bad syntax, media
 // type, size), carrying its status and JSON body.
@@ -123,6 +128,11 @@ func (m errorMapper) classify(c *gin.Context, err error) (int, any) {
 		m.log(c, slog.LevelWarn, "request deadline exceeded", err)
 		c.Header("Retry-After", strconv.Itoa(retryAfterSeconds))
 		return http.StatusServiceUnavailable, gin.H{"detail": msgTooSlow}
+	case errors.Is(err, domain.ErrOverloaded):
+		// Refused before any work: the client may simply try again soon.
+		m.log(c, slog.LevelWarn, "overloaded", err)
+		c.Header("Retry-After", strconv.Itoa(overloadedRetryAfterSeconds))
+		return http.StatusServiceUnavailable, gin.H{"detail": msgOverloaded}
 	case errors.As(err, &unavailable):
 		m.log(c, slog.LevelWarn, "dependency unavailable", err)
 		return unavailableAnswer(c, unavailable.Dependency)

@@ -42,6 +42,7 @@ type Hasher struct {
 	hashErr     error
 	verifyErr   error
 	onVerify    func()
+	onHash      func()
 }
 
 // NewHasher returns a hasher that does not fail.
@@ -51,8 +52,11 @@ func NewHasher() *Hasher { return &Hasher{} }
 func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 	h.mu.Lock()
 	h.hashCalls++
-	err := h.hashErr
+	err, hook := h.hashErr, h.onHash
 	h.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	if err != nil {
 		return "", err
 	}
@@ -104,6 +108,14 @@ func (h *Hasher) OnVerify(hook func()) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.onVerify = hook
+}
+
+// OnHash runs hook at the start of every Hash call, e.g. to change the
+// stored user concurrently with an update.
+func (h *Hasher) OnHash(hook func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onHash = hook
 }
 
 // HashCalls counts Hash calls, failed ones included.

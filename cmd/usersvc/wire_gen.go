@@ -54,7 +54,8 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 		cleanup()
 		return nil, nil, err
 	}
-	hasher := argon2id.ProvideOWASP()
+	argon2idConfig := cli.HashConfig(cfg)
+	hasher := argon2id.Provide(argon2idConfig)
 	users := app.NewUsers(rules, countryPolicy, geolocator, hasher, store, store, clock, relay)
 	readiness := httpapi.NewReadiness(store)
 	readinessFunc := httpapi.ReadinessCheck(readiness)
