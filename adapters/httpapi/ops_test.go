@@ -114,7 +114,7 @@ func TestInternalErrors(t *testing.T) {
 		}
 		res := e.do(req{method: http.MethodGet, path: idPath(u)})
 		assertJSON(t, res, 500, `{"detail":"Internal server error."}`)
-		if !strings.Contains(e.logs.String(), `Scan error on column index 7, name \"created_at\"`) {
+		if !strings.Contains(e.logs.String(), `name \"created_at\": unsupported Scan`) {
 			t.Errorf("the cause was not logged for operators: %s", e.logs.String())
 		}
 	})
