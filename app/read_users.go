@@ -39,15 +39,26 @@ func NewListUsers(users ports.UserReader) *ListUsers { return &ListUsers{users: 
 // Do returns the page. Paging values out of range are normalised (page
 // size defaults and clamps); a page before the first or past the last one
 // is domain.ErrInvalidPage, except that the first page of nothing is empty.
+// A keyset page (q.Keyset) is never invalid: past the end it is empty.
 func (uc *ListUsers) Do(ctx context.Context, q domain.ListQuery) (domain.UserPage, error) {
-	if q.Page < 1 {
-		return domain.UserPage{}, domain.ErrInvalidPage
-	}
 	switch {
 	case q.PageSize <= 0:
 		q.PageSize = domain.DefaultPageSize
 	case q.PageSize > domain.MaxPageSize:
 		q.PageSize = domain.MaxPageSize
+	}
+	if q.Keyset != nil {
+		if q.MatchesNothing() {
+			return domain.UserPage{Users: []domain.User{}}, nil
+		}
+		page, err := uc.users.ListUsers(ctx, q)
+		if err != nil {
+			return domain.UserPage{}, fmt.Errorf("list users after a position: %w", err)
+		}
+		return page, nil
+	}
+	if q.Page < 1 {
+		return domain.UserPage{}, domain.ErrInvalidPage
 	}
 	if q.Page > maxPage {
 		return domain.UserPage{}, domain.ErrInvalidPage // no table is that long; avoids offset overflow

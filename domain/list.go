@@ -55,6 +55,9 @@ type ListQuery struct {
 	Ordering []OrderField
 	Page     int // from 1
 	PageSize int // 1..MaxPageSize
+	// Keyset, when set, selects the page by position (cursor mode): Page
+	// is ignored and no Total is counted.
+	Keyset *Keyset
 }
 
 // MatchesNothing reports a text filter that no stored user can match:
@@ -72,8 +75,63 @@ func (q ListQuery) MatchesNothing() bool {
 // Offset is the number of rows before the page.
 func (q ListQuery) Offset() int { return (q.Page - 1) * q.PageSize }
 
-// UserPage is one page of a list and the total number of matches.
+// UserPage is one page of a list and the total number of matches (page
+// number mode), or whether more rows follow in the direction of the walk
+// (keyset mode, where Total is not counted).
 type UserPage struct {
 	Users []User
 	Total int64
+	More  bool
 }
+
+// KeyOrder is the total order a list is sorted by: the requested keys
+// (unknown or repeated ones dropped), then id ascending as the
+// tie-breaker, unless a unique key (id, email) already made the order
+// total. Stores sort by it and keyset positions are expressed in it.
+func (q ListQuery) KeyOrder() []OrderField {
+	var out []OrderField
+	seen := map[string]bool{}
+	for _, f := range q.Ordering {
+		if !IsSortable(f.Field) || seen[f.Field] {
+			continue
+		}
+		seen[f.Field] = true
+		out = append(out, f)
+		if f.Field == SortID || f.Field == SortEmail {
+			return out
+		}
+	}
+	return append(out, OrderField{Field: SortID})
+}
+
+// SortKey is a row's position in a KeyOrder: the values of its sort
+// fields. Only the fields of the order are meaningful; text fields compare
+// lower-cased, byte-wise, as the order does.
+type SortKey struct {
+	ID        int64
+	FirstName string
+	LastName  string
+	Email     string
+	CreatedAt time.Time
+}
+
+// KeyOf is u's position in any order.
+func KeyOf(u User) SortKey {
+	return SortKey{ID: u.ID, FirstName: u.FirstName, LastName: u.LastName, Email: u.Email, CreatedAt: u.CreatedAt}
+}
+
+// Keyset selects a page by position in the KeyOrder instead of by number
+// (cursor pagination). Its cost is the page, whatever the depth, and rows
+// inserted or deleted elsewhere never shift it.
+type Keyset struct {
+	// From is the position the page is next to, excluded from it; nil is
+	// the start of the order (forward) or its end (backward).
+	From *SortKey
+	// Backward asks for the PageSize rows just before From instead of just
+	// after it. They are returned in the KeyOrder all the same.
+	Backward bool
+}
+
+// MaxPageOffset is the default deepest row page-number mode reaches
+// (page × page_size); cursor mode has no limit.
+const MaxPageOffset = 10000

@@ -133,7 +133,7 @@ func TestDocumentDetails(t *testing.T) {
 					got = append(got, p.Value.Name)
 				}
 			}
-			want := []string{"page", "page_size", "first_name", "last_name", "email", "search", "since_id", "max_id", "created_after", "created_before", "country", "ordering"}
+			want := []string{"page", "cursor", "page_size", "first_name", "last_name", "email", "search", "since_id", "max_id", "created_after", "created_before", "country", "ordering"}
 			if !slices.Equal(got, want) {
 				t.Errorf("query parameters %v, want %v", got, want)
 			}

@@ -116,6 +116,7 @@ func newContractEnv(t *testing.T) *contractEnv {
 	}
 	readiness := httpapi.NewReadiness(store)
 	api := httpapi.NewHandler(users, httpapi.ReadinessCheck(readiness), httpapi.Config{
+		MaxPageOffset:  domain.MaxPageOffset,
 		TrustedProxies: trusted,
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -334,6 +335,9 @@ var scenario = []call{
 			"&created_after=2000-01-01T00:00:00Z&created_before=2100-01-01T00:00:00Z&page=1&page_size=100&ordering=email"},
 	{name: "list with a bad since_id", method: "GET", path: "/api/v1/users?since_id=abc", status: 400},
 	{name: "list with a bad created_after", method: "GET", path: "/api/v1/users?created_after=yesterday", status: 400},
+	{name: "list by cursor, first page", method: "GET", path: "/api/v1/users?cursor=&page_size=1&ordering=-created_at", status: 200, conforming: true},
+	{name: "list with an invalid cursor", method: "GET", path: "/api/v1/users?cursor=forged", status: 400, conforming: true},
+	{name: "list a page too deep", method: "GET", path: "/api/v1/users?page=1001&page_size=10", status: 400, conforming: true},
 	{name: "list past the last page", method: "GET", path: "/api/v1/users?page=99", status: 404, conforming: true},
 	{name: "list page zero", method: "GET", path: "/api/v1/users?page=0", status: 404},
 	{name: "list while the database is down", method: "GET", path: "/api/v1/users?search=" + searchDatabaseDown, status: 503, conforming: true},

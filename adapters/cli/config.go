@@ -38,6 +38,8 @@ type Config struct {
 	LogFormat          string
 	ShutdownTimeout    time.Duration
 	DrainDelay         time.Duration
+	CursorSecret       string
+	MaxPageOffset      int
 
 	GeoProvider     string
 	GeoStatic       string
@@ -94,6 +96,16 @@ var Variables = []Variable{
 			c.RequestTimeout, err = durationIn(v, time.Millisecond, httpapi.MaxRequestTimeout)
 			return
 		}},
+	{Name: "CURSOR_SECRET", Default: "", Secret: true, Help: "key (at least 32 characters) that signs the cursors of list links; every replica needs the same; empty: a random key the first replica stores in the database, shared by all",
+		set: func(c *Config, v string) error {
+			c.CursorSecret = v
+			if v != "" && len(v) < 32 {
+				return fmt.Errorf("must be at least 32 characters")
+			}
+			return nil
+		}},
+	{Name: "PAGINATION_MAX_OFFSET", Default: strconv.Itoa(domain.MaxPageOffset), Help: "deepest row page-number mode reaches (page × page_size); deeper requests get 400 pointing at cursor pagination; 0: no limit",
+		set: func(c *Config, v string) (err error) { c.MaxPageOffset, err = intIn(v, 0, 1<<31-1); return }},
 	{Name: "PASSWORD_MIN_LENGTH", Default: strconv.Itoa(domain.DefaultPasswordMinLength), Help: "minimum password length in characters (1-128)",
 		set: func(c *Config, v string) (err error) {
 			c.PasswordMinLen, err = intIn(v, 1, domain.MaxPasswordLength)

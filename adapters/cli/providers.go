@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/gin-gonic/gin"
@@ -19,7 +20,7 @@ import (
 
 // ProviderSet hands each part of the configuration to the component that
 // reads it, so that adapters never see the environment themselves.
-var ProviderSet = wire.NewSet(StoreConfig, HashConfig, InstrumentedHTTPConfig, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
+var ProviderSet = wire.NewSet(StoreConfig, HashConfig, InstrumentedHTTPConfig, CursorKey, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
 
 // StoreConfig is the persistence configuration.
 func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
@@ -34,21 +35,37 @@ func HashConfig(c Config) argon2id.Config {
 	return argon2id.Config{Params: argon2id.OWASP, Queue: c.HashQueue}
 }
 
+// cursorKeyName names the cursor key in the store's shared keys.
+const cursorKeyName = "list-cursor"
+
+// CursorKey is the key that signs list cursors: CURSOR_SECRET, or else a
+// random key kept in the database, which every replica on it shares (a key
+// of each process would make one replica refuse another's cursors).
+func CursorKey(c Config, store *gormstore.Store) httpapi.CursorKeyFunc {
+	if c.CursorSecret != "" {
+		return func(context.Context) ([]byte, error) { return []byte(c.CursorSecret), nil }
+	}
+	return func(ctx context.Context) ([]byte, error) { return store.SharedKey(ctx, cursorKeyName) }
+}
+
 // HTTPConfig is the HTTP adapter's configuration.
 func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {
 	return httpapi.Config{
 		TrustedProxies: c.TrustedProxies,
 		PublicURL:      c.PublicURL,
 		RequestTimeout: c.RequestTimeout,
+		MaxPageOffset:  c.MaxPageOffset,
 		Logger:         logger,
 		Debug:          c.LogLevel <= slog.LevelDebug,
 		Routes:         []func(gin.IRoutes){apidocs.Register},
 	}
 }
 
-// InstrumentedHTTPConfig is HTTPConfig with request metrics and /metrics.
-func InstrumentedHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics) httpapi.Config {
+// InstrumentedHTTPConfig is HTTPConfig with the cursor key, request
+// metrics and /metrics.
+func InstrumentedHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics, cursorKey httpapi.CursorKeyFunc) httpapi.Config {
 	h := HTTPConfig(c, logger)
+	h.CursorKey = cursorKey
 	h.Middleware = append(h.Middleware, m.GinMiddleware())
 	h.Routes = append(h.Routes, func(r gin.IRoutes) { r.GET("/metrics", gin.WrapH(m.Handler())) })
 	return h

@@ -118,6 +118,9 @@ type envOptions struct {
 	// hashing sizes the argon2id pool (Cheap parameters, 2 slots and the
 	// default queue when zero).
 	hashing argon2id.Config
+	// maxOffset is Config.MaxPageOffset; cursorKey is Config.CursorKey.
+	maxOffset int
+	cursorKey CursorKeyFunc
 	// Extension points of Config.
 	middleware []gin.HandlerFunc
 	routes     []func(gin.IRoutes)
@@ -189,6 +192,8 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 		PublicURL:      public,
 		MaxBodyBytes:   opts.maxBody,
 		RequestTimeout: opts.timeout,
+		MaxPageOffset:  opts.maxOffset,
+		CursorKey:      opts.cursorKey,
 		Middleware:     opts.middleware,
 		Routes:         opts.routes,
 		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

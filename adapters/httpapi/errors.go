@@ -76,6 +76,14 @@ func unsupportedMediaType(contentType string) *httpError {
 	return detailError(http.StatusUnsupportedMediaType, fmt.Sprintf("Unsupported media type %q in request.", contentType))
 }
 
+// pageTooDeep refuses a page-number request past PAGINATION_MAX_OFFSET: its
+// OFFSET would make the database read every row before the page.
+func pageTooDeep(maxOffset int) *httpError {
+	return detailError(http.StatusBadRequest, fmt.Sprintf(
+		"Page too deep: page × page_size may not exceed %d. Walk further with cursor pagination: add %q to the query and follow the next links.",
+		maxOffset, paramCursor+"="))
+}
+
 func parseError(kind string, err error) *httpError {
 	return detailError(http.StatusBadRequest, kind+" parse error - "+err.Error())
 }

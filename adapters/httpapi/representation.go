@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"cmp"
+	"context"
 	"net/url"
 	"strconv"
 	"strings"
@@ -18,6 +20,14 @@ type userJSON struct {
 // listJSON is the paginated envelope of a list.
 type listJSON struct {
 	Count    int64      `json:"count"`
+	Next     *string    `json:"next"`
+	Previous *string    `json:"previous"`
+	Results  []userJSON `json:"results"`
+}
+
+// cursorListJSON is the envelope of a list in cursor mode: no count, which
+// would cost a scan of every match.
+type cursorListJSON struct {
 	Next     *string    `json:"next"`
 	Previous *string    `json:"previous"`
 	Results  []userJSON `json:"results"`
@@ -64,6 +74,55 @@ func representPage(o origin, path string, query url.Values, q domain.ListQuery, 
 		out.Previous = link(q.Page - 1)
 	}
 	return out
+}
+
+// representCursorPage builds the cursor-mode envelope. Its links keep every
+// query parameter but page and cursor, and carry the cursor of the page
+// after the last row (next) and before the first one (previous). A page
+// left empty by deletes links to the end the walk came from.
+func representCursorPage(ctx context.Context, codec *cursorCodec, o origin, path string, query url.Values, q domain.ListQuery, page domain.UserPage) (cursorListJSON, error) {
+	out := cursorListJSON{Results: make([]userJSON, 0, len(page.Users))}
+	for _, u := range page.Users {
+		out.Results = append(out.Results, representUser(o, u))
+	}
+	order := q.KeyOrder()
+	var firstErr error
+	link := func(ks domain.Keyset) *string {
+		token, err := codec.encode(ctx, order, ks)
+		if err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			return nil
+		}
+		v := url.Values{}
+		for k, vs := range query {
+			v[k] = vs
+		}
+		v.Del(paramPage)
+		v.Set(paramCursor, token)
+		s := o.url(path, v)
+		return &s
+	}
+	at := func(i int) *domain.SortKey {
+		if len(page.Users) == 0 {
+			return nil // the end the walk came from
+		}
+		k := domain.KeyOf(page.Users[(i+len(page.Users))%len(page.Users)])
+		return &k
+	}
+	ks := *q.Keyset
+	// Forward: more follow if the store says so, and rows precede unless
+	// this is the first page. Backward: the mirror image.
+	hasNext, hasPrev := page.More, ks.From != nil
+	if ks.Backward {
+		hasNext, hasPrev = ks.From != nil, page.More
+	}
+	if hasNext {
+		out.Next = link(domain.Keyset{From: at(-1)})
+	}
+	if hasPrev {
+		out.Previous = link(domain.Keyset{From: at(0), Backward: true})
+	}
+	return out, firstErr
 }
 
 // etag is a strong entity tag derived from the user's version.

@@ -52,6 +52,13 @@ type Config struct {
 	// (url, Location, paging) names, whatever Host or X-Forwarded-Host the
 	// request carried (see ParsePublicURL). Nil: taken from the request.
 	PublicURL *url.URL
+	// CursorKey signs list cursors (see CursorKeyFunc). Nil: a random key of
+	// this process, which only suits a single instance that never restarts.
+	CursorKey CursorKeyFunc
+	// MaxPageOffset is the deepest row page-number mode reaches: a request
+	// whose page × page_size exceeds it is refused in favour of cursor
+	// mode (PAGINATION_MAX_OFFSET). 0: no limit.
+	MaxPageOffset int
 	// MaxBodyBytes caps a request body (DefaultMaxBodyBytes when <= 0).
 	MaxBodyBytes int64
 	// RequestTimeout is how long a request may take, its body's arrival
@@ -117,7 +124,7 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 	r.NoMethod(func(c *gin.Context) { abortWith(c, methodNotAllowed(c.Request.Method)) })
 
 	errs := errorMapper{logger: logger}
-	uh := &usersHandler{users: usersOrPanic(users), errors: errs}
+	uh := &usersHandler{users: usersOrPanic(users), errors: errs, cursors: newCursorCodec(cfg.CursorKey), maxOffset: cfg.MaxPageOffset}
 	probes := &probeHandler{check: ready, logger: logger}
 
 	// api holds the routes whose answers carry user data and depend on

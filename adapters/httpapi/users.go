@@ -14,8 +14,10 @@ import (
 
 // usersHandler serves the user resource by driving the use cases.
 type usersHandler struct {
-	users  *app.Users
-	errors errorMapper
+	users     *app.Users
+	errors    errorMapper
+	cursors   *cursorCodec
+	maxOffset int
 }
 
 func (h *usersHandler) create(c *gin.Context) {
@@ -48,12 +50,33 @@ func (h *usersHandler) list(c *gin.Context) {
 		h.errors.respond(c, err)
 		return
 	}
-	page, err := h.users.List.Do(c.Request.Context(), q)
+	ctx := c.Request.Context()
+	_, cursorMode := query[paramCursor]
+	switch {
+	case cursorMode:
+		q.Keyset, err = h.cursors.decode(ctx, query.Get(paramCursor), q.KeyOrder())
+	case h.maxOffset > 0 && int64(q.Page)*int64(q.PageSize) > int64(h.maxOffset):
+		err = pageTooDeep(h.maxOffset)
+	}
 	if err != nil {
 		h.errors.respond(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, representPage(infoFrom(c).Origin, c.Request.URL.Path, query, q, page))
+	page, err := h.users.List.Do(ctx, q)
+	if err != nil {
+		h.errors.respond(c, err)
+		return
+	}
+	if !cursorMode {
+		c.JSON(http.StatusOK, representPage(infoFrom(c).Origin, c.Request.URL.Path, query, q, page))
+		return
+	}
+	body, err := representCursorPage(ctx, h.cursors, infoFrom(c).Origin, c.Request.URL.Path, query, q, page)
+	if err != nil {
+		h.errors.respond(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, body)
 }
 
 func (h *usersHandler) get(c *gin.Context) {

@@ -242,6 +242,9 @@ func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserP
 	s.mu.Lock()
 	s.lastList = q
 	s.mu.Unlock()
+	if q.Keyset != nil {
+		return s.listKeyset(q)
+	}
 	if q.Page < 1 || q.PageSize < 1 || q.PageSize > domain.MaxPageSize {
 		return domain.UserPage{}, fmt.Errorf("apptest: list with page %d and page size %d: paging not normalised", q.Page, q.PageSize)
 	}
@@ -255,6 +258,40 @@ func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserP
 	page := domain.UserPage{Total: int64(len(matches))}
 	if off := q.Offset(); off < len(matches) {
 		page.Users = matches[off:min(off+q.PageSize, len(matches))]
+	}
+	return page, nil
+}
+
+// listKeyset is the page next to a position: the matches after it (before
+// it, backward) in q.KeyOrder(), the nearest PageSize of them.
+func (s *Store) listKeyset(q domain.ListQuery) (domain.UserPage, error) {
+	if q.PageSize < 1 || q.PageSize > domain.MaxPageSize {
+		return domain.UserPage{}, fmt.Errorf("apptest: keyset list with page size %d: not normalised", q.PageSize)
+	}
+	order := q.KeyOrder()
+	var from *domain.User
+	if k := q.Keyset.From; k != nil {
+		from = &domain.User{ID: k.ID, FirstName: k.FirstName, LastName: k.LastName, Email: k.Email, CreatedAt: k.CreatedAt}
+	}
+	var matches []domain.User
+	for _, u := range s.Users() {
+		if !matchesQuery(u, q) {
+			continue
+		}
+		if from != nil {
+			c := compareUsers(u, *from, order)
+			if q.Keyset.Backward && c >= 0 || !q.Keyset.Backward && c <= 0 {
+				continue
+			}
+		}
+		matches = append(matches, u)
+	}
+	slices.SortFunc(matches, func(a, b domain.User) int { return compareUsers(a, b, order) })
+	page := domain.UserPage{More: len(matches) > q.PageSize}
+	if q.Keyset.Backward {
+		page.Users = matches[max(0, len(matches)-q.PageSize):]
+	} else {
+		page.Users = matches[:min(len(matches), q.PageSize)]
 	}
 	return page, nil
 }

@@ -59,7 +59,8 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 	users := app.NewUsers(rules, countryPolicy, geolocator, hasher, store, store, clock, relay)
 	readiness := httpapi.NewReadiness(store)
 	readinessFunc := httpapi.ReadinessCheck(readiness)
-	httpapiConfig := cli.InstrumentedHTTPConfig(cfg, logger, metricsMetrics)
+	cursorKeyFunc := cli.CursorKey(cfg, store)
+	httpapiConfig := cli.InstrumentedHTTPConfig(cfg, logger, metricsMetrics, cursorKeyFunc)
 	handler := httpapi.NewHandler(users, readinessFunc, httpapiConfig)
 	mainService := newService(cfg, logger, handler, readiness, relay, store)
 	return mainService, func() {

@@ -49,6 +49,12 @@ type UserStore interface {
 //     of them when fn returns an error, which Do returns unchanged (errors.Is)
 //     and unmapped, or panics, in which case the panic reaches Do's caller
 //     and the store keeps working.
+//   - Keyset pages (ListQuery.Keyset) walk every filter and ordering in
+//     q.KeyOrder() forward from the start and backward from the end, in
+//     order, meeting what page-number mode lists; rows inserted or deleted
+//     during a walk never make it repeat or skip a row that existed
+//     throughout. Search answers as a scan of every row would, through an
+//     index or not.
 //   - The outbox returns unpublished messages in Seq order (Seq growing),
 //     field for field as appended, only those with a Seq above the given
 //     afterSeq (published ones are skipped, not counted); MarkPublished ignores unknown and already
@@ -73,6 +79,9 @@ func RunUserStoreContract(t *testing.T, newStore func(t *testing.T) UserStore) {
 		{"list ordering", testStoreListOrdering},
 		{"list paging and totals", testStoreListPaging},
 		{"totals after deletes and rollbacks", testStoreCountsAfterChanges},
+		{"keyset walks meet the page-number listing, both ways", testStoreKeysetWalk},
+		{"keyset walks under concurrent inserts and deletes", testStoreKeysetConcurrentChanges},
+		{"search answers as a scan does", testStoreSearchAsScan},
 		{"rollback leaves neither user nor message", testStoreRollback},
 		{"panic in the unit of work rolls back and propagates", testStorePanic},
 		{"outbox order, marking, purging and backlog", testStoreOutbox},

@@ -152,7 +152,7 @@ func startService(ctx context.Context, env map[string]string, cheapHash bool) (_
 	s.cleanups = append(s.cleanups, cleanup)
 	users := app.NewUsers(cli.ValidationRules(cfg), cli.CountryPolicy(cfg), geo, hasher, store, trackingUnitOfWork{store, s.lag}, clock, s.relay)
 	readiness := httpapi.NewReadiness(store)
-	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(readiness), cli.InstrumentedHTTPConfig(cfg, logger, m))
+	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(readiness), cli.InstrumentedHTTPConfig(cfg, logger, m, cli.CursorKey(cfg, store)))
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

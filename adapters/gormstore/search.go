@@ -1,0 +1,188 @@
+package gormstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+)
+
+// minIndexedTerm is the shortest search term (in characters) a trigram
+// index serves; shorter ones scan (see README.md, "Search").
+const minIndexedTerm = 3
+
+// indexedTerm reports whether the folded term is long enough for the
+// trigram indexes.
+func indexedTerm(term string) bool { return utf8.RuneCountInString(term) >= minIndexedTerm }
+
+// searchWhere is the exact meaning of search: last name equals the folded
+// term, or email contains it. Every query keeps it; the indexes below only
+// narrow the rows it is checked on.
+func searchWhere(db *gorm.DB, search string) *gorm.DB {
+	term, pattern := searchArgs(search)
+	return db.Where("(last_name_ci = ? OR email_ci "+likeClause+")", term, pattern)
+}
+
+// searchHits joins the ids that may match a search of three characters or
+// more, found through the dialect's trigram index together with the
+// last-name index: a UNION, which every planner runs as two index reads
+// (an OR of the two makes MySQL and SQLite scan the table). The join costs
+// what the matches cost, whatever the size of the table.
+func searchHits(db *gorm.DB, dialect, search string) *gorm.DB {
+	term, pattern := searchArgs(search)
+	if !indexedTerm(term) {
+		return db
+	}
+	const names = "SELECT id AS hit_id FROM users WHERE last_name_ci = ? UNION "
+	const join = "JOIN (%s) search_hits ON search_hits.hit_id = users.id"
+	switch dialect {
+	case DialectMySQL:
+		grams := trigrams(term)
+		return db.Joins(fmt.Sprintf(join, names+
+			"SELECT user_id FROM user_email_trigrams WHERE trigram IN ("+strings.Join(grams, ", ")+
+			") GROUP BY user_id HAVING COUNT(*) = ?"), term, len(grams))
+	case DialectPostgres:
+		return db.Joins(fmt.Sprintf(join, names+"SELECT id FROM users WHERE email_ci "+likeClause), term, pattern)
+	default:
+		return db.Joins(fmt.Sprintf(join, names+"SELECT rowid FROM users_email_trgm WHERE email_ci GLOB ?"),
+			term, "*"+globEscaper.Replace(term)+"*")
+	}
+}
+
+// globEscaper makes a term literal in a GLOB pattern (SQLite's FTS5 trigram
+// index serves GLOB case-sensitively; LIKE only case-insensitively).
+var globEscaper = strings.NewReplacer("*", "[*]", "?", "[?]", "[", "[[]")
+
+// trigrams are the distinct 3-byte substrings of s, as the MySQL trigram
+// table stores them (bytes, not characters: see the migration), spelled as
+// hexadecimal literals (X'616263'). A trigram may cut a character in two,
+// which a string parameter could not carry; hexadecimal digits are safe
+// to write into the statement.
+func trigrams(s string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for i := 0; i+3 <= len(s); i++ {
+		g := s[i : i+3]
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, "X'"+hex.EncodeToString([]byte(g))+"'")
+		}
+	}
+	return out
+}
+
+// writeTrigrams replaces a user's rows in the MySQL trigram table, in the
+// transaction that writes the user. Other dialects keep their index
+// themselves (GIN index, FTS5 triggers).
+func writeTrigrams(db *gorm.DB, dialect string, id int64, emailCI string, replace bool) error {
+	if dialect != DialectMySQL {
+		return nil
+	}
+	if replace {
+		if err := db.Exec("DELETE FROM user_email_trigrams WHERE user_id = ?", id).Error; err != nil {
+			return err
+		}
+	}
+	grams := trigrams(emailCI)
+	if len(grams) == 0 {
+		return nil
+	}
+	values := make([]string, len(grams))
+	for i, g := range grams {
+		values[i] = "(" + g + ", @id)"
+	}
+	return db.Exec("INSERT INTO user_email_trigrams (trigram, user_id) VALUES "+strings.Join(values, ", "), sql.Named("id", id)).Error
+}
+
+func deleteTrigrams(db *gorm.DB, dialect string, id int64) error {
+	if dialect != DialectMySQL {
+		return nil
+	}
+	return db.Exec("DELETE FROM user_email_trigrams WHERE user_id = ?", id).Error
+}
+
+// RebuildSearchIndex rebuilds the search index from the users table, for
+// rows written behind the store's back (bulk loads, manual SQL), like
+// RecountUsers for the count. PostgreSQL's index needs nothing. Writes
+// during the rebuild wait for it (MySQL: the table lock of the
+// transaction's DELETE and INSERT ... SELECT; SQLite: the write lock).
+func (s *Store) RebuildSearchIndex(ctx context.Context) error {
+	var err error
+	switch s.dialect {
+	case DialectMySQL:
+		err = s.transact(ctx, func(tx *gorm.DB) error {
+			db := tx.WithContext(ctx)
+			if err := db.Exec("DELETE FROM user_email_trigrams").Error; err != nil {
+				return err
+			}
+			return db.Exec(rebuildTrigramsSQL).Error
+		})
+	case DialectSQLite:
+		err = s.transact(ctx, func(tx *gorm.DB) error {
+			return tx.WithContext(ctx).Exec("INSERT INTO users_email_trgm (users_email_trgm) VALUES ('rebuild')").Error
+		})
+	}
+	if err != nil {
+		return dbErr(ctx, "rebuild search index", err)
+	}
+	return nil
+}
+
+// rebuildTrigramsSQL is the MySQL migration's statement that fills the
+// trigram table from users.
+var rebuildTrigramsSQL = func() string {
+	b, err := migrationFiles.ReadFile("migrations/mysql/00005_search_index.sql")
+	if err != nil {
+		panic(err) // embedded at build time
+	}
+	s := string(b)
+	start := strings.Index(s, "INSERT IGNORE INTO user_email_trigrams")
+	end := strings.Index(s[start:], ";")
+	return s[start : start+end]
+}()
+
+// SharedKey returns the random key of this name kept in the database
+// (service_keys), making it on first use: every process on the database
+// gets the same key, which is what replicas behind one URL need.
+func (s *Store) SharedKey(ctx context.Context, name string) ([]byte, error) {
+	read := func() ([]byte, error) {
+		var v []byte
+		err := s.db.WithContext(ctx).Raw("SELECT value FROM service_keys WHERE name = ?", name).Row().Scan(&v)
+		return v, err
+	}
+	v, err := read()
+	if errors.Is(err, sql.ErrNoRows) {
+		key, kerr := randomKey()
+		if kerr != nil {
+			return nil, kerr
+		}
+		insert := "INSERT INTO service_keys (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING"
+		switch s.dialect {
+		case DialectMySQL:
+			insert = "INSERT IGNORE INTO service_keys (name, value) VALUES (?, ?)"
+		case DialectSQLite:
+			insert = "INSERT OR IGNORE INTO service_keys (name, value) VALUES (?, ?)"
+		}
+		if err = s.db.WithContext(ctx).Exec(insert, name, key).Error; err == nil {
+			v, err = read() // the key of whichever process inserted first
+		}
+	}
+	if err != nil {
+		return nil, dbErr(ctx, "read shared key "+name, err)
+	}
+	return v, nil
+}
+
+func randomKey() ([]byte, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("random key: %w", err)
+	}
+	return key, nil
+}
