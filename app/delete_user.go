@@ -9,7 +9,7 @@ import (
 	"github.com/marketplace/usersvc/ports"
 )
 
-// DeleteUser removes a user; its event carries the user as it was.
+// DeleteUser removes a user; its event carries the user's id alone.
 type DeleteUser struct {
 	mutations *Mutations
 }

@@ -48,7 +48,7 @@ func TestDeleteUser(t *testing.T) {
 			if got := f.store.Users(); len(got) != 1 || got[0] != bob {
 				t.Errorf("users after delete = %+v, want only %+v", got, bob)
 			}
-			// The event carries the user as it was, without a "changed" list.
+			// The event carries the user's id alone, without a "changed" list.
 			f.assertEvents(t, wantEvent{action: domain.ActionDelete, user: ann})
 		})
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"regexp"
@@ -142,8 +143,15 @@ func (f *fixture) assertEvents(t *testing.T, want ...wantEvent) {
 		if body.Action != w.action || body.OccurredAt != domain.FormatTime(t0) {
 			t.Errorf("message %d: action %q at %q, want %q at %q", i, body.Action, body.OccurredAt, w.action, domain.FormatTime(t0))
 		}
-		if !reflect.DeepEqual(body.Data.UserData, w.user.PublicData()) {
-			t.Errorf("message %d: data %+v, want %+v", i, body.Data, w.user.PublicData())
+		wantData := w.user.PublicData()
+		if w.action == domain.ActionDelete {
+			wantData = domain.UserData{ID: w.user.ID} // the id alone
+			if want := fmt.Sprintf(`"data":{"id":%d}`, w.user.ID); !bytes.Contains(m.Payload, []byte(want)) {
+				t.Errorf("message %d: delete payload %s, want it to hold %s", i, m.Payload, want)
+			}
+		}
+		if !reflect.DeepEqual(body.Data.UserData, wantData) {
+			t.Errorf("message %d: data %+v, want %+v", i, body.Data, wantData)
 		}
 		if !reflect.DeepEqual(body.Changed, w.changed) {
 			t.Errorf("message %d: changed %v, want %v", i, body.Changed, w.changed)

@@ -127,7 +127,11 @@ func (e Event) Message() (Message, error) {
 		Action:     e.Action,
 		OccurredAt: FormatTime(e.OccurredAt),
 	}
-	body.Data = EventData{UserData: e.User.PublicData()}
+	if e.Action == ActionDelete {
+		body.Data = EventData{UserData: UserData{ID: e.User.ID}, IDOnly: true}
+	} else {
+		body.Data = EventData{UserData: e.User.PublicData()}
+	}
 	if e.Action == ActionUpdate {
 		body.Changed = e.Changed
 	}

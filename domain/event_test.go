@@ -106,8 +106,18 @@ func TestEventMessage(t *testing.T) {
 			if occurred != "2024-05-02T11:30:00.123456Z" || !microsRFC3339UTC.MatchString(occurred) {
 				t.Errorf("occurred_at = %q, want RFC 3339 UTC with microseconds", occurred)
 			}
-			if !reflect.DeepEqual(body["data"], any(wantData)) {
-				t.Errorf("data = %v, want %v", body["data"], wantData)
+			want := wantData
+			if tc.action == domain.ActionDelete {
+				// A deletion publishes no personal data: the id alone.
+				want = map[string]any{"id": float64(1234567890123)}
+				for _, personal := range []string{u.Email, u.FirstName, u.LastName, u.Address, "CH"} {
+					if bytes.Contains(m.Payload, []byte(personal)) {
+						t.Errorf("delete event carries %q: %s", personal, m.Payload)
+					}
+				}
+			}
+			if !reflect.DeepEqual(body["data"], any(want)) {
+				t.Errorf("data = %v, want %v", body["data"], want)
 			}
 			if got, _ := body["changed"].([]any); !reflect.DeepEqual(got, tc.wantChanged) {
 				t.Errorf("changed = %v, want %v", body["changed"], tc.wantChanged)

@@ -55,6 +55,7 @@ type Config struct {
 	KafkaBrokers    string
 	KafkaTopic      string
 	KafkaConfig     string
+	KafkaTombstones bool
 	AMQPURL         string
 	EventExchange   string
 	EventSource     string
@@ -163,6 +164,8 @@ var Variables = []Variable{
 		set: func(c *Config, v string) error { c.KafkaTopic = v; return nonEmpty(v) }},
 	{Name: "KAFKA_CONFIG", Default: "", Secret: true, Help: "extra librdkafka settings, key=value,key=value (SASL, TLS...)",
 		set: func(c *Config, v string) error { c.KafkaConfig = v; return nil }},
+	{Name: "KAFKA_TOMBSTONES", Default: "true", Help: "follow each delete event with a tombstone (same key, null value) so a compacted topic forgets the user",
+		set: func(c *Config, v string) (err error) { c.KafkaTombstones, err = strconv.ParseBool(v); return }},
 	{Name: "AMQP_URL", Default: rabbitmq.DefaultURL, Secret: true, Help: "RabbitMQ broker for EVENT_BUS=rabbitmq, amqp:// or amqps://user:pass@host:port/vhost",
 		set: func(c *Config, v string) error { c.AMQPURL = v; return nonEmpty(v) }},
 	{Name: "EVENT_EXCHANGE", Default: rabbitmq.DefaultExchange, Help: "RabbitMQ topic exchange the events are published to (declared durable by the service)",

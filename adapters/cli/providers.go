@@ -89,7 +89,7 @@ func GeoConfig(c Config) geoprovider.Config {
 func BusConfig(c Config) eventbus.Config {
 	return eventbus.Config{
 		Bus:     c.EventBus,
-		Brokers: c.KafkaBrokers, Topic: c.KafkaTopic, Extra: c.KafkaConfig,
+		Brokers: c.KafkaBrokers, Topic: c.KafkaTopic, Extra: c.KafkaConfig, NoTombstones: !c.KafkaTombstones,
 		AMQPURL: c.AMQPURL, Exchange: c.EventExchange,
 		Source: c.EventSource,
 	}

@@ -61,6 +61,9 @@ type Config struct {
 	Source string
 	// Extra (KAFKA_CONFIG) is key=value,... librdkafka settings such as SASL/TLS.
 	Extra string
+	// NoTombstones (KAFKA_TOMBSTONES=false) stops the tombstone after each
+	// delete event on Kafka.
+	NoTombstones bool
 	// AMQPURL (AMQP_URL) is the RabbitMQ broker; it holds a password.
 	AMQPURL string
 	// Exchange (EVENT_EXCHANGE, default users-events) is the RabbitMQ
@@ -119,7 +122,7 @@ func (c Config) kafkaConfig() (kafka.Config, error) {
 		}
 	}
 	extra, err := kafka.ParseExtraConfig(c.Extra)
-	kc := kafka.Config{Brokers: brokers, Topic: c.Topic, Source: c.Source, Extra: extra, FlushTimeout: c.FlushTimeout}
+	kc := kafka.Config{Brokers: brokers, Topic: c.Topic, Source: c.Source, Extra: extra, FlushTimeout: c.FlushTimeout, NoTombstones: c.NoTombstones}
 	if kc.Topic == "" {
 		kc.Topic = kafka.DefaultTopic
 	}

@@ -5,7 +5,8 @@
 // Messages follow the CloudEvents Kafka protocol binding in binary mode: the
 // value is the event contract JSON, the key is the user id, and the
 // attributes are headers (ce_specversion, ce_id, ce_type, ce_source,
-// ce_subject, ce_time, content-type).
+// ce_subject, ce_time, content-type). Each delete event is followed by a
+// tombstone: the same key, a null value and no headers.
 package kafka
 
 import (
@@ -41,6 +42,10 @@ type Config struct {
 	Extra map[string]string
 	// FlushTimeout bounds the flush on Close when the context has no deadline.
 	FlushTimeout time.Duration
+	// NoTombstones (KAFKA_TOMBSTONES=false) stops the tombstone that
+	// otherwise follows every delete event (see Publisher.Publish). The
+	// zero value publishes them, so a compacted topic forgets a deleted user.
+	NoTombstones bool
 }
 
 func (c Config) withDefaults() Config {

@@ -150,9 +150,13 @@ func (p *Publisher) watchEvents(prod *ckafka.Producer) {
 }
 
 // Publish produces msgs in order and waits for every delivery report (or
-// ctx). It returns how many leading messages the broker acknowledged and,
-// when that is not all of them, the first failure. librdkafka retries
-// transient failures itself, within message.timeout.ms.
+// ctx). Each delete event is followed by a tombstone for its key (unless
+// Config.NoTombstones), so a compacted topic drops everything it kept of
+// the user; both share the key, hence the partition, and keep their order.
+// It returns how many leading messages the broker acknowledged, a delete
+// counting only once its tombstone is acknowledged too, and, when that is
+// not all of them, the first failure. librdkafka retries transient failures
+// itself, within message.timeout.ms.
 func (p *Publisher) Publish(ctx context.Context, msgs []domain.Message) (int, error) {
 	if len(msgs) == 0 {
 		return 0, nil
@@ -172,16 +176,17 @@ func (p *Publisher) Publish(ctx context.Context, msgs []domain.Message) (int, er
 			return 0, err
 		}
 	}
+	recs := p.records(msgs)
 	b := &batch{
-		reports: make(chan ckafka.Event, len(msgs)), // never blocks librdkafka, even after we stop waiting
-		results: make([]error, len(msgs)),
-		settled: make([]bool, len(msgs)),
+		reports: make(chan ckafka.Event, len(recs)), // never blocks librdkafka, even after we stop waiting
+		results: make([]error, len(recs)),
+		settled: make([]bool, len(recs)),
 	}
-	produced, produceErr := p.produceAll(ctx, b, msgs)
+	produced, produceErr := p.produceAll(ctx, b, msgs, recs)
 	b.await(ctx)
 	acked := b.ackedPrefix()
-	if acked == len(msgs) {
-		return acked, nil
+	if acked == len(recs) {
+		return ackedMessages(recs, acked, len(msgs)), nil
 	}
 	err := b.results[acked]
 	switch {
@@ -191,10 +196,49 @@ func (p *Publisher) Publish(ctx context.Context, msgs []domain.Message) (int, er
 		err = fmt.Errorf("waiting for delivery: %w", context.Cause(ctx))
 	}
 	err = p.explain(err)
-	return acked, fmt.Errorf("publish event %s (seq %d) to %s: %w", msgs[acked].EventID, msgs[acked].Seq, p.cfg.Topic, err)
+	failed := recs[acked]
+	m := msgs[failed.msg]
+	what := "event"
+	if failed.tombstone {
+		what = "tombstone after event"
+	}
+	return ackedMessages(recs, acked, len(msgs)), fmt.Errorf("publish %s %s (seq %d) to %s: %w", what, m.EventID, m.Seq, p.cfg.Topic, err)
 }
 
-// batch collects the delivery reports of one Publish call.
+// record is one Kafka record of a Publish call: message msg's event, or
+// the tombstone that follows it.
+type record struct {
+	msg       int
+	tombstone bool
+}
+
+// ackedMessages is how many leading messages (of n in all) are wholly
+// acknowledged when the first acked records are: a delete counts only once
+// its tombstone is acknowledged too, so that a failed tombstone is sent
+// again with its event rather than lost.
+func ackedMessages(recs []record, acked, n int) int {
+	if acked >= len(recs) {
+		return n
+	}
+	return recs[acked].msg
+}
+
+// tombstoneAfter is the event type a tombstone follows.
+var tombstoneAfter = domain.ActionDelete.EventType()
+
+// records lists what msgs become on the topic, in order.
+func (p *Publisher) records(msgs []domain.Message) []record {
+	recs := make([]record, 0, len(msgs))
+	for i, m := range msgs {
+		recs = append(recs, record{msg: i})
+		if m.Type == tombstoneAfter && !p.cfg.NoTombstones {
+			recs = append(recs, record{msg: i, tombstone: true})
+		}
+	}
+	return recs
+}
+
+// batch collects the delivery reports of one Publish call, one per record.
 type batch struct {
 	reports chan ckafka.Event
 	results []error
@@ -215,7 +259,7 @@ func (b *batch) settle(ev ckafka.Event) {
 	b.pending--
 }
 
-// await waits for every produced message's report, or for ctx.
+// await waits for every produced record's report, or for ctx.
 func (b *batch) await(ctx context.Context) {
 	for b.pending > 0 {
 		select {
@@ -227,6 +271,7 @@ func (b *batch) await(ctx context.Context) {
 	}
 }
 
+// ackedPrefix is the number of leading records acknowledged.
 func (b *batch) ackedPrefix() int {
 	n := 0
 	for n < len(b.results) && b.settled[n] && b.results[n] == nil {
@@ -235,22 +280,25 @@ func (b *batch) ackedPrefix() int {
 	return n
 }
 
-// produceAll enqueues msgs in order; it stops at the first message it cannot
-// enqueue, since sending later ones would reorder a user's events.
-func (p *Publisher) produceAll(ctx context.Context, b *batch, msgs []domain.Message) (int, error) {
+// produceAll enqueues recs in order and returns how many it enqueued; it
+// stops at the first record it cannot enqueue, since sending later ones
+// would reorder a user's events.
+func (p *Publisher) produceAll(ctx context.Context, b *batch, msgs []domain.Message, recs []record) (int, error) {
 	topic := p.cfg.Topic
 	wait := queueFullMinWait
-	for i, m := range msgs {
+	for i, r := range recs {
 		if err := ctx.Err(); err != nil {
 			return i, fmt.Errorf("enqueue: %w", context.Cause(ctx))
 		}
+		m := msgs[r.msg]
 		km := &ckafka.Message{
 			TopicPartition: ckafka.TopicPartition{Topic: &topic, Partition: ckafka.PartitionAny},
 			Key:            []byte(m.Key),
-			Value:          m.Payload,
 			Timestamp:      m.OccurredAt,
-			Headers:        p.headers(m),
 			Opaque:         i,
+		}
+		if !r.tombstone { // a tombstone is a null value without headers
+			km.Value, km.Headers = m.Payload, p.headers(m)
 		}
 		for {
 			err := p.prod.Produce(km, b.reports)
@@ -280,7 +328,7 @@ func (p *Publisher) produceAll(ctx context.Context, b *batch, msgs []domain.Mess
 			t.Stop()
 		}
 	}
-	return len(msgs), nil
+	return len(recs), nil
 }
 
 // headers are the CloudEvents binary-mode attributes of m.

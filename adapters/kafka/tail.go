@@ -20,8 +20,9 @@ const tailMetadataTimeout = 10 * time.Second
 // event: exactly the message value (the event contract; the CloudEvents
 // headers repeat what it holds), as the log publisher prints without a
 // broker, so `| jq` works on both. A value that is not JSON is printed as a
-// JSON string. fromBeginning starts at the oldest retained event, otherwise
-// at the end. Tail reads every partition present when it starts, commits
+// JSON string; a tombstone (null value, written after a delete event) is
+// printed as {"tombstone":true,"key":"<user id>"}. fromBeginning starts at
+// the oldest retained event, otherwise at the end. Tail reads every partition present when it starts, commits
 // nothing and leaves no consumer group offsets behind; transient broker
 // errors are logged to slog.Default and retried.
 func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) error {
@@ -63,7 +64,9 @@ func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) erro
 		switch e := c.Poll(100).(type) {
 		case *ckafka.Message:
 			line.Reset()
-			if err := writeLine(&line, e.Value); err != nil {
+			if e.Value == nil {
+				writeTombstone(&line, e.Key)
+			} else if err := writeLine(&line, e.Value); err != nil {
 				return err
 			}
 			if _, err := w.Write(line.Bytes()); err != nil {
@@ -117,4 +120,18 @@ func writeLine(buf *bytes.Buffer, v []byte) error {
 	}
 	buf.WriteByte('\n')
 	return nil
+}
+
+// tombstoneLine is how Tail shows a tombstone: no event has this shape
+// (events have "id", "action" and "data").
+type tombstoneLine struct {
+	Tombstone bool   `json:"tombstone"`
+	Key       string `json:"key"`
+}
+
+// writeTombstone appends the line of a tombstone for key.
+func writeTombstone(buf *bytes.Buffer, key []byte) {
+	b, _ := json.Marshal(tombstoneLine{Tombstone: true, Key: string(key)}) // cannot fail: a bool and a string
+	buf.Write(b)
+	buf.WriteByte('\n')
 }

@@ -105,9 +105,17 @@ func (s *service) checkEvents(t *testing.T) {
 	if len(expected) == 0 {
 		t.Fatal("no mutation was expected: nothing would be checked")
 	}
-	recs := consume(t, s.topic, len(expected), time.Second)
-	if len(recs) != len(expected) {
-		t.Errorf("%d events on the topic for %d successful mutations", len(recs), len(expected))
+	// Each delete event is followed by a tombstone (same key, null value,
+	// no headers), which lets a compacted topic forget the user.
+	deletes := 0
+	for _, e := range expected {
+		if e.action == "delete" {
+			deletes++
+		}
+	}
+	recs := consume(t, s.topic, len(expected)+deletes, time.Second)
+	if len(recs) != len(expected)+deletes {
+		t.Errorf("%d records on the topic for %d successful mutations (%d deletes, each with a tombstone)", len(recs), len(expected), deletes)
 	}
 
 	byUser := map[string][]*kgo.Record{}
@@ -135,6 +143,7 @@ func (s *service) checkEvents(t *testing.T) {
 		got := byUser[key]
 		// One key, one partition: offsets are the order the broker keeps.
 		slices.SortFunc(got, func(a, b *kgo.Record) int { return cmp.Compare(a.Offset, b.Offset) })
+		got = dropTombstones(t, key, got)
 		var last time.Time
 		for i, w := range want {
 			if i >= len(got) {
@@ -189,6 +198,23 @@ func (s *service) checkEvent(t *testing.T, r *kgo.Record, want expectedEvent, se
 	seen[body.ID] = true
 	at := checkTime(t, "occurred_at", body.OccurredAt)
 
+	if want.action == "delete" {
+		// A deletion publishes the id alone.
+		exactKeys(t, "delete event data", body.Data, "id")
+		if want := `{"id":` + strconv.FormatInt(want.user.ID, 10) + `}`; string(body.Data) != want {
+			t.Errorf("delete event data %s, want %s", body.Data, want)
+		}
+		for _, field := range []string{want.user.Email, want.user.FirstName, want.user.LastName, want.user.Address} {
+			if field != "" && strings.Contains(string(r.Value), field) {
+				t.Errorf("delete event %s holds %q", r.Value, field)
+			}
+		}
+		checkHeaders(t, r, body, at)
+		if string(r.Key) != strconv.FormatInt(want.user.ID, 10) {
+			t.Errorf("event %s: key %q, want the user id %d", body.ID, r.Key, want.user.ID)
+		}
+		return at
+	}
 	exactKeys(t, "event data", body.Data, dataKeys...)
 	var data userData
 	if err := json.Unmarshal(body.Data, &data); err != nil {
@@ -206,6 +232,50 @@ func (s *service) checkEvent(t *testing.T, r *kgo.Record, want expectedEvent, se
 		}
 	}
 
+	checkHeaders(t, r, body, at)
+	if string(r.Key) != strconv.FormatInt(want.user.ID, 10) {
+		t.Errorf("event %s: key %q, want the user id %d", body.ID, r.Key, want.user.ID)
+	}
+	return at
+}
+
+// dropTombstones checks that each tombstone among one key's records (in
+// offset order) directly follows a delete event, and returns the events.
+func dropTombstones(t *testing.T, key string, recs []*kgo.Record) []*kgo.Record {
+	t.Helper()
+	var events []*kgo.Record
+	for i, r := range recs {
+		if r.Value != nil {
+			events = append(events, r)
+			continue
+		}
+		if len(r.Headers) != 0 {
+			t.Errorf("user %s: a tombstone with headers", key)
+		}
+		if typ, _ := header(recs[max(i-1, 0)], "ce_type"); i == 0 || typ != ceTypes["delete"] {
+			t.Errorf("user %s: a tombstone that does not follow a delete event", key)
+		}
+	}
+	for _, r := range events {
+		if typ, _ := header(r, "ce_type"); typ == ceTypes["delete"] && !followedByTombstone(recs, r) {
+			t.Errorf("user %s: the delete event is not followed by its tombstone", key)
+		}
+	}
+	return events
+}
+
+func followedByTombstone(recs []*kgo.Record, r *kgo.Record) bool {
+	for i, x := range recs {
+		if x == r {
+			return i+1 < len(recs) && recs[i+1].Value == nil
+		}
+	}
+	return false
+}
+
+// checkHeaders checks the CloudEvents headers of an event record.
+func checkHeaders(t *testing.T, r *kgo.Record, body eventBody, at time.Time) {
+	t.Helper()
 	for name, value := range headerValues {
 		if got, n := header(r, name); n != 1 || got != value(r, body) {
 			t.Errorf("event %s: header %s = %q (%d times), want %q once", body.ID, name, got, n, value(r, body))
@@ -217,10 +287,6 @@ func (s *service) checkEvent(t *testing.T, r *kgo.Record, want expectedEvent, se
 	} else if ct, err := time.Parse(time.RFC3339Nano, ceTime); err != nil || !ct.Equal(at) {
 		t.Errorf("event %s: ce_time %q, want the time it occurred, %s", body.ID, ceTime, body.OccurredAt)
 	}
-	if string(r.Key) != strconv.FormatInt(want.user.ID, 10) {
-		t.Errorf("event %s: key %q, want the user id %d", body.ID, r.Key, want.user.ID)
-	}
-	return at
 }
 
 // header returns the value of a record header and how often it occurs.

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +51,7 @@ type service struct {
 	relay  *app.Relay
 	create *app.CreateUser
 	patch  *app.PatchUser
+	del    *app.DeleteUser
 
 	stopRelay func()
 }
@@ -100,6 +102,7 @@ func newService(t *testing.T, dbPath, addr string, extra map[string]string) *ser
 		relay:     relay,
 		create:    app.NewCreateUser(rules, geo, policy, hasher, mutations),
 		patch:     app.NewPatchUser(rules, store, hasher, mutations),
+		del:       app.NewDeleteUser(mutations),
 		stopRelay: func() {},
 	}
 	t.Cleanup(s.shutdown)
@@ -309,6 +312,90 @@ func TestEventsCommittedBeforeARestartArePublishedByTheNextProcess(t *testing.T)
 	recs := kafkatest.Consume(t, b.Addr(), topic, 2*users, 15*time.Second)
 	if dups := checkEvents(t, recs, ids); dups != 0 {
 		t.Errorf("%d duplicates without any failure", dups)
+	}
+}
+
+// After a user is deleted, the only records of them the service produces
+// are ones a consumer can act on without seeing their data. The user's
+// events committed before the delete but not yet published go out as they
+// are, in order, then the id-only delete event and its tombstone; nothing
+// produced from the delete on holds the user's email, names or address.
+func TestNothingPublishedAfterADeleteHoldsTheUser(t *testing.T) {
+	b := kafkatest.Start(t, topic, 3)
+	s := newService(t, t.TempDir()+"/u.db", b.Addr(), nil)
+	ctx := context.Background()
+
+	// The relay is not running yet: the create and the update of the user
+	// are still unpublished when it is deleted.
+	in := domain.Input{FirstName: ptr("Gretel"), LastName: ptr("Hexenhaus"), Password: ptr("correct horse battery"),
+		Email: ptr("gretel.hexenhaus@example.com"), Address: ptr("Waldweg 7, 3000 Bern")}
+	gone, err := s.create.Do(ctx, in, client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := "Lebkuchengasse 1, 3000 Bern"
+	if _, err := s.patch.Do(ctx, gone.ID, domain.Input{Address: &moved}, domain.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.del.Do(ctx, gone.ID, domain.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	later, _ := s.mutate(t, "after-delete", 6)
+	s.startRelay()
+	s.waitDrained(t, 15*time.Second)
+
+	events := 3 + 2*len(later)
+	recs := kafkatest.Consume(t, b.Addr(), topic, events+1, 15*time.Second)
+	key := strconv.FormatInt(gone.ID, 10)
+	var mine []*kgo.Record
+	for _, r := range recs {
+		if string(r.Key) == key {
+			mine = append(mine, r)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool { return mine[i].Offset < mine[j].Offset })
+	var kinds []string
+	for _, r := range mine {
+		kind, _ := kafkatest.Header(r, "ce_type")
+		if kafkatest.IsTombstone(r) {
+			kind = "tombstone"
+		}
+		kinds = append(kinds, kind)
+	}
+	want := []string{"users.user.created", "users.user.updated", "users.user.deleted", "tombstone"}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("the deleted user's records, in offset order: %v, want %v", kinds, want)
+	}
+	if got, want := string(mine[2].Value), `"data":{"id":`+key+`}`; !strings.Contains(got, want) {
+		t.Errorf("delete event %s: data is not exactly {\"id\": %s}", got, key)
+	}
+	// Every record produced from the delete on: in the user's partition
+	// from the delete's offset, and everything committed after it.
+	deleted := mine[2]
+	laterKeys := map[string]bool{}
+	for _, id := range later {
+		laterKeys[strconv.FormatInt(id, 10)] = true
+	}
+	personal := []string{"gretel", "Gretel", "Hexenhaus", "hexenhaus", "Waldweg", "Lebkuchengasse"}
+	scanned := 0
+	for _, r := range recs {
+		after := r.Partition == deleted.Partition && r.Offset >= deleted.Offset || laterKeys[string(r.Key)]
+		if !after {
+			continue
+		}
+		scanned++
+		text := string(r.Key) + " " + string(r.Value)
+		for _, h := range r.Headers {
+			text += " " + h.Key + "=" + string(h.Value)
+		}
+		for _, p := range personal {
+			if strings.Contains(text, p) {
+				t.Errorf("a record produced after the delete holds %q: %s", p, text)
+			}
+		}
+	}
+	if scanned < 2+2*len(later) {
+		t.Errorf("scanned %d records after the delete, want at least %d", scanned, 2+2*len(later))
 	}
 }
 

@@ -9,10 +9,16 @@ import (
 	"github.com/marketplace/usersvc/domain"
 )
 
+// IsTombstone reports whether r is a tombstone: a null value without
+// headers, which the publisher writes after each delete event.
+func IsTombstone(r *kgo.Record) bool { return r.Value == nil && len(r.Headers) == 0 }
+
 // CheckDelivered asserts that every sent message arrived as the publisher
 // writes it (key, value, exactly the CloudEvents headers with source), that
-// nothing else arrived, and that each key's first deliveries keep the order
-// of sent. It returns the number of duplicates (delivery is at least once).
+// nothing else arrived but tombstones, each right after a delete event of
+// its key in its partition, and that each key's first deliveries keep the
+// order of sent. It returns the number of duplicates (delivery is at least
+// once).
 func CheckDelivered(t testing.TB, recs []*kgo.Record, sent []domain.Message, source string) int {
 	t.Helper()
 	byID := make(map[string]domain.Message, len(sent))
@@ -23,7 +29,16 @@ func CheckDelivered(t testing.TB, recs []*kgo.Record, sent []domain.Message, sou
 	seen := map[string]bool{}
 	lastRank := map[string]int{}
 	dups := 0
+	lastOfKey := map[string]*kgo.Record{} // per key, the previous record in arrival order
 	for _, r := range recs {
+		prev := lastOfKey[string(r.Key)]
+		lastOfKey[string(r.Key)] = r
+		if IsTombstone(r) {
+			if prevType, _ := headerOf(prev, "ce_type"); prevType != domain.ActionDelete.EventType() || prev.Partition != r.Partition {
+				t.Fatalf("a tombstone for key %q (partition %d) does not follow a delete event of that key in its partition", r.Key, r.Partition)
+			}
+			continue
+		}
 		id, _ := Header(r, "ce_id")
 		m, ok := byID[id]
 		if !ok {
@@ -69,4 +84,11 @@ func CheckDelivered(t testing.TB, recs []*kgo.Record, sent []domain.Message, sou
 		t.Fatalf("%d of %d events arrived; missing %d, first %q", len(seen), len(sent), len(missing), missing[:min(5, len(missing))])
 	}
 	return dups
+}
+
+func headerOf(r *kgo.Record, key string) (string, bool) {
+	if r == nil {
+		return "", false
+	}
+	return Header(r, key)
 }

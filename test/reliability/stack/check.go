@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/marketplace/usersvc/adapters/kafka/kafkatest"
 	"github.com/marketplace/usersvc/domain"
 )
 
@@ -67,13 +68,17 @@ type Delivery struct {
 	Event     domain.EventBody
 }
 
-// FirstDeliveries decodes records as events and keeps the first delivery of
-// each event id, in the order read; it counts the repeats (delivery is at
+// FirstDeliveries decodes records as events (skipping the tombstones that
+// follow deletes) and keeps the first delivery of each event id, in the
+// order read; it counts the repeats (delivery is at
 // least once). A record that is not an event fails t.
 func FirstDeliveries(t testing.TB, recs []*kgo.Record) (firsts []Delivery, duplicates int) {
 	t.Helper()
 	seen := map[string]bool{}
 	for _, r := range recs {
+		if kafkatest.IsTombstone(r) {
+			continue // a delete's tombstone: not an event
+		}
 		var ev domain.EventBody
 		if err := json.Unmarshal(r.Value, &ev); err != nil {
 			t.Fatalf("record at %d/%d is not an event: %q", r.Partition, r.Offset, r.Value)
