@@ -130,3 +130,35 @@ type Authenticator interface {
 	// keys known).
 	Authenticate(ctx context.Context, bearerToken string) (domain.Principal, error)
 }
+
+// LoginFailureStore keeps the failed credential checks per email key, in
+// the database every replica shares, so that a lockout holds whichever
+// replica a guess reaches.
+type LoginFailureStore interface {
+	// LoginFailures returns the record of key (the zero value when none).
+	LoginFailures(ctx context.Context, key string) (domain.LoginFailures, error)
+	// RecordLoginFailure adds one failure at `at` atomically (concurrent
+	// calls lose no increment) and returns the record after it. A record
+	// whose window started at or before at-window starts again at 1.
+	RecordLoginFailure(ctx context.Context, key string, at time.Time, window time.Duration) (domain.LoginFailures, error)
+	// ResetLoginFailures forgets key's failures.
+	ResetLoginFailures(ctx context.Context, key string) error
+	// PurgeLoginFailures removes records whose last failure is before
+	// cutoff and returns how many it removed.
+	PurgeLoginFailures(ctx context.Context, cutoff time.Time) (int64, error)
+}
+
+// PasswordHashReplacer upgrades a stored hash without touching anything
+// else of the user (no version, no updated_at, no event).
+type PasswordHashReplacer interface {
+	// ReplacePasswordHash sets user id's hash to newHash if it is still
+	// oldHash; replaced is false when it was not (changed meanwhile, or no
+	// such user).
+	ReplacePasswordHash(ctx context.Context, id int64, oldHash, newHash string) (replaced bool, err error)
+}
+
+// RehashChecker tells whether a stored hash was made with other parameters
+// than the ones configured now.
+type RehashChecker interface {
+	NeedsRehash(hash string) bool
+}

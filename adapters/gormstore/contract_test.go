@@ -17,3 +17,14 @@ func TestUserStoreContract(t *testing.T) {
 		})
 	}
 }
+
+// TestCredentialStoreContract proves every database against the credential
+// checks' ports (login failures, hash upgrades).
+func TestCredentialStoreContract(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			porttest.RunCredentialStoreContract(t, func(t *testing.T) porttest.CredentialStore { return b.open(t) })
+		})
+	}
+}
