@@ -29,13 +29,15 @@ export USERS_TEST_POSTGRES_IMAGE ?= usersvc-test/postgres:15
 endif
 
 # Development profile for `make run`: SQLite file, events to stdout, loopback
-# located in Switzerland. Override any of them on the command line.
-# EVENT_BUS=log is explicit: the binary's default bus is Kafka and refuses
-# to start without KAFKA_BROKERS.
+# located in Switzerland, no authentication (the binary's default is
+# AUTH_MODE=jwt, which needs an OAuth2 server). Override any of them on the
+# command line. EVENT_BUS=log is explicit: the binary's default bus is Kafka
+# and refuses to start without KAFKA_BROKERS.
 export EVENT_BUS    ?= log
 export GEO_PROVIDER ?= static
 export GEO_STATIC   ?= 127.0.0.0/8=CH,::1/128=CH
 export LOG_FORMAT   ?= text
+export AUTH_MODE    ?= none
 
 # Further targets (benchmarks, reliability runs) live in mk/*.mk.
 include $(wildcard mk/*.mk)

@@ -55,7 +55,9 @@ func (m *Mutations) run(ctx context.Context, fn func(ctx context.Context, tx por
 		if c, err = fn(ctx, tx, now); err != nil || c.Action == "" {
 			return err
 		}
-		msg, err := domain.NewEvent(newEventID(now()), c.Action, c.User, c.Changed, now()).Message()
+		ev := domain.NewEvent(newEventID(now()), c.Action, c.User, c.Changed, now())
+		ev.Actor = actor(ctx)
+		msg, err := ev.Message()
 		if err != nil {
 			return fmt.Errorf("encode %s event of user %d: %w", c.Action, c.User.ID, err)
 		}
@@ -71,6 +73,15 @@ func (m *Mutations) run(ctx context.Context, fn func(ctx context.Context, tx por
 		m.notifier.Notify()
 	}
 	return c, nil
+}
+
+// actor is who asked for the change: the authenticated caller's subject,
+// or nil when nobody authenticated.
+func actor(ctx context.Context) *string {
+	if p, ok := domain.PrincipalFrom(ctx); ok {
+		return p.Actor()
+	}
+	return nil
 }
 
 // newEventID returns a UUIDv7: time-ordered, so consumers that keep seen

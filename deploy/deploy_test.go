@@ -408,8 +408,9 @@ func publishes(s composeService, containerPort string) bool {
 // its defaults for what env leaves unset.
 func shutdownBudget(t *testing.T, env map[string]string) time.Duration {
 	t.Helper()
-	// The development bus, so that only the shutdown settings are judged.
-	only := map[string]string{"EVENT_BUS": "log"}
+	// The development bus and no authentication, so that only the shutdown
+	// settings are judged.
+	only := map[string]string{"EVENT_BUS": "log", "AUTH_MODE": "none"}
 	for _, name := range []string{"SHUTDOWN_DRAIN_DELAY", "SHUTDOWN_TIMEOUT"} {
 		if v, ok := env[name]; ok {
 			only[name] = v
@@ -543,8 +544,8 @@ func TestDeployment(t *testing.T) {
 			if p.probe.HTTPGet.Path != p.path {
 				t.Errorf("path %q, want %q", p.probe.HTTPGet.Path, p.path)
 			}
-			if portRef(p.probe.HTTPGet.Port, c) != 8080 {
-				t.Errorf("port %q is not the container's HTTP port 8080", p.probe.HTTPGet.Port.Value)
+			if portRef(p.probe.HTTPGet.Port, c) != adminPort {
+				t.Errorf("port %q is not the container's admin port %d (ADMIN_ADDR)", p.probe.HTTPGet.Port.Value, adminPort)
 			}
 		})
 	}

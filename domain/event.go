@@ -37,6 +37,9 @@ type Event struct {
 	User       User
 	// Changed lists, sorted, the fields an update changed ("password" has no value).
 	Changed []string
+	// Actor is the authenticated caller's subject (nil: nobody
+	// authenticated, e.g. AUTH_MODE=none).
+	Actor *string
 }
 
 // NewEvent describes a mutation of u at the given time.
@@ -103,6 +106,7 @@ type EventBody struct {
 	ID         string    `json:"id"`
 	Action     Action    `json:"action"`
 	OccurredAt string    `json:"occurred_at"`
+	Actor      *string   `json:"actor"` // always present: null when no caller authenticated
 	Data       EventData `json:"data"`
 	Changed    []string  `json:"changed,omitempty"`
 }
@@ -126,6 +130,7 @@ func (e Event) Message() (Message, error) {
 		ID:         e.ID,
 		Action:     e.Action,
 		OccurredAt: FormatTime(e.OccurredAt),
+		Actor:      e.Actor,
 	}
 	if e.Action == ActionDelete {
 		body.Data = EventData{UserData: UserData{ID: e.User.ID}, IDOnly: true}

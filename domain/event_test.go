@@ -68,11 +68,11 @@ func TestEventMessage(t *testing.T) {
 		wantChanged []any
 	}{
 		{action: domain.ActionCreate, changed: []string{"email"}, wantType: "users.user.created",
-			wantKeys: []string{"action", "data", "id", "occurred_at"}},
+			wantKeys: []string{"action", "actor", "data", "id", "occurred_at"}},
 		{action: domain.ActionUpdate, changed: []string{"email", "password"}, wantType: "users.user.updated",
-			wantKeys: []string{"action", "changed", "data", "id", "occurred_at"}, wantChanged: []any{"email", "password"}},
+			wantKeys: []string{"action", "actor", "changed", "data", "id", "occurred_at"}, wantChanged: []any{"email", "password"}},
 		{action: domain.ActionDelete, wantType: "users.user.deleted",
-			wantKeys: []string{"action", "data", "id", "occurred_at"}},
+			wantKeys: []string{"action", "actor", "data", "id", "occurred_at"}},
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.action), func(t *testing.T) {
@@ -122,6 +122,9 @@ func TestEventMessage(t *testing.T) {
 			if got, _ := body["changed"].([]any); !reflect.DeepEqual(got, tc.wantChanged) {
 				t.Errorf("changed = %v, want %v", body["changed"], tc.wantChanged)
 			}
+			if actor, present := body["actor"]; !present || actor != nil {
+				t.Errorf("actor = %v (present %v), want null without a caller", actor, present)
+			}
 		})
 	}
 }
@@ -140,6 +143,22 @@ func TestPublicDataCountryNullWhenUnknown(t *testing.T) {
 		if !bytes.Contains(b, []byte(tc.want)) {
 			t.Errorf("country %q: %s, want it to contain %s", tc.country, b, tc.want)
 		}
+	}
+}
+
+func TestEventActor(t *testing.T) {
+	ev := domain.NewEvent("0190a6d2-7c00-7abc-8def-0123456789ab", domain.ActionCreate, domain.User{ID: 7}, nil, time.Now())
+	ev.Actor = domain.Principal{Subject: "service-account-billing"}.Actor()
+	m, err := ev.Message()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(m.Payload, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body["actor"] != "service-account-billing" {
+		t.Fatalf("actor = %v", body["actor"])
 	}
 }
 

@@ -10,13 +10,22 @@ import (
 	"time"
 )
 
+// authSettings are the variables AUTH_MODE=jwt (the default) requires;
+// env supplies them unless the test sets them itself.
+var authSettings = map[string]string{
+	"AUTH_JWKS_URL": "https://id.example.com/realms/marketplace/protocol/openid-connect/certs",
+	"AUTH_ISSUER":   "https://id.example.com/realms/marketplace",
+	"AUTH_AUDIENCE": "usersvc",
+}
+
 // bare serves exactly vars.
 func bare(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
 }
 
 // env is bare with the development event bus (EVENT_BUS=log) unless vars
-// choose a bus or brokers: the default bus needs KAFKA_BROKERS.
+// choose a bus or brokers (the default bus needs KAFKA_BROKERS), and with
+// authSettings unless vars set them.
 func env(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) {
 		v, ok := vars[k]
@@ -25,8 +34,32 @@ func env(vars map[string]string) func(string) (string, bool) {
 		if k == "EVENT_BUS" && !ok && !bus && !brokers {
 			return "log", true
 		}
+		if a, isAuth := authSettings[k]; isAuth && !ok {
+			return a, true
+		}
 		return v, ok
 	}
+}
+
+// withAuth is vars plus authSettings, so that only the rest is judged.
+func withAuth(vars map[string]string) map[string]string {
+	all := map[string]string{}
+	for k, v := range authSettings {
+		all[k] = v
+	}
+	for k, v := range vars {
+		all[k] = v
+	}
+	return all
+}
+
+// noAuth is env without authSettings.
+func noAuth(vars map[string]string) func(string) (string, bool) {
+	all := map[string]string{"EVENT_BUS": "log"}
+	for k, v := range vars {
+		all[k] = v
+	}
+	return bare(all)
 }
 
 // The security review's finding: an empty environment used to start with
@@ -44,17 +77,17 @@ func TestLoadRefusesTheStdoutFallback(t *testing.T) {
 		{"auto with brokers", map[string]string{"EVENT_BUS": "auto", "KAFKA_BROKERS": "127.0.0.1:9092"}, "EVENT_BUS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(bare(tc.env))
+			_, err := Load(bare(withAuth(tc.env)))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Load(%v) = %v; want an error naming %s", tc.env, err, tc.want)
 			}
 		})
 	}
-	c, err := Load(bare(map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092"}))
+	c, err := Load(bare(withAuth(map[string]string{"KAFKA_BROKERS": "127.0.0.1:9092"})))
 	if err != nil || c.EventBus != "kafka" {
 		t.Fatalf("Load with brokers only = %q, %v; want the kafka bus", c.EventBus, err)
 	}
-	c, err = Load(bare(map[string]string{"EVENT_BUS": "log"}))
+	c, err = Load(bare(withAuth(map[string]string{"EVENT_BUS": "log"})))
 	if err != nil || c.EventBus != "log" {
 		t.Fatalf("Load with EVENT_BUS=log = %q, %v", c.EventBus, err)
 	}
@@ -69,8 +102,65 @@ func TestLoadDefaults(t *testing.T) {
 		c.PasswordMinLen != 8 || c.LogLevel != slog.LevelInfo || c.LogFormat != "json" || c.GeoProvider != "ipapi" ||
 		c.GeoTimeout != 2*time.Second || c.GeoCacheSize != 10000 || c.GeoCacheTTL != 24*time.Hour ||
 		c.KafkaTopic != "users-events" || c.EventSource != "usersvc" || c.ShutdownTimeout != 20*time.Second ||
-		c.DBMaxOpenConns != 0 {
+		c.DBMaxOpenConns != 0 || c.AuthMode != AuthJWT || c.AdminAddr != "127.0.0.1:9090" ||
+		strings.Join(c.AuthAlgorithms, ",") != "RS256,ES256,EdDSA" || c.AuthLeeway != 30*time.Second || c.AuthRefresh != 15*time.Minute {
 		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestAuthSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		lookup  func(string) (string, bool)
+		wantErr string // empty: loads
+		check   func(t *testing.T, c Config)
+	}{
+		{name: "jwt by default refuses to start without settings", lookup: noAuth(nil),
+			wantErr: "AUTH_MODE=jwt needs AUTH_JWKS_URL, AUTH_ISSUER, AUTH_AUDIENCE (or set AUTH_MODE=none"},
+		{name: "names only what is missing", lookup: noAuth(map[string]string{"AUTH_JWKS_URL": "file:///etc/jwks.json", "AUTH_AUDIENCE": "usersvc"}),
+			wantErr: "AUTH_MODE=jwt needs AUTH_ISSUER (or set AUTH_MODE=none"},
+		{name: "none needs nothing", lookup: noAuth(map[string]string{"AUTH_MODE": "none"}),
+			check: func(t *testing.T, c Config) {
+				if c.AuthMode != AuthNone || !AuthConfig(c, nil).Disabled {
+					t.Errorf("AUTH_MODE=none: %+v", c)
+				}
+			}},
+		{name: "unknown mode", lookup: env(map[string]string{"AUTH_MODE": "basic"}), wantErr: "invalid AUTH_MODE"},
+		{name: "JWKS URL of another scheme", lookup: env(map[string]string{"AUTH_JWKS_URL": "ftp://id/jwks"}), wantErr: "AUTH_JWKS_URL must be"},
+		{name: "JWKS file", lookup: env(map[string]string{"AUTH_JWKS_URL": "file:///etc/usersvc/jwks.json"})},
+		{name: "unknown algorithm", lookup: env(map[string]string{"AUTH_ALGORITHMS": "RS256,RS257"}), wantErr: "invalid AUTH_ALGORITHMS"},
+		{name: "only refused algorithms", lookup: env(map[string]string{"AUTH_ALGORITHMS": "HS256,none"}), wantErr: "invalid AUTH_ALGORITHMS"},
+		{name: "none and HS* listed are dropped", lookup: env(map[string]string{"AUTH_ALGORITHMS": "HS256, none ,ES256,HS512,PS256"}),
+			check: func(t *testing.T, c Config) {
+				if got := strings.Join(c.AuthAlgorithms, ","); got != "ES256,PS256" {
+					t.Errorf("algorithms %q", got)
+				}
+			}},
+		{name: "negative leeway", lookup: env(map[string]string{"AUTH_LEEWAY": "-1s"}), wantErr: "invalid AUTH_LEEWAY"},
+		{name: "zero refresh", lookup: env(map[string]string{"AUTH_JWKS_REFRESH": "0s"}), wantErr: "invalid AUTH_JWKS_REFRESH"},
+		{name: "admin listener off", lookup: env(map[string]string{"ADMIN_ADDR": ""}),
+			check: func(t *testing.T, c Config) {
+				if c.AdminAddr != "" {
+					t.Errorf("ADMIN_ADDR %q", c.AdminAddr)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(tt.lookup)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("Load = %v; want one line containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
 	}
 }
 

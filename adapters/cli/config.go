@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/eventbus"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/rabbitmq"
 	"github.com/marketplace/usersvc/domain"
 )
@@ -61,6 +63,15 @@ type Config struct {
 	EventSource     string
 	OutboxPoll      time.Duration
 	OutboxRetention time.Duration
+
+	AuthMode       string
+	AuthJWKSURL    string
+	AuthIssuer     string
+	AuthAudience   string
+	AuthAlgorithms []string
+	AuthLeeway     time.Duration
+	AuthRefresh    time.Duration
+	AdminAddr      string
 }
 
 // Variable documents one environment variable and stores its parsed value.
@@ -176,6 +187,77 @@ var Variables = []Variable{
 		set: func(c *Config, v string) (err error) { c.OutboxPoll, err = positiveDuration(v); return }},
 	{Name: "OUTBOX_RETENTION", Default: "24h", Help: "how long published events stay in the outbox table",
 		set: func(c *Config, v string) (err error) { c.OutboxRetention, err = positiveDuration(v); return }},
+
+	{Name: "AUTH_MODE", Default: AuthJWT, Help: "jwt: every API request needs a valid OAuth2 bearer token; none: no authentication (development only, logged as a warning)",
+		set: func(c *Config, v string) error { c.AuthMode = v; return oneOf(v, AuthJWT, AuthNone) }},
+	{Name: "AUTH_JWKS_URL", Default: "", Help: "where the token signing keys are: https://… or http://… (a JWKS document) or file:///path/jwks.json",
+		set: func(c *Config, v string) error { c.AuthJWKSURL = v; return nil }},
+	{Name: "AUTH_ISSUER", Default: "", Help: "the exact iss every token must carry",
+		set: func(c *Config, v string) error { c.AuthIssuer = v; return nil }},
+	{Name: "AUTH_AUDIENCE", Default: "", Help: "a value the token's aud (string or array) must contain",
+		set: func(c *Config, v string) error { c.AuthAudience = v; return nil }},
+	{Name: "AUTH_ALGORITHMS", Default: strings.Join(jwtauth.DefaultAlgorithms, ","), Help: "accepted token alg values (" + strings.Join(jwtauth.SupportedAlgorithms, ",") + "); none and HS* are refused even if listed",
+		set: func(c *Config, v string) (err error) { c.AuthAlgorithms, err = parseAlgorithms(v); return }},
+	{Name: "AUTH_LEEWAY", Default: "30s", Help: "clock skew allowed on a token's exp, nbf and iat",
+		set: func(c *Config, v string) (err error) { c.AuthLeeway, err = nonNegativeDuration(v); return }},
+	{Name: "AUTH_JWKS_REFRESH", Default: "15m", Help: "how often the signing keys are fetched again (and at once, at most every 10s, for a token naming an unknown kid)",
+		set: func(c *Config, v string) (err error) { c.AuthRefresh, err = positiveDuration(v); return }},
+	{Name: "ADMIN_ADDR", Default: "127.0.0.1:9090", Help: "address of the admin listener (/metrics, /healthz, /readyz, /debug/pprof/); empty: none",
+		set: func(c *Config, v string) error { c.AdminAddr = v; return nil }},
+}
+
+// AUTH_MODE values.
+const (
+	AuthJWT  = "jwt"
+	AuthNone = "none"
+)
+
+// parseAlgorithms reads AUTH_ALGORITHMS. "none" and HS* may be listed (an
+// operator copying an issuer's list) but are never accepted; an unknown
+// name is a typo worth refusing to start for.
+func parseAlgorithms(v string) ([]string, error) {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		switch {
+		case a == "":
+		case strings.EqualFold(a, "none"), strings.HasPrefix(a, "HS"):
+		case slices.Contains(jwtauth.SupportedAlgorithms, a):
+			out = append(out, a)
+		default:
+			return nil, fmt.Errorf("unknown algorithm %q (supported: %s)", a, strings.Join(jwtauth.SupportedAlgorithms, ","))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("needs at least one of %s", strings.Join(jwtauth.SupportedAlgorithms, ","))
+	}
+	return out, nil
+}
+
+// validateAuth refuses to start unprotected by accident: with AUTH_MODE=jwt
+// the three settings that say whose tokens to accept are required.
+func (c Config) validateAuth() error {
+	if c.AuthMode != AuthJWT {
+		return nil
+	}
+	var missing []string
+	for _, v := range []struct{ name, value string }{
+		{"AUTH_JWKS_URL", c.AuthJWKSURL}, {"AUTH_ISSUER", c.AuthIssuer}, {"AUTH_AUDIENCE", c.AuthAudience},
+	} {
+		if v.value == "" {
+			missing = append(missing, v.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("AUTH_MODE=jwt needs %s (or set AUTH_MODE=none to run without authentication, for development only)", strings.Join(missing, ", "))
+	}
+	u, err := url.Parse(c.AuthJWKSURL)
+	if err != nil || !(u.Scheme == "https" || u.Scheme == "http") || u.Host == "" {
+		if err != nil || u.Scheme != "file" || u.Path == "" {
+			return fmt.Errorf("AUTH_JWKS_URL must be https://…, http://… or file:///path")
+		}
+	}
+	return nil
 }
 
 // Load builds the configuration from lookup (os.LookupEnv in production).
@@ -306,6 +388,9 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 // validateAdapters lets each adapter check its own settings without
 // connecting anywhere; their messages name the variables to fix.
 func (c Config) validateAdapters() error {
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
 	if _, err := gormstore.ParseURL(c.DatabaseURL); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/geoprovider"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/metrics"
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
@@ -20,7 +21,7 @@ import (
 
 // ProviderSet hands each part of the configuration to the component that
 // reads it, so that adapters never see the environment themselves.
-var ProviderSet = wire.NewSet(StoreConfig, HashConfig, InstrumentedHTTPConfig, CursorKey, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
+var ProviderSet = wire.NewSet(StoreConfig, HashConfig, AuthConfig, InstrumentedHTTPConfig, CursorKey, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
 
 // StoreConfig is the persistence configuration.
 func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
@@ -48,7 +49,22 @@ func CursorKey(c Config, store *gormstore.Store) httpapi.CursorKeyFunc {
 	return func(ctx context.Context) ([]byte, error) { return store.SharedKey(ctx, cursorKeyName) }
 }
 
-// HTTPConfig is the HTTP adapter's configuration.
+// AuthConfig is the bearer-token authentication's configuration.
+func AuthConfig(c Config, logger *slog.Logger) jwtauth.Config {
+	return jwtauth.Config{
+		Disabled:   c.AuthMode == AuthNone,
+		JWKSURL:    c.AuthJWKSURL,
+		Issuer:     c.AuthIssuer,
+		Audience:   c.AuthAudience,
+		Algorithms: c.AuthAlgorithms,
+		Leeway:     c.AuthLeeway,
+		Refresh:    c.AuthRefresh,
+		Logger:     logger,
+	}
+}
+
+// HTTPConfig is the HTTP adapter's configuration, without authentication
+// (see InstrumentedHTTPConfig for the service's).
 func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {
 	return httpapi.Config{
 		TrustedProxies: c.TrustedProxies,
@@ -61,13 +77,18 @@ func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {
 	}
 }
 
-// InstrumentedHTTPConfig is HTTPConfig with the cursor key, request
-// metrics and /metrics.
-func InstrumentedHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics, cursorKey httpapi.CursorKeyFunc) httpapi.Config {
+// InstrumentedHTTPConfig is the service's HTTP configuration: HTTPConfig
+// with the cursor key, authentication (unless AUTH_MODE=none), request and
+// refusal metrics, and /metrics on the admin listener only.
+func InstrumentedHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics, cursorKey httpapi.CursorKeyFunc, auth *jwtauth.Authenticator) httpapi.Config {
 	h := HTTPConfig(c, logger)
 	h.CursorKey = cursorKey
+	if !auth.Disabled() {
+		h.Auth = auth
+	}
+	h.AuthObserver = m
 	h.Middleware = append(h.Middleware, m.GinMiddleware())
-	h.Routes = append(h.Routes, func(r gin.IRoutes) { r.GET("/metrics", gin.WrapH(m.Handler())) })
+	h.AdminRoutes = append(h.AdminRoutes, func(r gin.IRoutes) { r.GET("/metrics", gin.WrapH(m.Handler())) })
 	return h
 }
 

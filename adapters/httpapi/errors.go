@@ -30,6 +30,8 @@ const (
 	msgNotReady           = "Service not ready."
 	msgDraining           = "Service is shutting down."
 	msgOverloaded         = "Service busy, try again later."
+	msgNotAuthenticated   = "Authentication credentials were not provided."
+	msgPermissionDenied   = "You do not have permission to perform this action."
 )
 
 // maxEchoedCountry bounds how much of a refused country code an answer
@@ -109,6 +111,8 @@ func (m errorMapper) classify(c *gin.Context, err error) (int, any) {
 		invalid     *domain.ValidationError
 		refused     *domain.CountryNotAllowedError
 		unavailable *domain.UnavailableError
+		refusedAuth *domain.AuthError
+		noScope     *domain.ScopeError
 	)
 	switch {
 	case errors.Is(err, errBodyTimeout):
@@ -117,6 +121,17 @@ func (m errorMapper) classify(c *gin.Context, err error) (int, any) {
 		return errBodyTimeout.status, errBodyTimeout.body
 	case errors.As(err, &herr):
 		return herr.status, herr.body
+	case errors.As(err, &refusedAuth):
+		// RFC 6750 3: the challenge says what failed; the detail never
+		// echoes the token.
+		c.Header("WWW-Authenticate", challenge(err))
+		if refusedAuth.Reason == domain.AuthMissing {
+			return http.StatusUnauthorized, gin.H{"detail": msgNotAuthenticated}
+		}
+		return http.StatusUnauthorized, gin.H{"detail": "Invalid token: " + refusedAuth.Reason.Description() + "."}
+	case errors.As(err, &noScope):
+		c.Header("WWW-Authenticate", challenge(err))
+		return http.StatusForbidden, gin.H{"detail": msgPermissionDenied + " Scope " + string(noScope.Needed) + " is required."}
 	case errors.As(err, &invalid):
 		return http.StatusBadRequest, invalid.Fields
 	case errors.Is(err, domain.ErrEmailTaken):

@@ -21,6 +21,10 @@ type requestInfo struct {
 	ID     string
 	Client netip.Addr
 	Origin origin
+	// Subject and ClientID name the authenticated caller, for the access
+	// log (empty when nobody authenticated).
+	Subject  string
+	ClientID string
 }
 
 type requestInfoKey struct{}
@@ -104,14 +108,21 @@ func accessLog(logger *slog.Logger) gin.HandlerFunc {
 		case route == pathHealth || route == pathReady:
 			level = slog.LevelDebug
 		}
-		logger.LogAttrs(c.Request.Context(), level, "http request",
+		attrs := []slog.Attr{
 			slog.String("method", c.Request.Method),
 			slog.String("route", route),
 			slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)),
 			slog.Int("bytes", max(c.Writer.Size(), 0)),
 			slog.String("client", addrString(info.Client)),
-		)
+		}
+		if info.Subject != "" {
+			attrs = append(attrs, slog.String("sub", info.Subject))
+		}
+		if info.ClientID != "" {
+			attrs = append(attrs, slog.String("client_id", info.ClientID))
+		}
+		logger.LogAttrs(c.Request.Context(), level, "http request", attrs...)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/marketplace/usersvc/app"
+	"github.com/marketplace/usersvc/domain"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is unset.
@@ -73,8 +74,32 @@ type Config struct {
 	// Middleware runs first for every request, around everything else, so
 	// it sees recovered panics as 500 and unknown routes as 404 (metrics).
 	Middleware []gin.HandlerFunc
-	// Routes add routes beside the API (documentation, metrics).
+	// Routes add routes beside the API (documentation), never
+	// authenticated.
 	Routes []func(gin.IRoutes)
+	// Auth authenticates every API request; nil switches authentication
+	// off (AUTH_MODE=none: every caller is domain.AnonymousPrincipal).
+	Auth Authenticator
+	// AuthObserver counts refused requests by reason (nil: not counted).
+	AuthObserver AuthObserver
+	// AdminRoutes add routes to the admin listener only (metrics).
+	AdminRoutes []func(gin.IRoutes)
+}
+
+// readiness is ready plus, when authentication is on, the key set.
+func (cfg Config) readiness(ready ReadinessFunc) ReadinessFunc {
+	if ready == nil {
+		ready = func(context.Context) error { return nil }
+	}
+	if cfg.Auth == nil {
+		return ready
+	}
+	return func(ctx context.Context) error {
+		if err := ready(ctx); err != nil {
+			return err
+		}
+		return cfg.Auth.Ready(ctx)
+	}
 }
 
 // NewHandler returns the HTTP API. ready answers /readyz (nil: always
@@ -91,9 +116,7 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 		cfg.Logger = slog.Default()
 	}
 	logger := slog.New(LogHandler(cfg.Logger.Handler()))
-	if ready == nil {
-		ready = func(context.Context) error { return nil }
-	}
+	ready = cfg.readiness(ready)
 
 	if cfg.Debug {
 		gin.SetMode(gin.DebugMode)
@@ -127,33 +150,38 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 	uh := &usersHandler{users: usersOrPanic(users), errors: errs, cursors: newCursorCodec(cfg.CursorKey), maxOffset: cfg.MaxPageOffset}
 	probes := &probeHandler{check: ready, logger: logger}
 
+	auth := guard{auth: cfg.Auth, errors: errs, observer: cfg.AuthObserver}
 	// api holds the routes whose answers carry user data and depend on
 	// the caller: no cache may keep them (apiHeaders).
 	api := r.Group("", apiHeaders())
-	route := func(g gin.IRoutes, method, path string, h gin.HandlerFunc) {
-		g.Handle(method, path, h)
-		g.Handle(method, path+"/", h)
+	route := func(g gin.IRoutes, method, path string, h ...gin.HandlerFunc) {
+		g.Handle(method, path, h...)
+		g.Handle(method, path+"/", h...)
 	}
 	// Every GET also answers HEAD (RFC 9110 9.3.2): the same status and
 	// headers; net/http drops the body.
-	get := func(g gin.IRoutes, path string, h gin.HandlerFunc, withSlash bool) {
+	get := func(g gin.IRoutes, path string, withSlash bool, h ...gin.HandlerFunc) {
 		for _, m := range []string{http.MethodGet, http.MethodHead} {
 			if withSlash {
-				route(g, m, path, h)
+				route(g, m, path, h...)
 			} else {
-				g.Handle(m, path, h)
+				g.Handle(m, path, h...)
 			}
 		}
 	}
-	get(api, pathUsers, uh.list, true)
-	route(api, http.MethodPost, pathUsers, uh.create)
-	get(api, pathUser, uh.get, true)
-	route(api, http.MethodPut, pathUser, uh.replace)
-	route(api, http.MethodPatch, pathUser, uh.patch)
-	route(api, http.MethodDelete, pathUser, uh.delete)
-	get(r, pathHealth, probes.health, false)
-	get(r, pathReady, probes.ready, false)
-	get(r, pathRoot, index, false)
+	// Each API route names its operation: the guard runs first and asks
+	// the domain's one table which scope that operation needs.
+	get(api, pathUsers, true, auth.require(domain.OpListUsers), uh.list)
+	route(api, http.MethodPost, pathUsers, auth.require(domain.OpCreateUser), uh.create)
+	get(api, pathUser, true, auth.require(domain.OpGetUser), uh.get)
+	route(api, http.MethodPut, pathUser, auth.require(domain.OpReplaceUser), uh.replace)
+	route(api, http.MethodPatch, pathUser, auth.require(domain.OpPatchUser), uh.patch)
+	route(api, http.MethodDelete, pathUser, auth.require(domain.OpDeleteUser), uh.delete)
+	// Never authenticated: probes, the index and (through cfg.Routes) the
+	// documentation.
+	get(r, pathHealth, false, probes.health)
+	get(r, pathReady, false, probes.ready)
+	get(r, pathRoot, false, index)
 	for _, add := range cfg.Routes {
 		add(r)
 	}

@@ -330,3 +330,9 @@ func principal(c claims) (domain.Principal, error) {
 	}
 	return domain.Principal{Subject: c.Subject, ClientID: clientID, Scopes: scopes}, nil
 }
+
+// Provide is New with the metrics observer, for Wire.
+func Provide(ctx context.Context, cfg Config, observer Observer) (*Authenticator, func(), error) {
+	cfg.Observer = observer
+	return New(ctx, cfg)
+}

@@ -49,6 +49,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/marketplace/usersvc/adapters/geocache"
+	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/app"
 )
 
@@ -68,6 +69,7 @@ const DBName = "usersvc"
 var ProviderSet = wire.NewSet(
 	Provide,
 	wire.Bind(new(geocache.Observer), new(*Metrics)),
+	wire.Bind(new(jwtauth.Observer), new(*Metrics)),
 )
 
 // StoreDB is a store exposing its connection pool (*gormstore.Store).
@@ -105,6 +107,8 @@ type Metrics struct {
 	geoDuration *prometheus.HistogramVec
 	geoHits     prometheus.Counter
 	geoMisses   prometheus.Counter
+
+	authMetrics
 }
 
 // Buckets, in seconds. HTTP answers range from sub-millisecond probes to
@@ -158,6 +162,7 @@ func New() *Metrics {
 			Name:      "geo_cache_misses_total",
 			Help:      "Geolocation lookups the cache could not answer.",
 		}),
+		authMetrics: newAuthMetrics(),
 	}
 	// Fixed, distinct names on a fresh registry: registration cannot fail.
 	m.reg.MustRegister(
@@ -166,6 +171,7 @@ func New() *Metrics {
 		m.httpRequests, m.httpDuration, m.httpInFlight,
 		m.geoLookups, m.geoDuration, m.geoHits, m.geoMisses,
 	)
+	m.reg.MustRegister(m.authMetrics.collectors()...)
 	return m
 }
 

@@ -74,7 +74,14 @@ func logStartup(logger *slog.Logger, cfg cli.Config) {
 	case eventbus.BusLog:
 		attrs = append(attrs, slog.String("events", "stdout (EVENT_BUS=log, development only)"))
 	}
+	attrs = append(attrs, slog.String("auth_mode", cfg.AuthMode), slog.String("admin_addr", cfg.AdminAddr))
+	if cfg.AuthMode == cli.AuthJWT {
+		attrs = append(attrs, slog.String("auth_issuer", cfg.AuthIssuer), slog.String("auth_jwks_url", cli.RedactURL(cfg.AuthJWKSURL)))
+	}
 	logger.Info("starting usersvc", attrs...)
+	if cfg.AuthMode == cli.AuthNone {
+		logger.Warn("AUTH_MODE=none: API requests are not authenticated; anyone who reaches the port can read and change every user (development only)")
+	}
 	if cfg.GeoProvider == "static" {
 		logger.Warn("development geolocation profile: addresses are located from GEO_STATIC, not from a real provider")
 	}

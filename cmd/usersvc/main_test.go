@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,6 +43,8 @@ func TestBadConfigurationExitsWithOneLine(t *testing.T) {
 		{"default event bus without brokers", "KAFKA_BROKERS=", "KAFKA_BROKERS"},
 		{"removed auto event bus", "EVENT_BUS=auto", "invalid EVENT_BUS"},
 		{"geolocation over plain http", "IPAPI_BASE_URL=http://ipapi.co", "IPAPI_BASE_URL"},
+		{"authentication by default, unconfigured", "AUTH_ISSUER=",
+			"AUTH_MODE=jwt needs AUTH_JWKS_URL, AUTH_ISSUER, AUTH_AUDIENCE (or set AUTH_MODE=none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(usersvcproc.Binary(t), "serve")
@@ -216,25 +219,49 @@ func TestSIGTERMUnderLoadFailsNoAcceptedRequest(t *testing.T) {
 // The index, the documentation and the metrics are served by the binary
 // (/metrics comes last, so it has counted the requests before it).
 func TestServesDocsIndexAndMetrics(t *testing.T) {
-	s := startServer(t)
-	for _, tc := range []struct{ path, contentType, contains string }{
-		{"/", "application/json", `"docs":"` + s.Base + `/docs"`},
-		{"/api/v1/openapi.json", "application/json", `"openapi":"3.1`},
-		{"/docs/", "text/html", "<html"},
-		{"/metrics", "text/plain", `http_requests_total{method="GET",route="/api/v1/openapi.json",status="200"}1`},
+	admin := freeAddr(t)
+	s := startServer(t, "ADMIN_ADDR="+admin)
+	adminBase := "http://" + admin
+	for _, tc := range []struct {
+		name, url, contentType, contains string
+		status                           int
+	}{
+		{"index", s.Base + "/", "application/json", `"docs":"` + s.Base + `/docs"`, http.StatusOK},
+		{"openapi", s.Base + "/api/v1/openapi.json", "application/json", `"openapi":"3.1`, http.StatusOK},
+		{"docs", s.Base + "/docs/", "text/html", "<html", http.StatusOK},
+		{"no metrics on the public port", s.Base + "/metrics", "application/json", "Notfound", http.StatusNotFound},
+		{"no pprof on the public port", s.Base + "/debug/pprof/", "application/json", "Notfound", http.StatusNotFound},
+		{"admin metrics", adminBase + "/metrics", "text/plain", `http_requests_total{method="GET",route="/api/v1/openapi.json",status="200"}1`, http.StatusOK},
+		{"admin health", adminBase + "/healthz", "application/json", `"status":"ok"`, http.StatusOK},
+		{"admin readiness", adminBase + "/readyz", "application/json", `"status":"ready"`, http.StatusOK},
+		{"admin pprof index", adminBase + "/debug/pprof/", "text/html", "goroutine", http.StatusOK},
+		{"admin pprof profile", adminBase + "/debug/pprof/goroutine?debug=1", "text/plain", "goroutine", http.StatusOK},
+		{"admin pprof cmdline", adminBase + "/debug/pprof/cmdline", "text/plain", "serve", http.StatusOK},
+		{"admin serves no API", adminBase + "/api/v1/users", "application/json", "Notfound", http.StatusNotFound},
 	} {
-		t.Run(tc.path, func(t *testing.T) {
-			resp, err := http.Get(s.Base + tc.path)
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Get(tc.url)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
 			var body bytes.Buffer
 			_, _ = body.ReadFrom(resp.Body)
-			if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.contentType) ||
+			if resp.StatusCode != tc.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), tc.contentType) ||
 				!strings.Contains(strings.ReplaceAll(body.String(), " ", ""), tc.contains) {
-				t.Fatalf("GET %s = %d %s %.200q", tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), body.String())
+				t.Fatalf("GET %s = %d %s %.200q", tc.url, resp.StatusCode, resp.Header.Get("Content-Type"), body.String())
 			}
 		})
 	}
+}
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

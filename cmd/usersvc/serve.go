@@ -20,13 +20,14 @@ type service struct {
 	cfg       cli.Config
 	logger    *slog.Logger
 	handler   http.Handler
+	admin     httpapi.AdminHandler
 	readiness *httpapi.Readiness
 	relay     *app.Relay
 	migrate   func(context.Context) error
 }
 
-func newService(cfg cli.Config, logger *slog.Logger, handler http.Handler, readiness *httpapi.Readiness, relay *app.Relay, store migrator) *service {
-	return &service{cfg: cfg, logger: logger, handler: handler, readiness: readiness, relay: relay, migrate: store.Migrate}
+func newService(cfg cli.Config, logger *slog.Logger, handler http.Handler, admin httpapi.AdminHandler, readiness *httpapi.Readiness, relay *app.Relay, store migrator) *service {
+	return &service{cfg: cfg, logger: logger, handler: handler, admin: admin, readiness: readiness, relay: relay, migrate: store.Migrate}
 }
 
 type migrator interface {
@@ -51,6 +52,11 @@ func (s *service) run(ctx context.Context) error {
 		return fmt.Errorf("listen on HTTP_ADDR %s: %w", s.cfg.HTTPAddr, err)
 	}
 	srv := httpapi.NewServer(s.handler, s.logger)
+	adminSrv, adminDone, err := s.serveAdmin()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
 	relayDone := make(chan error, 1)
@@ -77,6 +83,11 @@ func (s *service) run(ctx context.Context) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		s.logger.Error("in-flight requests did not finish in time", slog.String("error", err.Error()))
 	}
+	if adminSrv != nil {
+		// Probes and scrapes are short; profiles in flight are cut.
+		_ = adminSrv.Close()
+		<-adminDone
+	}
 	stopRelay()
 	if err := <-relayDone; err != nil && !errors.Is(err, context.Canceled) {
 		s.logger.Error("relay stopped", slog.String("error", err.Error()))
@@ -92,4 +103,21 @@ func (s *service) run(ctx context.Context) error {
 	}
 	s.logger.Info("stopped")
 	return nil
+}
+
+// serveAdmin starts the admin listener on ADMIN_ADDR (none when empty).
+func (s *service) serveAdmin() (*http.Server, <-chan error, error) {
+	if s.cfg.AdminAddr == "" {
+		return nil, nil, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.AdminAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on ADMIN_ADDR %s: %w", s.cfg.AdminAddr, err)
+	}
+	srv := httpapi.NewServer(s.admin, s.logger)
+	srv.WriteTimeout = 0 // CPU profiles and traces stream for their ?seconds=
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	s.logger.Info("admin listening", slog.String("addr", ln.Addr().String()))
+	return srv, done, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/geoprovider"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/metrics"
 	"github.com/marketplace/usersvc/adapters/sysclock"
 	"github.com/marketplace/usersvc/app"
@@ -37,6 +38,7 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 		app.ProviderSet,
 		app.RelayProviderSet,
 		httpapi.ProviderSet,
+		jwtauth.ProviderSet,
 		newService,
 	)
 	return nil, nil, nil

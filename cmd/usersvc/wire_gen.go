@@ -14,6 +14,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/geoprovider"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/metrics"
 	"github.com/marketplace/usersvc/adapters/sysclock"
 	"github.com/marketplace/usersvc/app"
@@ -60,10 +61,20 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 	readiness := httpapi.NewReadiness(store)
 	readinessFunc := httpapi.ReadinessCheck(readiness)
 	cursorKeyFunc := cli.CursorKey(cfg, store)
-	httpapiConfig := cli.InstrumentedHTTPConfig(cfg, logger, metricsMetrics, cursorKeyFunc)
+	jwtauthConfig := cli.AuthConfig(cfg, logger)
+	authenticator, cleanup4, err := jwtauth.Provide(ctx, jwtauthConfig, metricsMetrics)
+	if err != nil {
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	httpapiConfig := cli.InstrumentedHTTPConfig(cfg, logger, metricsMetrics, cursorKeyFunc, authenticator)
 	handler := httpapi.NewHandler(users, readinessFunc, httpapiConfig)
-	mainService := newService(cfg, logger, handler, readiness, relay, store)
+	adminHandler := httpapi.NewAdminHandler(readinessFunc, httpapiConfig)
+	mainService := newService(cfg, logger, handler, adminHandler, readiness, relay, store)
 	return mainService, func() {
+		cleanup4()
 		cleanup3()
 		cleanup2()
 		cleanup()

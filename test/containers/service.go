@@ -61,6 +61,12 @@ func tryStartService(ctx context.Context, image string, env map[string]string) (
 		all = map[string]string{}
 	}
 	all["HTTP_ADDR"] = s.addr()
+	// Authentication and the admin listener are off unless the test says.
+	for name, value := range map[string]string{"AUTH_MODE": "none", "ADMIN_ADDR": ""} {
+		if _, set := all[name]; !set {
+			all[name] = value
+		}
+	}
 	ready := readiness{
 		what:    fmt.Sprintf("service %s on %s", image, s.addr()),
 		timeout: serviceStartTimeout,

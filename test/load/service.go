@@ -22,6 +22,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/geoprovider"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/httpapi"
+	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/metrics"
 	"github.com/marketplace/usersvc/adapters/sysclock"
 	"github.com/marketplace/usersvc/app"
@@ -102,6 +103,8 @@ func serviceEnv(databaseURL, brokers string) map[string]string {
 		"KAFKA_TOPIC":           eventTopic,
 		"LOG_LEVEL":             "info",
 		"LOG_FORMAT":            "json",
+		"AUTH_MODE":             "none",
+		"ADMIN_ADDR":            "",
 	}
 }
 
@@ -152,7 +155,12 @@ func startService(ctx context.Context, env map[string]string, cheapHash bool) (_
 	s.cleanups = append(s.cleanups, cleanup)
 	users := app.NewUsers(cli.ValidationRules(cfg), cli.CountryPolicy(cfg), geo, hasher, store, trackingUnitOfWork{store, s.lag}, clock, s.relay)
 	readiness := httpapi.NewReadiness(store)
-	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(readiness), cli.InstrumentedHTTPConfig(cfg, logger, m, cli.CursorKey(cfg, store)))
+	auth, cleanup, err := jwtauth.Provide(ctx, cli.AuthConfig(cfg, logger), m)
+	if err != nil {
+		return nil, err
+	}
+	s.cleanups = append(s.cleanups, cleanup)
+	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(readiness), cli.InstrumentedHTTPConfig(cfg, logger, m, cli.CursorKey(cfg, store), auth))
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

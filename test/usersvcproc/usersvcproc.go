@@ -66,6 +66,9 @@ type Process struct {
 // Start runs `binary serve` listening on a free loopback port, with env
 // after this process's environment, and waits up to ready for /readyz to
 // answer 200. The test's cleanup kills it if it is still running.
+// Authentication is off (AUTH_MODE=none) and so is the admin listener
+// (ADMIN_ADDR empty, so parallel processes do not fight for its port)
+// unless env says otherwise.
 func Start(t testing.TB, binary string, ready time.Duration, env ...string) *Process {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -76,7 +79,8 @@ func Start(t testing.TB, binary string, ready time.Duration, env ...string) *Pro
 	_ = ln.Close()
 	p := &Process{Base: "http://" + addr, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(binary, "serve")
-	p.cmd.Env = append(append(os.Environ(), "HTTP_ADDR="+addr), env...)
+	// Later entries win (os/exec keeps the last value of a name).
+	p.cmd.Env = append(append(os.Environ(), "HTTP_ADDR="+addr, "AUTH_MODE=none", "ADMIN_ADDR="), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.Stdout, p.Stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
