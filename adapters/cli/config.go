@@ -388,16 +388,16 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 // validateAdapters lets each adapter check its own settings without
 // connecting anywhere; their messages name the variables to fix.
 func (c Config) validateAdapters() error {
-	if err := c.validateAuth(); err != nil {
-		return err
-	}
 	if _, err := gormstore.ParseURL(c.DatabaseURL); err != nil {
 		return err
 	}
 	if err := GeoConfig(c).Validate(); err != nil {
 		return err
 	}
-	return BusConfig(c).Validate()
+	if err := BusConfig(c).Validate(); err != nil {
+		return err
+	}
+	return c.validateAuth()
 }
 
 // RedactURL hides the password of a URL such as DATABASE_URL for logs.

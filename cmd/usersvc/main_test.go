@@ -43,7 +43,7 @@ func TestBadConfigurationExitsWithOneLine(t *testing.T) {
 		{"default event bus without brokers", "KAFKA_BROKERS=", "KAFKA_BROKERS"},
 		{"removed auto event bus", "EVENT_BUS=auto", "invalid EVENT_BUS"},
 		{"geolocation over plain http", "IPAPI_BASE_URL=http://ipapi.co", "IPAPI_BASE_URL"},
-		{"authentication by default, unconfigured", "AUTH_ISSUER=",
+		{"authentication by default, unconfigured", "EVENT_BUS=log",
 			"AUTH_MODE=jwt needs AUTH_JWKS_URL, AUTH_ISSUER, AUTH_AUDIENCE (or set AUTH_MODE=none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
