@@ -13,8 +13,8 @@ export GOTOOLCHAIN ?= go1.27.3
 BIN      ?= bin/usersvc
 WIRE     := $(GO) tool wire
 # Suites that start containers; everything else runs without Docker.
-DOCKER_PKGS := $(foreach d,containers integration e2e faults,$(if $(wildcard test/$(d)),./test/$(d)/...))
-PKGS_UNIT    = $(shell $(GO) list ./... | grep -vE '/test/(containers|integration|e2e|faults)(/|$$)')
+DOCKER_PKGS := $(foreach d,containers integration e2e faults tlsconn,$(if $(wildcard test/$(d)),./test/$(d)/...))
+PKGS_UNIT    = $(shell $(GO) list ./... | grep -vE '/test/(containers|integration|e2e|faults|tlsconn)(/|$$)')
 
 # Images for the container suites: upstream (mysql:8.4, apache/kafka:3.9.0,
 # postgres:16)

@@ -20,6 +20,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/httpapi"
 	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/rabbitmq"
+	"github.com/marketplace/usersvc/adapters/tlsfiles"
 	"github.com/marketplace/usersvc/domain"
 )
 
@@ -27,6 +28,7 @@ import (
 type Config struct {
 	HTTPAddr           string
 	DatabaseURL        string
+	DatabaseTLS        tlsfiles.Files
 	DBMaxOpenConns     int
 	DBStatementTimeout time.Duration
 	DBLockLease        time.Duration
@@ -59,6 +61,7 @@ type Config struct {
 	KafkaConfig     string
 	KafkaTombstones bool
 	AMQPURL         string
+	AMQPTLS         tlsfiles.Files
 	EventExchange   string
 	EventSource     string
 	OutboxPoll      time.Duration
@@ -91,6 +94,12 @@ var Variables = []Variable{
 	{Name: "DATABASE_URL", Default: "sqlite://users.db", Secret: true,
 		Help: "sqlite://FILE, sqlite://:memory:, mysql://user:pass@host:3306/db?param=value or postgres://user:pass@host:5432/db?sslmode=disable",
 		set:  func(c *Config, v string) error { c.DatabaseURL = v; return nonEmpty(v) }},
+	{Name: "DATABASE_TLS_CA", Default: "", Help: "MySQL: PEM file of the CA that signed the server's certificate; when any DATABASE_TLS_* is set, TLS is required and the server's certificate and host name are verified (PostgreSQL: the URL's sslrootcert with sslmode=verify-full)",
+		set: func(c *Config, v string) error { c.DatabaseTLS.CA = v; return nil }},
+	{Name: "DATABASE_TLS_CERT", Default: "", Help: "MySQL: PEM client certificate, with DATABASE_TLS_KEY (PostgreSQL: the URL's sslcert)",
+		set: func(c *Config, v string) error { c.DatabaseTLS.Cert = v; return nil }},
+	{Name: "DATABASE_TLS_KEY", Default: "", Help: "MySQL: PEM private key of DATABASE_TLS_CERT (PostgreSQL: the URL's sslkey)",
+		set: func(c *Config, v string) error { c.DatabaseTLS.Key = v; return nil }},
 	{Name: "DB_MAX_OPEN_CONNS", Default: "0", Help: "most database connections this process opens; 0: 20 for MySQL and PostgreSQL, 8 for an SQLite file (1 in memory)",
 		set: func(c *Config, v string) (err error) { c.DBMaxOpenConns, err = intIn(v, 0, 10000); return }},
 	{Name: "DB_STATEMENT_TIMEOUT", Default: "5s", Help: "bound on every database call (a query, a transaction, an outbox batch, the wait for a pooled connection); past it the call fails as unavailable (503), so a database that stops answering cannot hold requests or the relay",
@@ -179,6 +188,12 @@ var Variables = []Variable{
 		set: func(c *Config, v string) (err error) { c.KafkaTombstones, err = strconv.ParseBool(v); return }},
 	{Name: "AMQP_URL", Default: rabbitmq.DefaultURL, Secret: true, Help: "RabbitMQ broker for EVENT_BUS=rabbitmq, amqp:// or amqps://user:pass@host:port/vhost",
 		set: func(c *Config, v string) error { c.AMQPURL = v; return nonEmpty(v) }},
+	{Name: "AMQP_TLS_CA", Default: "", Help: "PEM file of the CA that signed the RabbitMQ broker's certificate (amqps:// only; default: the system's roots)",
+		set: func(c *Config, v string) error { c.AMQPTLS.CA = v; return nil }},
+	{Name: "AMQP_TLS_CERT", Default: "", Help: "PEM client certificate for amqps://, with AMQP_TLS_KEY",
+		set: func(c *Config, v string) error { c.AMQPTLS.Cert = v; return nil }},
+	{Name: "AMQP_TLS_KEY", Default: "", Help: "PEM private key of AMQP_TLS_CERT",
+		set: func(c *Config, v string) error { c.AMQPTLS.Key = v; return nil }},
 	{Name: "EVENT_EXCHANGE", Default: rabbitmq.DefaultExchange, Help: "RabbitMQ topic exchange the events are published to (declared durable by the service)",
 		set: func(c *Config, v string) error { c.EventExchange = v; return nonEmpty(v) }},
 	{Name: "EVENT_SOURCE", Default: "usersvc", Help: "CloudEvents source attribute (Kafka ce_source, RabbitMQ cloudEvents:source)",
@@ -388,7 +403,7 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 // validateAdapters lets each adapter check its own settings without
 // connecting anywhere; their messages name the variables to fix.
 func (c Config) validateAdapters() error {
-	if _, err := gormstore.ParseURL(c.DatabaseURL); err != nil {
+	if _, err := gormstore.Parse(c.DatabaseURL, c.DatabaseTLS); err != nil {
 		return err
 	}
 	if err := GeoConfig(c).Validate(); err != nil {

@@ -26,7 +26,7 @@ var ProviderSet = wire.NewSet(StoreConfig, HashConfig, AuthConfig, InstrumentedH
 // StoreConfig is the persistence configuration.
 func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
 	return gormstore.Config{
-		URL: c.DatabaseURL, MaxOpenConns: c.DBMaxOpenConns, Logger: logger,
+		URL: c.DatabaseURL, TLS: c.DatabaseTLS, MaxOpenConns: c.DBMaxOpenConns, Logger: logger,
 		StatementTimeout: c.DBStatementTimeout, LockLease: c.DBLockLease,
 	}
 }
@@ -111,7 +111,7 @@ func BusConfig(c Config) eventbus.Config {
 	return eventbus.Config{
 		Bus:     c.EventBus,
 		Brokers: c.KafkaBrokers, Topic: c.KafkaTopic, Extra: c.KafkaConfig, NoTombstones: !c.KafkaTombstones,
-		AMQPURL: c.AMQPURL, Exchange: c.EventExchange,
+		AMQPURL: c.AMQPURL, AMQPTLS: c.AMQPTLS, Exchange: c.EventExchange,
 		Source: c.EventSource,
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/kafka"
 	"github.com/marketplace/usersvc/adapters/logpublisher"
 	"github.com/marketplace/usersvc/adapters/rabbitmq"
+	"github.com/marketplace/usersvc/adapters/tlsfiles"
 	"github.com/marketplace/usersvc/ports"
 )
 
@@ -66,6 +67,9 @@ type Config struct {
 	NoTombstones bool
 	// AMQPURL (AMQP_URL) is the RabbitMQ broker; it holds a password.
 	AMQPURL string
+	// AMQPTLS (AMQP_TLS_CA, AMQP_TLS_CERT, AMQP_TLS_KEY) are the broker's
+	// CA and a client certificate for amqps://.
+	AMQPTLS tlsfiles.Files
 	// Exchange (EVENT_EXCHANGE, default users-events) is the RabbitMQ
 	// topic exchange.
 	Exchange string
@@ -111,7 +115,7 @@ func (c Config) Selected() (string, error) {
 }
 
 func (c Config) rabbitConfig() rabbitmq.Config {
-	return rabbitmq.Config{URL: c.AMQPURL, Exchange: c.Exchange, Source: c.Source, CloseTimeout: c.FlushTimeout}
+	return rabbitmq.Config{URL: c.AMQPURL, Exchange: c.Exchange, Source: c.Source, CloseTimeout: c.FlushTimeout, TLS: c.AMQPTLS}
 }
 
 func (c Config) kafkaConfig() (kafka.Config, error) {

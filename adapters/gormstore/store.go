@@ -33,7 +33,9 @@ import (
 // connection (each connection would otherwise see its own empty database).
 type Config struct {
 	// URL is DATABASE_URL, see ParseURL.
-	URL             string
+	URL string
+	// TLS are a MySQL connection's certificate files (DATABASE_TLS_*).
+	TLS             TLSFiles
 	MaxOpenConns    int
 	MaxIdleConns    int
 	ConnMaxLifetime time.Duration
@@ -122,7 +124,7 @@ func Provide(ctx context.Context, cfg Config) (*Store, func(), error) {
 // answers. An unreachable database is an error matching
 // domain.ErrUnavailable. Open does not migrate: call Migrate.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
-	target, err := ParseURL(cfg.URL)
+	target, err := Parse(cfg.URL, cfg.TLS)
 	if err != nil {
 		return nil, err
 	}

@@ -67,16 +67,25 @@ type Target struct {
 // parameters are handed to github.com/go-sql-driver/mysql. PostgreSQL URLs
 // always get the session time zone UTC; other parameters (sslmode,
 // connect_timeout, search_path...) are libpq's, read by pgx.
-func ParseURL(raw string) (Target, error) {
+func ParseURL(raw string) (Target, error) { return Parse(raw, TLSFiles{}) }
+
+// Parse is ParseURL with the TLS files of a MySQL connection
+// (DATABASE_TLS_*): they are read, checked and registered with the MySQL
+// driver as a named TLS configuration that verifies the server.
+func Parse(raw string, files TLSFiles) (Target, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return Target{}, fmt.Errorf("DATABASE_URL %q: want sqlite://FILE, sqlite://:memory:, mysql://USER:PASS@HOST:PORT/DB or postgres://USER:PASS@HOST:PORT/DB", redact(raw))
 	}
-	switch strings.ToLower(scheme) {
+	lower := strings.ToLower(scheme)
+	if files.Set() && lower != "mysql" && lower != "mariadb" {
+		return Target{}, fmt.Errorf("DATABASE_TLS_CA/CERT/KEY apply to MySQL only; for PostgreSQL use the URL's sslmode=verify-full&sslrootcert=...&sslcert=...&sslkey=... parameters")
+	}
+	switch lower {
 	case "sqlite", "sqlite3":
 		return parseSQLite(rest)
 	case "mysql", "mariadb":
-		return parseMySQL(raw)
+		return parseMySQL(raw, files)
 	case "postgres", "postgresql":
 		return parsePostgres(raw)
 	default:
@@ -118,7 +127,7 @@ func parseServerURL(raw, kind, example string) (*url.URL, string, error) {
 	return u, dbName, nil
 }
 
-func parseMySQL(raw string) (Target, error) {
+func parseMySQL(raw string, files TLSFiles) (Target, error) {
 	u, dbName, err := parseServerURL(raw, "mysql", "mysql://user:pass@db:3306/users")
 	if err != nil {
 		return Target{}, err
@@ -167,6 +176,9 @@ func parseMySQL(raw string) (Target, error) {
 	}
 	if _, ok := cfg.Params["time_zone"]; !ok {
 		cfg.Params["time_zone"] = "'+00:00'"
+	}
+	if err := mysqlTLS(cfg, params.Get("tls"), params.Has("tls"), files, u.Hostname()); err != nil {
+		return Target{}, err
 	}
 	return Target{Dialect: DialectMySQL, MySQL: cfg, Redacted: redact(raw)}, nil
 }

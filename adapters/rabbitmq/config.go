@@ -15,6 +15,7 @@
 package rabbitmq
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/marketplace/usersvc/adapters/tlsfiles"
 )
 
 // Defaults for zero Config fields.
@@ -53,6 +56,10 @@ type Config struct {
 	ConfirmTimeout time.Duration
 	// CloseTimeout bounds Close when its context has no deadline.
 	CloseTimeout time.Duration
+	// TLS (AMQP_TLS_CA, AMQP_TLS_CERT, AMQP_TLS_KEY) are the broker's CA
+	// and an optional client certificate for an amqps:// URL; with none,
+	// amqps:// verifies against the system's roots.
+	TLS tlsfiles.Files
 }
 
 func (c Config) withDefaults() Config {
@@ -83,8 +90,12 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	if _, err := amqp.ParseURI(c.URL); err != nil {
+	if uri, err := amqp.ParseURI(c.URL); err != nil {
 		errs = append(errs, fmt.Errorf("AMQP_URL %s: %s", Redact(c.URL), redactIn(err.Error(), c.URL)))
+	} else if c.TLS.Set() && uri.Scheme != "amqps" {
+		errs = append(errs, fmt.Errorf("AMQP_TLS_CA/CERT/KEY need an amqps:// AMQP_URL (got %s)", Redact(c.URL)))
+	} else if _, err := c.tlsConfig(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := validExchange(c.Exchange); err != nil {
 		errs = append(errs, fmt.Errorf("EVENT_EXCHANGE: %q %w", c.Exchange, err))
@@ -93,6 +104,29 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("EVENT_SOURCE: %q must be a non-empty URI reference without spaces", c.Source))
 	}
 	return errors.Join(errs...)
+}
+
+// tlsConfig is the client TLS of an amqps:// URL (nil for amqp://): the
+// broker's certificate is always verified, against AMQP_TLS_CA when set.
+func (c Config) tlsConfig() (*tls.Config, error) {
+	uri, err := amqp.ParseURI(c.URL)
+	if err != nil || uri.Scheme != "amqps" {
+		return nil, err
+	}
+	return c.TLS.ClientConfig("AMQP_TLS", uri.Host)
+}
+
+// dialConfig is the amqp091 configuration of one connection.
+func (c Config) dialConfig(name string) (amqp.Config, error) {
+	tc, err := c.tlsConfig()
+	if err != nil {
+		return amqp.Config{}, err
+	}
+	return amqp.Config{
+		Dial:            amqp.DefaultDial(c.DialTimeout),
+		TLSClientConfig: tc,
+		Properties:      amqp.Table{"connection_name": c.Source + " " + name},
+	}, nil
 }
 
 // validExchange checks an exchange name as RabbitMQ does (at most 255

@@ -248,10 +248,11 @@ func (p *Publisher) ensureChannel(ctx context.Context) error {
 }
 
 func (p *Publisher) dial() error {
-	conn, err := amqp.DialConfig(p.cfg.URL, amqp.Config{
-		Dial:       amqp.DefaultDial(p.cfg.DialTimeout),
-		Properties: amqp.Table{"connection_name": p.cfg.Source + " event publisher"},
-	})
+	dc, err := p.cfg.dialConfig("event publisher")
+	if err != nil {
+		return err
+	}
+	conn, err := amqp.DialConfig(p.cfg.URL, dc)
 	if err != nil {
 		// The library's dial errors name the host, never the credentials.
 		return fmt.Errorf("connect to %s: %w", Redact(p.cfg.URL), p.connectionError(err))

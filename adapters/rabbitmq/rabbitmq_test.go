@@ -18,6 +18,7 @@ import (
 
 	"github.com/marketplace/usersvc/adapters/rabbitmq"
 	"github.com/marketplace/usersvc/adapters/rabbitmq/rabbitmqtest"
+	"github.com/marketplace/usersvc/adapters/tlsfiles"
 	"github.com/marketplace/usersvc/domain"
 )
 
@@ -50,6 +51,9 @@ func TestValidate(t *testing.T) {
 		{"defaults", rabbitmq.Config{URL: rabbitmq.DefaultURL, Exchange: rabbitmq.DefaultExchange, Source: "usersvc"}, ""},
 		{"tls and vhost", rabbitmq.Config{URL: "amqps://app:s3cret@mq.internal:5671/prod", Exchange: "users.events:v1", Source: "https://users.example/"}, ""},
 		{"not an AMQP scheme", rabbitmq.Config{URL: "http://mq:5672/", Exchange: "x", Source: "s"}, "AMQP_URL"},
+		{"TLS files with a plain amqp URL", rabbitmq.Config{URL: "amqp://app:s3cret@mq:5672/", Exchange: "x", Source: "s", TLS: tlsfiles.Files{CA: "/etc/ca.pem"}}, "amqps://"},
+		{"TLS CA file missing", rabbitmq.Config{URL: "amqps://app:s3cret@mq:5671/", Exchange: "x", Source: "s", TLS: tlsfiles.Files{CA: "/nonexistent/ca.pem"}}, "AMQP_TLS_CA"},
+		{"client certificate without key", rabbitmq.Config{URL: "amqps://app:s3cret@mq:5671/", Exchange: "x", Source: "s", TLS: tlsfiles.Files{Cert: "/etc/client.pem"}}, "AMQP_TLS_KEY"},
 		{"bad URL hides the password", rabbitmq.Config{URL: "amqp://u:hunter2@mq:port/", Exchange: "x", Source: "s"}, "AMQP_URL"},
 		{"zero fields take the defaults", rabbitmq.Config{}, ""},
 		{"blank exchange", rabbitmq.Config{URL: rabbitmq.DefaultURL, Exchange: " ", Source: "s"}, "EVENT_EXCHANGE"},

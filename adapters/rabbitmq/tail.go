@@ -33,10 +33,11 @@ func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) erro
 	if fromBeginning {
 		return ErrNoHistory
 	}
-	conn, err := amqp.DialConfig(cfg.URL, amqp.Config{
-		Dial:       amqp.DefaultDial(cfg.DialTimeout),
-		Properties: amqp.Table{"connection_name": cfg.Source + " events tail"},
-	})
+	dc, err := cfg.dialConfig("events tail")
+	if err != nil {
+		return err
+	}
+	conn, err := amqp.DialConfig(cfg.URL, dc)
 	if err != nil {
 		return fmt.Errorf("connect to %s: %s", Redact(cfg.URL), redactIn(err.Error(), cfg.URL))
 	}

@@ -86,10 +86,12 @@ func startMySQL(ctx context.Context, image string) (*MySQL, error) {
 	if err := ensureImage(ctx, image, MySQLImageEnv, LocalMariaDBImage); err != nil {
 		return nil, err
 	}
-	return withRetries(ctx, startAttempts, func() (*MySQL, error) { return tryStartMySQL(ctx, image) })
+	return withRetries(ctx, startAttempts, func() (*MySQL, error) { return tryStartMySQL(ctx, image, nil) })
 }
 
-func tryStartMySQL(ctx context.Context, image string) (*MySQL, error) {
+// tryStartMySQL starts one container; extraArgs go to the server and opts
+// to the container (e.g. files).
+func tryStartMySQL(ctx context.Context, image string, extraArgs []string, opts ...testcontainers.ContainerCustomizer) (*MySQL, error) {
 	ports, err := freePorts(1)
 	if err != nil {
 		return nil, err
@@ -115,10 +117,10 @@ func tryStartMySQL(ctx context.Context, image string) (*MySQL, error) {
 		timeout: mysqlStartTimeout,
 		check:   func(ctx context.Context) error { return m.root.PingContext(ctx) },
 	}
-	c, err := runContainer(ctx, image, "mysql", ready,
+	c, err := runContainer(ctx, image, "mysql", ready, append([]testcontainers.ContainerCustomizer{
 		testcontainers.WithEnv(env),
-		testcontainers.WithCmdArgs(args...),
-	)
+		testcontainers.WithCmdArgs(append(args, extraArgs...)...),
+	}, opts...)...)
 	if err != nil {
 		_ = m.root.Close()
 		return nil, err

@@ -70,10 +70,13 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	if err := ensureImage(ctx, image, PostgresImageEnv, LocalPostgresImage); err != nil {
 		return nil, err
 	}
-	return withRetries(ctx, startAttempts, func() (*Postgres, error) { return tryStartPostgres(ctx, image) })
+	return withRetries(ctx, startAttempts, func() (*Postgres, error) { return tryStartPostgres(ctx, image, nil) })
 }
 
-func tryStartPostgres(ctx context.Context, image string) (*Postgres, error) {
+// tryStartPostgres starts one container; wrap, when set, turns the
+// server's arguments into the container's command, and opts go to the
+// container (e.g. files).
+func tryStartPostgres(ctx context.Context, image string, wrap func(args []string) []string, opts ...testcontainers.ContainerCustomizer) (*Postgres, error) {
 	ports, err := freePorts(1)
 	if err != nil {
 		return nil, err
@@ -91,10 +94,13 @@ func tryStartPostgres(ctx context.Context, image string) (*Postgres, error) {
 		timeout: postgresStartTimeout,
 		check:   func(ctx context.Context) error { return p.root.PingContext(ctx) },
 	}
-	c, err := runContainer(ctx, image, "postgres", ready,
+	if wrap != nil {
+		args = wrap(args)
+	}
+	c, err := runContainer(ctx, image, "postgres", ready, append([]testcontainers.ContainerCustomizer{
 		testcontainers.WithEnv(env),
 		testcontainers.WithCmdArgs(args...),
-	)
+	}, opts...)...)
 	if err != nil {
 		_ = p.root.Close()
 		return nil, err
