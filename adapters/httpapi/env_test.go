@@ -49,11 +49,13 @@ const (
 )
 
 type switchGeo struct {
-	next ports.Geolocator
-	mode atomic.Int32
+	next  ports.Geolocator
+	mode  atomic.Int32
+	calls atomic.Int64
 }
 
 func (g *switchGeo) Locate(ctx context.Context, ip netip.Addr) (domain.Location, error) {
+	g.calls.Add(1)
 	switch geoMode(g.mode.Load()) {
 	case geoFailing:
 		return domain.Location{}, errors.New("provider answered 429")
@@ -124,6 +126,8 @@ type envOptions struct {
 	// Extension points of Config.
 	middleware []gin.HandlerFunc
 	routes     []func(gin.IRoutes)
+	// auth is Config.Auth (nil: authentication off).
+	auth Authenticator
 }
 
 // testEnv is the real service behind real HTTP: SQLite store, static
@@ -196,6 +200,7 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 		CursorKey:      opts.cursorKey,
 		Middleware:     opts.middleware,
 		Routes:         opts.routes,
+		Auth:           opts.auth,
 		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	e := &testEnv{
