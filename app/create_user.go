@@ -38,7 +38,7 @@ func (uc *CreateUser) Do(ctx context.Context, in domain.Input, client netip.Addr
 		if !errors.Is(err, domain.ErrUnavailable) {
 			err = domain.Unavailable(domain.DependencyGeolocation, err)
 		}
-		return domain.User{}, fmt.Errorf("locate %s: %w", client, err)
+		return domain.User{}, fmt.Errorf("locate the client: %w", err)
 	}
 	if err := uc.policy.Check(loc); err != nil {
 		return domain.User{}, err

@@ -40,6 +40,7 @@ type Config struct {
 	HashQueue          int
 	LogLevel           slog.Level
 	LogFormat          string
+	LogClientIP        httpapi.ClientIPLog
 	ShutdownTimeout    time.Duration
 	DrainDelay         time.Duration
 	CursorSecret       string
@@ -138,6 +139,8 @@ var Variables = []Variable{
 		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{Name: "LOG_FORMAT", Default: "json", Help: "json or text",
 		set: func(c *Config, v string) error { c.LogFormat = v; return oneOf(v, "json", "text") }},
+	{Name: "LOG_CLIENT_IP", Default: string(httpapi.ClientIPTruncated), Help: "client address in access log lines: full, truncated (IPv4 /24, IPv6 /48) or none",
+		set: func(c *Config, v string) (err error) { c.LogClientIP, err = httpapi.ParseClientIPLog(v); return }},
 	{Name: "SHUTDOWN_TIMEOUT", Default: "20s", Help: "how long in-flight requests may finish after SIGTERM",
 		set: func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return }},
 	{Name: "SHUTDOWN_DRAIN_DELAY", Default: "0s", Help: "after SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop routing first",

@@ -72,6 +72,7 @@ func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {
 		RequestTimeout: c.RequestTimeout,
 		MaxPageOffset:  c.MaxPageOffset,
 		Logger:         logger,
+		LogClientIP:    c.LogClientIP,
 		Debug:          c.LogLevel <= slog.LevelDebug,
 		Routes:         []func(gin.IRoutes){apidocs.Register},
 	}

@@ -120,7 +120,7 @@ func (c *Cache) Locate(ctx context.Context, ip netip.Addr) (domain.Location, err
 		}
 		return r.Val.(domain.Location), nil
 	case <-ctx.Done():
-		return domain.UnknownLocation, fmt.Errorf("locate %s: %w", ip, ctx.Err())
+		return domain.UnknownLocation, fmt.Errorf("locate an address: %w", ctx.Err())
 	}
 }
 

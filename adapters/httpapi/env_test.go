@@ -111,6 +111,8 @@ type envOptions struct {
 	maxBody int64
 	public  string // PublicURL, ParsePublicURL syntax
 	timeout time.Duration
+	// logClientIP is Config.LogClientIP (truncated when empty).
+	logClientIP ClientIPLog
 	// storeURL is the database (an in-memory SQLite one when empty) and
 	// maxConns its pool size (the store's default when 0).
 	storeURL string
@@ -202,6 +204,7 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 		Routes:         opts.routes,
 		Auth:           opts.auth,
 		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		LogClientIP:    opts.logClientIP,
 	})
 	e := &testEnv{
 		t: t, store: store, geo: geo, hasher: hasher, readiness: readiness, logs: logs,

@@ -92,9 +92,10 @@ func validRequestID(id string) bool {
 }
 
 // accessLog writes one line per request once it is answered. It logs no
-// path, query or body: those may carry personal data. Probe routes log at
+// path, query or body: those may carry personal data; the client address
+// is kept as clientIP says (LOG_CLIENT_IP). Probe routes log at
 // debug level so orchestrator polling does not drown the log.
-func accessLog(logger *slog.Logger) gin.HandlerFunc {
+func accessLog(logger *slog.Logger, clientIP ClientIPLog) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
@@ -114,7 +115,9 @@ func accessLog(logger *slog.Logger) gin.HandlerFunc {
 			slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)),
 			slog.Int("bytes", max(c.Writer.Size(), 0)),
-			slog.String("client", addrString(info.Client)),
+		}
+		if client, ok := clientIP.show(info.Client); ok {
+			attrs = append(attrs, slog.String("client", client))
 		}
 		if info.Subject != "" {
 			attrs = append(attrs, slog.String("sub", info.Subject))

@@ -45,6 +45,63 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
+// LOG_CLIENT_IP decides how much of the client address access lines keep:
+// all of it, its network (IPv4 /24, IPv6 /48), or nothing (no field).
+func TestAccessLogClientIP(t *testing.T) {
+	const v4, v6, mapped = "198.51.100.77", "2001:db8:c4:1234:5678::9", "::ffff:203.0.113.200"
+	tests := []struct {
+		mode ClientIPLog
+		want map[string]any // client field by X-Forwarded-For; nil: no field
+	}{
+		{ClientIPFull, map[string]any{v4: v4, v6: v6, mapped: "203.0.113.200"}},
+		{ClientIPTruncated, map[string]any{v4: "198.51.100.0/24", v6: "2001:db8:c4::/48", mapped: "203.0.113.0/24"}},
+		{"", map[string]any{v4: "198.51.100.0/24", v6: "2001:db8:c4::/48", mapped: "203.0.113.0/24"}}, // the default
+		{ClientIPNone, nil},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.mode)+"-mode", func(t *testing.T) {
+			e := newEnv(t, envOptions{trusted: "127.0.0.1", logClientIP: tt.mode})
+			for _, sent := range []string{v4, v6, mapped} {
+				res := e.do(req{method: http.MethodGet, path: "/api/v1/users", headers: map[string]string{"X-Forwarded-For": sent}})
+				lines := accessLines(t, e, res.header.Get("X-Request-ID"))
+				if len(lines) != 1 {
+					t.Fatalf("%d access lines, want 1", len(lines))
+				}
+				got, present := lines[0]["client"]
+				if tt.want == nil {
+					if present {
+						t.Errorf("client %s logged as %v, want no client field", sent, got)
+					}
+					continue
+				}
+				if got != tt.want[sent] {
+					t.Errorf("client %s logged as %v, want %v", sent, got, tt.want[sent])
+				}
+			}
+			if tt.mode != ClientIPFull {
+				for _, full := range []string{v4, v6, "203.0.113.200"} {
+					if strings.Contains(e.logs.String(), full) {
+						t.Errorf("the full address %s reached the log", full)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestParseClientIPLog(t *testing.T) {
+	for in, want := range map[string]ClientIPLog{"": ClientIPTruncated, "full": ClientIPFull, "truncated": ClientIPTruncated, "none": ClientIPNone} {
+		if got, err := ParseClientIPLog(in); err != nil || got != want {
+			t.Errorf("ParseClientIPLog(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"Full", "partial", "/24"} {
+		if _, err := ParseClientIPLog(bad); err == nil {
+			t.Errorf("ParseClientIPLog(%q) accepted", bad)
+		}
+	}
+}
+
 // accessLines returns the access-log records of one request.
 func accessLines(t *testing.T, e *testEnv, requestID string) []map[string]any {
 	t.Helper()
@@ -71,7 +128,7 @@ func TestAccessLog(t *testing.T) {
 		}
 		l := lines[0]
 		want := map[string]any{"level": "INFO", "method": "GET", "route": "/api/v1/users/:id", "status": float64(200),
-			"bytes": float64(len(res.body)), "client": "2001:db8:c4::99"}
+			"bytes": float64(len(res.body)), "client": "2001:db8:c4::/48"} // LOG_CLIENT_IP's default: the network
 		for k, v := range want {
 			if l[k] != v {
 				t.Errorf("%s = %v, want %v", k, l[k], v)

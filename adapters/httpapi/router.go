@@ -69,6 +69,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Logger receives access lines and errors (slog.Default() when nil).
 	Logger *slog.Logger
+	// LogClientIP is how much of the client address access lines keep
+	// (LOG_CLIENT_IP; ClientIPTruncated when empty).
+	LogClientIP ClientIPLog
 	// Debug runs Gin in debug mode; release mode otherwise.
 	Debug bool
 	// Middleware runs first for every request, around everything else, so
@@ -137,7 +140,7 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 	r.Use(cfg.Middleware...)
 	r.Use(
 		identify(cfg.TrustedProxies, cfg.PublicURL),
-		accessLog(logger),
+		accessLog(logger, cfg.LogClientIP),
 		recovery(logger),
 		secureHeaders(),
 		deadline(cfg.RequestTimeout),

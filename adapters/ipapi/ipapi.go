@@ -140,7 +140,7 @@ func (c *Client) Locate(ctx context.Context, ip netip.Addr) (domain.Location, er
 	loc, err := c.lookup(ctx, ip)
 	if err != nil {
 		return domain.UnknownLocation, domain.Unavailable(domain.DependencyGeolocation,
-			fmt.Errorf("ipapi: locate %s: %w", ip, err))
+			fmt.Errorf("ipapi: locate an address: %w", err))
 	}
 	return loc, nil
 }
@@ -166,7 +166,10 @@ func (c *Client) lookup(ctx context.Context, ip netip.Addr) (domain.Location, er
 		if ctx.Err() == context.DeadlineExceeded {
 			return domain.UnknownLocation, fmt.Errorf("no answer within %s: %w", c.timeout, context.DeadlineExceeded)
 		}
-		return domain.UnknownLocation, fmt.Errorf("GET %s: %w", redact(u), redactErr(err, c.key))
+		// The client's address stays out of the message, which gets logged.
+		shown := u
+		shown.Path = c.base.Path + "/ADDRESS/json/"
+		return domain.UnknownLocation, fmt.Errorf("GET %s: %w", redact(shown), redactErr(err, c.key))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))

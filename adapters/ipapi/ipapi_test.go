@@ -286,6 +286,10 @@ func TestNetworkErrorDoesNotLeakKey(t *testing.T) {
 	c := newClient(t, Config{BaseURL: "http://" + addr, APIKey: testKey})
 	_, err = c.Locate(context.Background(), netip.MustParseAddr("2.16.92.0"))
 	assertFailure(t, err, "key=REDACTED")
+	// Errors get logged: the client's address (personal data) stays out.
+	if err != nil && strings.Contains(err.Error(), "2.16.92.0") {
+		t.Errorf("error %q names the client address", err)
+	}
 }
 
 func TestCallerCancellation(t *testing.T) {

@@ -116,7 +116,7 @@ func (r *Reader) Locate(_ context.Context, ip netip.Addr) (domain.Location, erro
 		loc, err := d.locate(ip)
 		if err != nil {
 			return domain.UnknownLocation, domain.Unavailable(domain.DependencyGeolocation,
-				fmt.Errorf("mmdb: locate %s in %s: %w", ip, d.path, err))
+				fmt.Errorf("mmdb: locate an address in %s: %w", d.path, err))
 		}
 		if loc.Known() {
 			return loc, nil
