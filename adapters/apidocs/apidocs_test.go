@@ -17,6 +17,8 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/gin-gonic/gin"
+
+	"github.com/marketplace/usersvc/domain"
 )
 
 // parsedDocument parses and validates the embedded document once with
@@ -59,15 +61,14 @@ var contract = []struct {
 	method, path string
 	statuses     []int
 }{
-	{http.MethodGet, "/api/v1/users", []int{200, 400, 404, 500, 503}},
-	{http.MethodPost, "/api/v1/users", []int{201, 400, 403, 413, 415, 500, 503}},
-	{http.MethodGet, "/api/v1/users/{id}", []int{200, 304, 404, 500, 503}},
-	{http.MethodPut, "/api/v1/users/{id}", []int{200, 400, 404, 412, 413, 415, 500, 503}},
-	{http.MethodPatch, "/api/v1/users/{id}", []int{200, 400, 404, 412, 413, 415, 500, 503}},
-	{http.MethodDelete, "/api/v1/users/{id}", []int{204, 404, 412, 500, 503}},
+	{http.MethodGet, "/api/v1/users", []int{200, 400, 401, 403, 404, 500, 503}},
+	{http.MethodPost, "/api/v1/users", []int{201, 400, 401, 403, 413, 415, 500, 503}},
+	{http.MethodGet, "/api/v1/users/{id}", []int{200, 304, 401, 403, 404, 500, 503}},
+	{http.MethodPut, "/api/v1/users/{id}", []int{200, 400, 401, 403, 404, 412, 413, 415, 500, 503}},
+	{http.MethodPatch, "/api/v1/users/{id}", []int{200, 400, 401, 403, 404, 412, 413, 415, 500, 503}},
+	{http.MethodDelete, "/api/v1/users/{id}", []int{204, 401, 403, 404, 412, 500, 503}},
 	{http.MethodGet, "/healthz", []int{200}},
 	{http.MethodGet, "/readyz", []int{200, 503}},
-	{http.MethodGet, "/metrics", []int{200}},
 	{http.MethodGet, "/api/v1/openapi.json", []int{200}},
 	{http.MethodGet, "/docs", []int{200}},
 }
@@ -107,6 +108,49 @@ func TestDocumentCoversTheContract(t *testing.T) {
 			t.Errorf("%d operations in the document, %d in the contract", n, len(contract))
 		}
 	})
+}
+
+// TestDocumentDeclaresAuthentication: the bearer scheme as OAuth2 client
+// credentials with the scopes, each API operation's scope (the domain's
+// table), and none on the never-authenticated paths.
+func TestDocumentDeclaresAuthentication(t *testing.T) {
+	doc := loadDocument(t)
+	scheme := doc.Components.SecuritySchemes["oauth2"]
+	if scheme == nil || scheme.Value.Flows == nil || scheme.Value.Flows.ClientCredentials == nil {
+		t.Fatal("no oauth2 client-credentials scheme")
+	}
+	for _, s := range domain.AllScopes() {
+		if _, ok := scheme.Value.Flows.ClientCredentials.Scopes[string(s)]; !ok {
+			t.Errorf("scheme lacks scope %s", s)
+		}
+	}
+	if b := doc.Components.SecuritySchemes["bearer"]; b == nil || b.Value.Scheme != "bearer" {
+		t.Error("no http bearer scheme to paste a token into")
+	}
+	ops := map[string]domain.Operation{
+		"GET /api/v1/users": domain.OpListUsers, "POST /api/v1/users": domain.OpCreateUser,
+		"GET /api/v1/users/{id}": domain.OpGetUser, "PUT /api/v1/users/{id}": domain.OpReplaceUser,
+		"PATCH /api/v1/users/{id}": domain.OpPatchUser, "DELETE /api/v1/users/{id}": domain.OpDeleteUser,
+	}
+	for _, c := range contract {
+		op := doc.Paths.Find(c.path).GetOperation(c.method)
+		domainOp, isAPI := ops[c.method+" "+c.path]
+		if !isAPI {
+			if op.Security != nil && len(*op.Security) > 0 {
+				t.Errorf("%s %s declares security; it is never authenticated", c.method, c.path)
+			}
+			continue
+		}
+		want, _ := domain.RequiredScope(domainOp)
+		if op.Security == nil || len(*op.Security) == 0 {
+			t.Errorf("%s %s: no security", c.method, c.path)
+			continue
+		}
+		got := (*op.Security)[0]["oauth2"]
+		if len(got) != 1 || got[0] != string(want) {
+			t.Errorf("%s %s: scopes %v, want [%s]", c.method, c.path, got, want)
+		}
+	}
 }
 
 func TestDocumentDetails(t *testing.T) {
