@@ -170,7 +170,7 @@ func TestProvideWithRabbitMQPublishesToTheExchange(t *testing.T) {
 	exchange := rabbitmqtest.NewExchange(t)
 	q := rabbitmqtest.BindQueue(t, exchange, "#")
 	var out bytes.Buffer
-	pub, cleanup, err := eventbus.Provide(eventbus.Config{Bus: "rabbitmq", AMQPURL: rabbitmqtest.URL(), Exchange: exchange, Source: "usersvc"}, nil, &out)
+	pub, cleanup, err := eventbus.Provide(eventbus.Config{Bus: "rabbitmq", AMQPURL: rabbitmqtest.URL(t), Exchange: exchange, Source: "usersvc"}, nil, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestProvideWithRabbitMQPublishesToTheExchange(t *testing.T) {
 }
 
 func TestTailOnRabbitMQHasNoHistory(t *testing.T) {
-	err := eventbus.Tail(context.Background(), eventbus.Config{Bus: "rabbitmq", AMQPURL: rabbitmqtest.URL()}, true, &bytes.Buffer{})
+	err := eventbus.Tail(context.Background(), eventbus.Config{Bus: "rabbitmq", AMQPURL: rabbitmqtest.URL(t)}, true, &bytes.Buffer{})
 	if !errors.Is(err, rabbitmq.ErrNoHistory) {
 		t.Errorf("Tail --from-beginning on RabbitMQ = %v, want ErrNoHistory", err)
 	}

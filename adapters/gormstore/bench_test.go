@@ -26,13 +26,13 @@ func BenchmarkLargeTable(b *testing.B) {
 	ctx := context.Background()
 	url := os.Getenv("USERSVC_BENCH_URL")
 	if url == "" {
-		root, err := ParseURL(mysqlServerURL())
+		root, err := ParseURL(mysqlServerURL(b))
 		if err != nil {
 			b.Fatal(err)
 		}
 		c := root.MySQL
 		name := fmt.Sprintf("usersvc_bench_%d", rows)
-		admin, err := Open(ctx, Config{URL: mysqlServerURL()})
+		admin, err := Open(ctx, Config{URL: mysqlServerURL(b)})
 		if err != nil {
 			b.Fatal(err)
 		}

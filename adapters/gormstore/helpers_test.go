@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -16,29 +15,28 @@ import (
 
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
+	"github.com/marketplace/usersvc/test/containers"
 )
 
-// USERSVC_TEST_MYSQL_URL and USERSVC_TEST_POSTGRES_URL point the server
-// halves of the suite at servers other than the local MariaDB and
-// PostgreSQL; the user needs CREATE/DROP DATABASE. The suite fails (it does
-// not skip) when a server is unreachable.
-const (
-	mysqlServerEnv    = "USERSVC_TEST_MYSQL_URL"
-	postgresServerEnv = "USERSVC_TEST_POSTGRES_URL"
-)
+// The server halves of the suite run against one MySQL and one PostgreSQL
+// container of this test process (test/containers), started on first use;
+// USERSVC_TEST_MYSQL_URL and USERSVC_TEST_POSTGRES_URL point them at
+// existing servers instead (the user needs CREATE/DROP DATABASE). The suite
+// fails (it does not skip) when a server is unreachable.
+func TestMain(m *testing.M) { containers.RunTests(m) }
 
-func mysqlServerURL() string { return mysqlServer.url() }
+func mysqlServerURL(t testing.TB) string { return mysqlServer.url(t) }
 
 // The test servers. A database per test keeps parallel tests and packages
 // apart.
 var (
 	mysqlServer = &testServer{
-		what: "MySQL/MariaDB", env: mysqlServerEnv, defaultURL: "mysql://root@127.0.0.1:3306/mysql",
+		what: "MySQL/MariaDB", env: containers.MySQLURLEnv, server: containers.MySQLServerURL,
 		create: "CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
 		drop:   "DROP DATABASE IF EXISTS %s",
 	}
 	postgresServer = &testServer{
-		what: "PostgreSQL", env: postgresServerEnv, defaultURL: "postgres://postgres@127.0.0.1:5432/test?sslmode=disable",
+		what: "PostgreSQL", env: containers.PostgresURLEnv, server: containers.PostgresServerURL,
 		create: "CREATE DATABASE %s ENCODING 'UTF8' TEMPLATE template0",
 		// FORCE: a session a test left open must not keep its database.
 		drop: "DROP DATABASE IF EXISTS %s WITH (FORCE)",
@@ -52,30 +50,30 @@ func freshPostgresDatabase(t *testing.T) string { return postgresServer.fresh(t)
 
 // testServer hands out fresh databases on one database server.
 type testServer struct {
-	what, env, defaultURL string
-	create, drop          string // statements taking the database name
+	what, env    string
+	server       func(testing.TB) string
+	create, drop string // statements taking the database name
 
 	once sync.Once
 	root *Store
 	err  error
 }
 
-func (s *testServer) url() string {
-	if u := os.Getenv(s.env); u != "" {
-		return u
-	}
-	return s.defaultURL
+func (s *testServer) url(t testing.TB) string {
+	t.Helper()
+	return s.server(t)
 }
 
 func (s *testServer) fresh(t *testing.T) string {
 	t.Helper()
+	server := s.url(t)
 	s.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s.root, s.err = Open(ctx, Config{URL: s.url()})
+		s.root, s.err = Open(ctx, Config{URL: server})
 	})
 	if s.err != nil {
-		t.Fatalf("%s test server %s unreachable (start it, or set %s): %v", s.what, redact(s.url()), s.env, s.err)
+		t.Fatalf("%s test server %s unreachable (%s names it when set): %v", s.what, redact(server), s.env, s.err)
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])
@@ -88,7 +86,7 @@ func (s *testServer) fresh(t *testing.T) string {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})
-	u, err := url.Parse(s.url())
+	u, err := url.Parse(server)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,8 @@ func TestPoolSize(t *testing.T) {
 		max  int
 		want int
 	}{
-		{"mysql default", func(*testing.T) string { return mysqlServerURL() }, 0, 20},
-		{"mysql configured", func(*testing.T) string { return mysqlServerURL() }, 3, 3},
+		{"mysql default", func(t *testing.T) string { return mysqlServerURL(t) }, 0, 20},
+		{"mysql configured", func(t *testing.T) string { return mysqlServerURL(t) }, 3, 3},
 		{"postgres configured", freshPostgresDatabase, 5, 5},
 		{"sqlite file default", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "p.db") }, 0, 8},
 		{"sqlite in memory is always one connection", func(*testing.T) string { return "sqlite://:memory:" }, 9, 1},
@@ -42,7 +42,7 @@ func TestPoolSize(t *testing.T) {
 func TestMySQLDriverMessagesGoToTheLogger(t *testing.T) {
 	ctx := context.Background()
 	var logs syncbuf.Buffer
-	s, err := Open(ctx, Config{URL: mysqlServerURL(), MaxOpenConns: 1, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	s, err := Open(ctx, Config{URL: mysqlServerURL(t), MaxOpenConns: 1, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestMySQLDriverMessagesGoToTheLogger(t *testing.T) {
 	if err := s.DB().QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	admin := openStore(t, mysqlServerURL())
+	admin := openStore(t, mysqlServerURL(t))
 	if _, err := admin.DB().ExecContext(ctx, "KILL ?", id); err != nil {
 		t.Fatal(err)
 	}

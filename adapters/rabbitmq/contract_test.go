@@ -20,7 +20,7 @@ const testSource = "usersvc-test"
 func newPublisher(t *testing.T, cfg rabbitmq.Config) *rabbitmq.Publisher {
 	t.Helper()
 	if cfg.URL == "" {
-		cfg.URL = rabbitmqtest.URL()
+		cfg.URL = rabbitmqtest.URL(t)
 	}
 	if cfg.Source == "" {
 		cfg.Source = testSource

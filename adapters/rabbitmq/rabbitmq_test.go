@@ -259,7 +259,7 @@ func TestExchangeOfAnotherTypeIsRefused(t *testing.T) {
 }
 
 func TestWrongCredentialsAreReportedWithoutThePassword(t *testing.T) {
-	u, err := url.Parse(rabbitmqtest.URL())
+	u, err := url.Parse(rabbitmqtest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,7 +373,7 @@ func (p *proxy) restore() {
 }
 
 func (p *proxy) url(t *testing.T) string {
-	u, err := url.Parse(rabbitmqtest.URL())
+	u, err := url.Parse(rabbitmqtest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func (p *proxy) url(t *testing.T) string {
 func TestConnectionLostMidBatchThenRecovers(t *testing.T) {
 	exchange := rabbitmqtest.NewExchange(t)
 	q := rabbitmqtest.BindQueue(t, exchange, "#")
-	u, err := url.Parse(rabbitmqtest.URL())
+	u, err := url.Parse(rabbitmqtest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -445,7 +445,7 @@ func TestConnectionLostMidBatchThenRecovers(t *testing.T) {
 func TestUnconfirmedPublishTimesOut(t *testing.T) {
 	exchange := rabbitmqtest.NewExchange(t)
 	rabbitmqtest.BindQueue(t, exchange, "#")
-	u, err := url.Parse(rabbitmqtest.URL())
+	u, err := url.Parse(rabbitmqtest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +469,7 @@ func TestUnconfirmedPublishTimesOut(t *testing.T) {
 // what is published from then on.
 func TestTailPrintsEventsAsJSONLines(t *testing.T) {
 	exchange := rabbitmqtest.ExchangeName(t)
-	cfg := rabbitmq.Config{URL: rabbitmqtest.URL(), Exchange: exchange, Source: testSource}
+	cfg := rabbitmq.Config{URL: rabbitmqtest.URL(t), Exchange: exchange, Source: testSource}
 	if err := rabbitmq.Tail(context.Background(), cfg, true, io.Discard); !errors.Is(err, rabbitmq.ErrNoHistory) {
 		t.Fatalf("Tail from the beginning = %v, want ErrNoHistory", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	neturl "net/url"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -21,20 +20,19 @@ import (
 
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/rabbitmq/rabbitmqtest"
+	"github.com/marketplace/usersvc/test/containers"
 )
 
-// postgresServerEnv points TestServeOnPostgresAndRabbitMQ at a PostgreSQL
-// other than the local one (trust authentication, user postgres).
-const postgresServerEnv = "USERSVC_TEST_POSTGRES_URL"
+// PostgreSQL and RabbitMQ come from containers of this test process,
+// started on first use (or the servers USERSVC_TEST_POSTGRES_URL and
+// USERSVC_TEST_AMQP_URL name), and are removed when the package ends.
+func TestMain(m *testing.M) { containers.RunTests(m) }
 
 // freshPostgresDatabase creates an empty database on the test PostgreSQL,
 // dropped when t ends, and returns its DATABASE_URL and a pool on it.
 func freshPostgresDatabase(t *testing.T) (string, *sql.DB) {
 	t.Helper()
-	server := "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	if u := os.Getenv(postgresServerEnv); u != "" {
-		server = u
-	}
+	server := containers.PostgresServerURL(t)
 	target, err := gormstore.ParseURL(server)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +43,7 @@ func freshPostgresDatabase(t *testing.T) (string, *sql.DB) {
 	_, _ = rand.Read(b)
 	name := "usersvc_t_" + hex.EncodeToString(b)
 	if _, err := root.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("PostgreSQL test server unreachable or refusing (start it, or set %s): %v", postgresServerEnv, err)
+		t.Fatalf("PostgreSQL test server unreachable or refusing (%s names it when set): %v", containers.PostgresURLEnv, err)
 	}
 	t.Cleanup(func() {
 		if _, err := root.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
@@ -143,7 +141,7 @@ func TestServeOnPostgresAndRabbitMQ(t *testing.T) {
 	s := startServer(t,
 		"DATABASE_URL="+url,
 		"EVENT_BUS=rabbitmq",
-		"AMQP_URL="+rabbitmqtest.URL(),
+		"AMQP_URL="+rabbitmqtest.URL(t),
 		"EVENT_EXCHANGE="+exchange,
 		"EVENT_SOURCE=usersvc-e2e",
 	)

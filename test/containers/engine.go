@@ -114,25 +114,33 @@ func imagePresent(ctx context.Context, ref string) (bool, error) {
 	}
 }
 
-// ensureImage pulls ref once when it is not present, so that an offline
-// machine fails at once with advice instead of retrying pulls until the
-// start-up deadline.
-func ensureImage(ctx context.Context, ref, envVar, localAlternative string) error {
+// resolveImage returns the image to run: ref when it is present or can be
+// pulled (once, so that an offline machine does not retry pulls until the
+// start-up deadline). When ref is the upstream default (envVar unset) and no
+// registry answers, the local stand-in that test/images/build.sh builds is
+// used instead if it exists; otherwise the error says how to get one.
+func resolveImage(ctx context.Context, ref, envVar, localAlternative string) (string, error) {
 	present, err := imagePresent(ctx, ref)
 	if err != nil || present {
-		return err
+		return ref, err
 	}
 	if strings.HasPrefix(ref, localImagePrefix) {
-		return fmt.Errorf("image %s is not built; run test/images/build.sh (make test-images)", ref)
+		return "", fmt.Errorf("image %s is not built; run test/images/build.sh (make test-images)", ref)
 	}
 	pull, err := engine.ImagePull(ctx, ref, client.ImagePullOptions{})
 	if err == nil {
 		err = pull.Wait(ctx)
 	}
-	if err != nil {
-		return fmt.Errorf("image %s is not present and cannot be pulled (%w); without a registry, build the local images with test/images/build.sh and set %s=%s", ref, err, envVar, localAlternative)
+	if err == nil {
+		return ref, nil
 	}
-	return nil
+	if os.Getenv(envVar) == "" {
+		if ok, _ := imagePresent(ctx, localAlternative); ok {
+			fmt.Fprintf(os.Stderr, "containers: %s cannot be pulled (no registry answers); using the local stand-in %s\n", ref, localAlternative)
+			return localAlternative, nil
+		}
+	}
+	return "", fmt.Errorf("image %s is not present and cannot be pulled (%w); without a registry, build the local images with test/images/build.sh (make test-images), which the suites then use (or set %s=%s)", ref, err, envVar, localAlternative)
 }
 
 // ownerLabels marks a container as this process's.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -80,8 +81,13 @@ var shared *Env
 // a missing image) it prints why and fails the package without running any
 // test, so a machine without Docker never passes these suites by skipping.
 func Main(m *testing.M) {
+	owned.Store(true)
 	os.Exit(run(m))
 }
+
+// owned is set when the package's TestMain removes what it starts
+// (RunTests or Main).
+var owned atomic.Bool
 
 func run(m *testing.M) int {
 	began := time.Now()
@@ -101,7 +107,7 @@ func run(m *testing.M) int {
 
 	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := errors.Join(env.Terminate(ctx), terminateSharedPostgres(ctx)); err != nil {
+	if err := errors.Join(env.Terminate(ctx), stopLazy(ctx)); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: remove test containers: %v\n", err)
 		if code == 0 {
 			code = 1

@@ -100,7 +100,8 @@ func newClusterID() string {
 }
 
 func startKafka(ctx context.Context, image string) (*Kafka, error) {
-	if err := ensureImage(ctx, image, KafkaImageEnv, LocalKfakeImage); err != nil {
+	image, err := resolveImage(ctx, image, KafkaImageEnv, LocalKfakeImage)
+	if err != nil {
 		return nil, err
 	}
 	return withRetries(ctx, startAttempts, func() (*Kafka, error) { return tryStartKafka(ctx, image) })

@@ -83,7 +83,8 @@ func mysqlSettings(flavor string, port int, rootPassword, appPassword string) (m
 }
 
 func startMySQL(ctx context.Context, image string) (*MySQL, error) {
-	if err := ensureImage(ctx, image, MySQLImageEnv, LocalMariaDBImage); err != nil {
+	image, err := resolveImage(ctx, image, MySQLImageEnv, LocalMariaDBImage)
+	if err != nil {
 		return nil, err
 	}
 	return withRetries(ctx, startAttempts, func() (*MySQL, error) { return tryStartMySQL(ctx, image, nil) })

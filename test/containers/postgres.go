@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -66,8 +65,8 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	if err := prepare(ctx); err != nil {
 		return nil, err
 	}
-	image := PostgresImage()
-	if err := ensureImage(ctx, image, PostgresImageEnv, LocalPostgresImage); err != nil {
+	image, err := resolveImage(ctx, PostgresImage(), PostgresImageEnv, LocalPostgresImage)
+	if err != nil {
 		return nil, err
 	}
 	return withRetries(ctx, startAttempts, func() (*Postgres, error) { return tryStartPostgres(ctx, image, nil) })
@@ -158,45 +157,6 @@ func (p *Postgres) NewDatabase(t testing.TB) Database {
 	return Database{Name: name, URL: p.URL(name), DSN: p.URL(name)}
 }
 
-// The package's PostgreSQL is started on first use rather than by Main:
-// most suites never need it.
-var (
-	sharedPostgresMu  sync.Mutex
-	sharedPostgres    *Postgres
-	sharedPostgresErr error
-)
-
-// SharedPostgres returns this test package's PostgreSQL, starting it on
-// first use; Main removes it when the package ends. It fails t when the
-// server cannot start.
-func SharedPostgres(t testing.TB) *Postgres {
-	t.Helper()
-	sharedPostgresMu.Lock()
-	defer sharedPostgresMu.Unlock()
-	if sharedPostgres == nil && sharedPostgresErr == nil {
-		began := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
-		defer cancel()
-		sharedPostgres, sharedPostgresErr = StartPostgres(ctx)
-		if sharedPostgresErr == nil {
-			t.Logf("containers: %s on %s ready in %v", sharedPostgres.Image, sharedPostgres.addr(), time.Since(began).Round(time.Millisecond))
-		}
-	}
-	if sharedPostgresErr != nil {
-		t.Fatalf("PostgreSQL container did not start: %v", sharedPostgresErr)
-	}
-	return sharedPostgres
-}
-
 // NewPostgresDatabase creates an empty database for t on the package's
 // PostgreSQL.
 func NewPostgresDatabase(t testing.TB) Database { return SharedPostgres(t).NewDatabase(t) }
-
-// terminateSharedPostgres removes the package's PostgreSQL if it started.
-func terminateSharedPostgres(ctx context.Context) error {
-	sharedPostgresMu.Lock()
-	defer sharedPostgresMu.Unlock()
-	p := sharedPostgres
-	sharedPostgres = nil
-	return p.Terminate(ctx)
-}

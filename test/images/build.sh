@@ -4,7 +4,7 @@
 # packages are fetched on the host by debootstrap, Go binaries are built on
 # the host, and every `docker build` runs with --network none.
 #
-#   test/images/build.sh [rootfs|mariadb|postgres|kfake|service|all]...   (default: all)
+#   test/images/build.sh [rootfs|mariadb|postgres|rabbitmq|kfake|service|all]...   (default: all)
 #
 # Idempotent: a root filesystem image that exists is kept; an image built
 # from a Dockerfile is rebuilt only when its inputs changed (their hash is
@@ -16,6 +16,8 @@
 #   usersvc-test/mariadb:10.11          the above + test config + entrypoint
 #   usersvc-test/postgres-rootfs:15     Debian + postgresql-15, data directory initialised
 #   usersvc-test/postgres:15            the above + test config + entrypoint
+#   usersvc-test/rabbitmq-rootfs:3.10   Debian + rabbitmq-server
+#   usersvc-test/rabbitmq:3.10          the above + entrypoint
 #   usersvc-test/kfake:dev              kfake broker FROM scratch
 #   usersvc:dev                         the service (deploy/Dockerfile, local bases)
 #
@@ -38,6 +40,8 @@ MARIADB_ROOTFS_IMAGE=usersvc-test/mariadb-rootfs:10.11
 MARIADB_IMAGE=usersvc-test/mariadb:10.11
 POSTGRES_ROOTFS_IMAGE=usersvc-test/postgres-rootfs:15
 POSTGRES_IMAGE=usersvc-test/postgres:15
+RABBITMQ_ROOTFS_IMAGE=usersvc-test/rabbitmq-rootfs:3.10
+RABBITMQ_IMAGE=usersvc-test/rabbitmq:3.10
 KFAKE_IMAGE=usersvc-test/kfake:dev
 SERVICE_IMAGE=${USERSVC_IMAGE:-usersvc:dev}
 
@@ -149,6 +153,21 @@ phase_mariadb() {
 		--build-arg "ROOTFS_IMAGE=$MARIADB_ROOTFS_IMAGE"
 }
 
+# Installs Debian packages into a debootstrap tree without starting any
+# service they bring.
+chroot_install() { # dir, packages...
+	local dir=$1
+	shift
+	chroot "$dir" sh -eu -c '
+		export DEBIAN_FRONTEND=noninteractive
+		printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d
+		chmod +x /usr/sbin/policy-rc.d
+		apt-get install -y -q --no-install-recommends "$@" >/var/tmp/apt.log 2>&1 ||
+			{ tail -n 30 /var/tmp/apt.log >&2; exit 1; }
+		rm -f /usr/sbin/policy-rc.d /var/tmp/apt.log
+	' chroot_install "$@"
+}
+
 # PostgreSQL gets a debootstrap tree of its own (the server and its
 # libraries on minbase), with a data directory initialised for the superuser
 # postgres, so that containers start in a fraction of a second.
@@ -162,17 +181,11 @@ postgres_rootfs() {
 	debootstrap_into "$dir"
 	log "debootstrap $suite minbase for PostgreSQL: $(since "$t")"
 	t=$(now)
+	# No packaged cluster: the image has its own data directory.
+	mkdir -p "$dir/etc/postgresql-common/createcluster.d"
+	echo "create_main_cluster = false" >"$dir/etc/postgresql-common/createcluster.d/usersvc.conf"
+	chroot_install "$dir" postgresql-15
 	chroot "$dir" sh -eu -c '
-		export DEBIAN_FRONTEND=noninteractive
-		# Nothing may start a server inside the chroot.
-		printf "#!/bin/sh\nexit 101\n" >/usr/sbin/policy-rc.d
-		chmod +x /usr/sbin/policy-rc.d
-		# No packaged cluster: the image has its own data directory.
-		mkdir -p /etc/postgresql-common/createcluster.d
-		echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.d/usersvc.conf
-		apt-get install -y -q --no-install-recommends postgresql-15 >/var/tmp/apt.log 2>&1 ||
-			{ tail -n 30 /var/tmp/apt.log >&2; exit 1; }
-		rm -f /usr/sbin/policy-rc.d /var/tmp/apt.log
 		install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data
 		install -d -o postgres -g postgres -m 2775 /var/run/postgresql
 	'
@@ -200,6 +213,39 @@ phase_postgres() {
 	} | sha256sum | cut -c1-16)
 	build_if_changed "$POSTGRES_IMAGE" "$hash" "$images/postgres" \
 		--build-arg "ROOTFS_IMAGE=$POSTGRES_ROOTFS_IMAGE"
+}
+
+# RabbitMQ gets a debootstrap tree of its own: Debian's rabbitmq-server and
+# the parts of Erlang it needs. The entrypoint writes the configuration at
+# start, so nothing else is prepared here.
+rabbitmq_rootfs() {
+	if have_image "$RABBITMQ_ROOTFS_IMAGE"; then
+		log "$RABBITMQ_ROOTFS_IMAGE exists"
+		return 0
+	fi
+	local dir=$work/rabbitmq-rootfs t
+	t=$(now)
+	debootstrap_into "$dir"
+	log "debootstrap $suite minbase for RabbitMQ: $(since "$t")"
+	t=$(now)
+	chroot_install "$dir" rabbitmq-server
+	# The package's own environment file names the node and its addresses;
+	# the entrypoint sets them from the container's variables instead.
+	rm -f "$dir/etc/rabbitmq/rabbitmq-env.conf"
+	tar_rootfs "$dir" | docker import -c 'ENV LANG=C.UTF-8' - "$RABBITMQ_ROOTFS_IMAGE" >/dev/null
+	log "imported $RABBITMQ_ROOTFS_IMAGE ($(since "$t") for packages)"
+	rm -rf "$dir"
+}
+
+phase_rabbitmq() {
+	rabbitmq_rootfs
+	local hash
+	hash=$({
+		docker image inspect -f '{{.Id}}' "$RABBITMQ_ROOTFS_IMAGE"
+		cat "$images/rabbitmq/Dockerfile" "$images/rabbitmq/entrypoint.sh"
+	} | sha256sum | cut -c1-16)
+	build_if_changed "$RABBITMQ_IMAGE" "$hash" "$images/rabbitmq" \
+		--build-arg "ROOTFS_IMAGE=$RABBITMQ_ROOTFS_IMAGE"
 }
 
 phase_kfake() {
@@ -257,13 +303,13 @@ main() {
 	local phases=("$@")
 	[ ${#phases[@]} -gt 0 ] || phases=(all)
 	if [ "${phases[*]}" = all ]; then
-		phases=(rootfs mariadb postgres kfake service)
+		phases=(rootfs mariadb postgres rabbitmq kfake service)
 	fi
 	for p in "${phases[@]}"; do
 		case $p in
-		rootfs | mariadb | postgres | kfake | service) ;;
+		rootfs | mariadb | postgres | rabbitmq | kfake | service) ;;
 		*)
-			log "unknown phase '$p' (want rootfs, mariadb, postgres, kfake, service or all)" >&2
+			log "unknown phase '$p' (want rootfs, mariadb, postgres, rabbitmq, kfake, service or all)" >&2
 			exit 2
 			;;
 		esac
@@ -274,8 +320,8 @@ main() {
 		exit 1
 	fi
 	for p in "${phases[@]}"; do
-		case $p in rootfs | mariadb | postgres | service)
-			if ! command -v debootstrap >/dev/null 2>&1 && ! { have_image "$BASE_IMAGE" && have_image "$MARIADB_ROOTFS_IMAGE" && have_image "$POSTGRES_ROOTFS_IMAGE"; }; then
+		case $p in rootfs | mariadb | postgres | rabbitmq | service)
+			if ! command -v debootstrap >/dev/null 2>&1 && ! { have_image "$BASE_IMAGE" && have_image "$MARIADB_ROOTFS_IMAGE" && have_image "$POSTGRES_ROOTFS_IMAGE" && have_image "$RABBITMQ_ROOTFS_IMAGE"; }; then
 				log "debootstrap is missing; run test/images/ensure-docker.sh first" >&2
 				exit 1
 			fi

@@ -1,38 +1,40 @@
 // Package rabbitmqtest gives tests an exchange and queues of their own on
-// a real RabbitMQ (the local broker at 127.0.0.1:5672, guest/guest, unless
-// USERSVC_TEST_AMQP_URL names another), deleted when the test ends, and
-// reads back what the queues received.
+// a real RabbitMQ (the test package's container, unless
+// USERSVC_TEST_AMQP_URL names a broker), deleted when the test ends, and
+// reads back what the queues received. A package using it calls
+// containers.RunTests from its TestMain.
 package rabbitmqtest
 
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/marketplace/usersvc/test/containers"
 )
 
-// URLEnv names the broker for tests; the user needs configure rights.
-const URLEnv = "USERSVC_TEST_AMQP_URL"
+// URLEnv names an existing broker for tests; the user needs configure
+// rights.
+const URLEnv = containers.AMQPURLEnv
 
-// URL is the test broker's AMQP URL.
-func URL() string {
-	if u := os.Getenv(URLEnv); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
+// URL is the test broker's AMQP URL: USERSVC_TEST_AMQP_URL, or the test
+// package's RabbitMQ container, started on first use.
+func URL(t testing.TB) string {
+	t.Helper()
+	return containers.AMQPURL(t)
 }
 
 // Dial opens a connection to the test broker, closed when t ends; it fails
 // t (never skips) when the broker is unreachable.
 func Dial(t testing.TB) *amqp.Connection {
 	t.Helper()
-	conn, err := amqp.DialConfig(URL(), amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	conn, err := amqp.DialConfig(URL(t), amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
 	if err != nil {
-		t.Fatalf("RabbitMQ test broker unreachable (start it, or set %s): %v", URLEnv, err)
+		t.Fatalf("RabbitMQ test broker unreachable (%s names it when set): %v", URLEnv, err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	return conn

@@ -6,32 +6,27 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/marketplace/usersvc/adapters/gormstore"
+	"github.com/marketplace/usersvc/test/containers"
 )
 
-// MySQLServerEnv points the MySQL runs at a server other than the local
-// MariaDB (the same variable as the gormstore suite); the account needs
-// CREATE and DROP DATABASE.
-const MySQLServerEnv = "USERSVC_TEST_MYSQL_URL"
-
-// LocalMySQL is the server the machine runs (README: MariaDB 10.11).
-const LocalMySQL = "mysql://root@127.0.0.1:3306/mysql"
+// MySQLServerEnv points the MySQL runs at an existing server instead of the
+// test package's container (the same variable as the gormstore suite); the
+// account needs CREATE and DROP DATABASE.
+const MySQLServerEnv = containers.MySQLURLEnv
 
 // FreshMySQL creates an empty database on the MySQL-compatible test server
-// and returns its DATABASE_URL; the database is dropped when t ends. An
-// unreachable server fails t: these runs never skip.
+// (the package's container, started on first use: its TestMain calls
+// containers.RunTests) and returns its DATABASE_URL; the database is
+// dropped when t ends. An unreachable server fails t: these runs never skip.
 func FreshMySQL(t testing.TB) string {
 	t.Helper()
-	server := os.Getenv(MySQLServerEnv)
-	if server == "" {
-		server = LocalMySQL
-	}
+	server := containers.MySQLServerURL(t)
 	target, err := gormstore.ParseURL(server)
 	if err != nil || target.MySQL == nil {
 		t.Fatalf("%s=%q is not a mysql:// URL: %v", MySQLServerEnv, server, err)
@@ -46,7 +41,7 @@ func FreshMySQL(t testing.TB) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := root.PingContext(ctx); err != nil {
-		t.Fatalf("MySQL/MariaDB test server %s unreachable (start it, or set %s): %v", target.Redacted, MySQLServerEnv, err)
+		t.Fatalf("MySQL/MariaDB test server %s unreachable (%s names it when set): %v", target.Redacted, MySQLServerEnv, err)
 	}
 	var b [6]byte
 	_, _ = rand.Read(b[:])

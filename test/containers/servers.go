@@ -1,0 +1,172 @@
+package containers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Variables that point a package's tests at an existing server instead of
+// a container: the fast loop for someone who runs one. The account needs
+// CREATE and DROP DATABASE (configure rights on RabbitMQ).
+const (
+	MySQLURLEnv    = "USERSVC_TEST_MYSQL_URL"
+	PostgresURLEnv = "USERSVC_TEST_POSTGRES_URL"
+	AMQPURLEnv     = "USERSVC_TEST_AMQP_URL"
+)
+
+// MySQLServerURL is the DATABASE_URL (mysql://root:...@127.0.0.1:port/mysql)
+// of a MySQL-compatible server for t's package: USERSVC_TEST_MYSQL_URL when
+// set, otherwise the package's container, started on first use.
+func MySQLServerURL(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv(MySQLURLEnv); u != "" {
+		return u
+	}
+	return SharedMySQL(t).URL("mysql")
+}
+
+// PostgresServerURL is the DATABASE_URL of a PostgreSQL server's postgres
+// database for t's package: USERSVC_TEST_POSTGRES_URL when set, otherwise
+// the package's container, started on first use.
+func PostgresServerURL(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv(PostgresURLEnv); u != "" {
+		return u
+	}
+	return SharedPostgres(t).URL("postgres")
+}
+
+// AMQPURL is the AMQP URL of a RabbitMQ broker for t's package:
+// USERSVC_TEST_AMQP_URL when set, otherwise the package's container, started
+// on first use.
+func AMQPURL(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv(AMQPURLEnv); u != "" {
+		return u
+	}
+	return SharedRabbitMQ(t).URL()
+}
+
+// lazy is a server of the test package started on first use and removed by
+// RunTests (or Main) when the package's tests end.
+type lazy[T any] struct {
+	what      string
+	start     func(context.Context) (T, error)
+	terminate func(T, context.Context) error
+	addr      func(T) string
+
+	mu      sync.Mutex
+	v       T
+	started bool
+	err     error
+}
+
+func (l *lazy[T]) get(t testing.TB) T {
+	t.Helper()
+	if !owned.Load() {
+		t.Fatalf("containers: %s: the package's TestMain must call containers.RunTests(m) (or containers.Main(m)), which removes the containers it started", l.what)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.started && l.err == nil {
+		began := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+		defer cancel()
+		l.v, l.err = l.start(ctx)
+		if l.err == nil {
+			l.started = true
+			t.Logf("containers: %s on %s ready in %v", l.what, l.addr(l.v), time.Since(began).Round(time.Millisecond))
+		}
+	}
+	if l.err != nil {
+		t.Fatalf("%s container did not start: %v", l.what, l.err)
+	}
+	return l.v
+}
+
+func (l *lazy[T]) stop(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.started {
+		return nil
+	}
+	l.started = false
+	if err := l.terminate(l.v, ctx); err != nil {
+		return fmt.Errorf("remove %s container: %w", l.what, err)
+	}
+	return nil
+}
+
+var (
+	lazyMySQL = &lazy[*MySQL]{
+		what: "MySQL",
+		start: func(ctx context.Context) (*MySQL, error) {
+			if err := prepare(ctx); err != nil {
+				return nil, err
+			}
+			mysqlImage, _ := Images()
+			return startMySQL(ctx, mysqlImage)
+		},
+		terminate: (*MySQL).terminate,
+		addr:      (*MySQL).addr,
+	}
+	lazyPostgres = &lazy[*Postgres]{
+		what: "PostgreSQL", start: StartPostgres, terminate: (*Postgres).Terminate, addr: (*Postgres).addr,
+	}
+	lazyRabbitMQ = &lazy[*RabbitMQ]{
+		what: "RabbitMQ", start: StartRabbitMQ, terminate: (*RabbitMQ).Terminate, addr: (*RabbitMQ).addr,
+	}
+)
+
+// SharedMySQL returns the package's MySQL-compatible server: Main's when
+// Main started one, otherwise one started on first use.
+func SharedMySQL(t testing.TB) *MySQL {
+	t.Helper()
+	if shared != nil {
+		return shared.MySQL
+	}
+	return lazyMySQL.get(t)
+}
+
+// SharedPostgres returns this test package's PostgreSQL, starting it on
+// first use; RunTests or Main removes it when the package ends. It fails t
+// when the server cannot start.
+func SharedPostgres(t testing.TB) *Postgres {
+	t.Helper()
+	return lazyPostgres.get(t)
+}
+
+// SharedRabbitMQ returns this test package's RabbitMQ, starting it on first
+// use; RunTests or Main removes it when the package ends.
+func SharedRabbitMQ(t testing.TB) *RabbitMQ {
+	t.Helper()
+	return lazyRabbitMQ.get(t)
+}
+
+// stopLazy removes the servers started on first use.
+func stopLazy(ctx context.Context) error {
+	return errors.Join(lazyMySQL.stop(ctx), lazyPostgres.stop(ctx), lazyRabbitMQ.stop(ctx))
+}
+
+// RunTests is a TestMain for packages whose tests ask for servers as they
+// need them (MySQLServerURL, PostgresServerURL, AMQPURL and the Shared*
+// functions): it runs the tests, then removes the containers they started.
+// A package that never asks starts nothing and needs no Docker.
+func RunTests(m *testing.M) {
+	owned.Store(true)
+	code := m.Run()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := stopLazy(ctx); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
