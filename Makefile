@@ -3,46 +3,54 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 GO       ?= go
-# Go 1.26.8's standard library has known vulnerabilities (make vulncheck);
-# 1.27.3 fixes them. The go command fetches it once through the module proxy.
-# Set here because a go.env with GOTOOLCHAIN=local (as on our machines)
-# ignores go.mod's toolchain line. The same version is named in go.mod,
-# .ci/run, test/images/build.sh and deploy/Dockerfile. Override with
-# `make test GOTOOLCHAIN=local` to run on the installed Go.
-export GOTOOLCHAIN ?= go1.27.3
+# The Go toolchain: go.mod's `toolchain` line is the one pin (Renovate keeps
+# it current); the Makefile, .ci/run, test/images/build.sh and the
+# Dockerfile's GO_VERSION argument all read it. Set here because a go.env
+# with GOTOOLCHAIN=local (as on our machines) ignores go.mod's toolchain
+# line; the go command fetches the toolchain once through the module proxy.
+# Override with `make test GOTOOLCHAIN=local` to run on the installed Go.
+GO_TOOLCHAIN := $(shell sed -n 's/^toolchain //p' go.mod)
+export GOTOOLCHAIN ?= $(GO_TOOLCHAIN)
 BIN      ?= bin/usersvc
 WIRE     := $(GO) tool wire
-# Suites that start containers; everything else runs without Docker.
-DOCKER_PKGS := $(foreach d,containers integration e2e faults tlsconn,$(if $(wildcard test/$(d)),./test/$(d)/...))
-PKGS_UNIT    = $(shell $(GO) list ./... | grep -vE '/test/(containers|integration|e2e|faults|tlsconn)(/|$$)')
 
-# Images for the container suites: upstream (mysql:8.4, apache/kafka:3.9.0,
-# postgres:16)
-# where Docker Hub resolves, otherwise the local stand-ins that
-# `make test-images` builds (machines without a registry). Force with
-# `make test TEST_IMAGES=upstream|local`.
-TEST_IMAGES ?= $(shell getent hosts registry-1.docker.io >/dev/null 2>&1 && echo upstream || echo local)
+# Packages whose tests start containers are those whose TestMain hands over
+# to test/containers (containers.RunTests or containers.Main): they need a
+# Docker engine. Every other package's tests run without one.
+CONTAINERS_PKG := github.com/marketplace/usersvc/test/containers
+pkgs_docker     = $(shell $(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | \
+	awk -v c=$(CONTAINERS_PKG) -v want=$(1) '{ d = ($$1 == c); for (i = 2; i <= NF; i++) if ($$i == c) d = 1; if (d == want) print $$1 }')
+DOCKER_PKGS = $(call pkgs_docker,1)
+PKGS_UNIT   = $(call pkgs_docker,0)
+
+# Images for the container suites: upstream (mysql:8.4, postgres:16,
+# rabbitmq:3.13, apache/kafka:3.9.0) where a registry answers; without one
+# the suites use the local stand-ins that `make test-images` builds
+# (Linux with debootstrap). auto builds them only when Docker Hub does not
+# answer; force either with `make test TEST_IMAGES=upstream|local`.
+TEST_IMAGES ?= auto
 ifeq ($(TEST_IMAGES),local)
 export USERS_TEST_MYSQL_IMAGE ?= usersvc-test/mariadb:10.11
 export USERS_TEST_KAFKA_IMAGE ?= usersvc-test/kfake:dev
 export USERS_TEST_POSTGRES_IMAGE ?= usersvc-test/postgres:15
+export USERS_TEST_RABBITMQ_IMAGE ?= usersvc-test/rabbitmq:3.10
 endif
 
-# Development profile for `make run`: SQLite file, events to stdout, loopback
-# located in Switzerland, no authentication (the binary's default is
-# AUTH_MODE=jwt, which needs an OAuth2 server). Override any of them on the
-# command line. EVENT_BUS=log is explicit: the binary's default bus is Kafka
-# and refuses to start without KAFKA_BROKERS.
-export EVENT_BUS    ?= log
-export GEO_PROVIDER ?= static
-export GEO_STATIC   ?= 127.0.0.0/8=CH,::1/128=CH
-export LOG_FORMAT   ?= text
-export AUTH_MODE    ?= none
+# Development profile, for `make run` only: SQLite file, events to stdout,
+# loopback located in Switzerland, no authentication (the binary's default
+# is AUTH_MODE=jwt, which needs an OAuth2 server). Override any of them on
+# the command line. EVENT_BUS=log is explicit: the binary's default bus is
+# Kafka and refuses to start without KAFKA_BROKERS.
+run: export EVENT_BUS    ?= log
+run: export GEO_PROVIDER ?= static
+run: export GEO_STATIC   ?= 127.0.0.0/8=CH,::1/128=CH
+run: export LOG_FORMAT   ?= text
+run: export AUTH_MODE    ?= none
 
 # Further targets (benchmarks, reliability runs) live in mk/*.mk.
 include $(wildcard mk/*.mk)
 
-.PHONY: help build run test test-unit test-integration test-images docker-engine lint generate clean
+.PHONY: help build run test test-unit test-integration test-images test-images-if-offline docker-engine lint generate clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -53,19 +61,29 @@ build: ## build the binary into bin/usersvc
 run: build ## build and serve on the embedded defaults (SQLite file, events on stdout, loopback = CH)
 	$(BIN) serve
 
-test: test-unit test-integration ## unit tests, then the Testcontainers suites (needs Docker)
+# The engine is checked first: without one `make test` stops at once
+# instead of after the unit tests.
+test: docker-engine test-unit test-integration ## unit tests, then the suites that start containers (needs Docker)
 
-test-unit: ## unit and adapter tests, no Docker needed (uses the local MariaDB, PostgreSQL and RabbitMQ)
+test-unit: ## the tests that need no Docker (SQLite, in-process Kafka-protocol broker, httptest)
 	$(GO) test -race -count=1 $(PKGS_UNIT)
 
-test-integration: docker-engine $(if $(filter local,$(TEST_IMAGES)),test-images) ## the Testcontainers suites (needs a Docker engine)
+test-integration: docker-engine test-images-if-offline ## the tests that start MySQL, PostgreSQL, RabbitMQ and Kafka containers (needs Docker)
 	$(GO) test -race -count=1 $(DOCKER_PKGS)
 
-docker-engine: ## make sure a Docker engine answers (installs docker.io and starts dockerd as root when missing)
-	test/images/ensure-docker.sh
+docker-engine: ## make sure a Docker engine answers (any: Desktop, Colima, rootless, Podman; starts dockerd as root on Debian)
+	@test/images/ensure-docker.sh
 
-test-images: docker-engine ## build the local test images (idempotent; nothing is pulled)
+test-images: docker-engine ## build the local test images (Linux with debootstrap; idempotent; nothing is pulled)
 	test/images/build.sh
+
+# The local stand-ins, when the suites will need them: TEST_IMAGES=local, or
+# auto with no registry answering.
+test-images-if-offline: docker-engine
+	@case "$(TEST_IMAGES)" in \
+	local) test/images/build.sh ;; \
+	auto) if test/images/registry.sh; then echo "registry answers: upstream test images"; else test/images/build.sh; fi ;; \
+	esac
 
 lint: ## gofmt, go vet (with the wireinject tag) and a stale wire_gen.go check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,5 +1,5 @@
 # Reliability and security runs (issue 8), included from the Makefile.
-#   make reliability                      hostile corpus, security, faults without Docker, short soak
+#   make reliability                      hostile corpus (SQLite and a MySQL container), security, faults, short soak
 #   make test-faults                      the container fault matrix (broker down 30 s, database restart, races on MySQL)
 #   make fuzz-short FUZZTIME=30s          every fuzz target for FUZZTIME each
 #   make soak SOAK_DURATION=5m            the soak for longer
@@ -20,10 +20,10 @@ VULNDB_DIR         ?= bin/vulndb
 
 .PHONY: reliability test-faults fuzz-short soak vulncheck
 
-reliability: ## the reliability suites that need no Docker (hostile corpus, security, geolocation and SIGKILL faults, 10 s soak)
+reliability: docker-engine test-images-if-offline ## the reliability suites (hostile corpus on SQLite and a MySQL container, security, geolocation and SIGKILL faults, 10 s soak)
 	$(GO) test -race -count=1 ./test/reliability/...
 
-test-faults: docker-engine $(if $(filter local,$(TEST_IMAGES)),test-images) ## the container fault matrix (broker down 30 s, database restart under traffic, concurrent writers on MySQL)
+test-faults: docker-engine test-images-if-offline ## the container fault matrix (broker down 30 s, database restart under traffic, concurrent writers on MySQL)
 	$(GO) test -race -count=1 ./test/faults/...
 
 fuzz-short: ## run every fuzz target of FUZZ_PKGS for FUZZTIME (default 10s) each

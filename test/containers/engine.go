@@ -69,15 +69,18 @@ func doPrepare(ctx context.Context) error {
 	if registerErr != nil {
 		return fmt.Errorf("register testcontainers provider %s: %w", ProviderName, registerErr)
 	}
-	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	// testcontainers' own discovery: DOCKER_HOST, the current docker
+	// context (Docker Desktop, Colima), the default socket, rootless Docker.
+	dc, err := testcontainers.NewDockerClientWithOpts(ctx)
 	if err != nil {
-		return fmt.Errorf("docker client: %w", err)
+		return fmt.Errorf("no Docker engine found (%w); `make test` needs one: test/images/ensure-docker.sh says what to install, and `make test-unit` needs none", err)
 	}
+	cli := dc.Client
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := cli.Ping(pingCtx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		_ = cli.Close()
-		return fmt.Errorf("no Docker engine answers (%w); start one (test/images/ensure-docker.sh does) or run `make test-unit`, which needs none", err)
+		return fmt.Errorf("no Docker engine answers (%w); `make test` needs one: test/images/ensure-docker.sh starts or names one, and `make test-unit` needs none", err)
 	}
 	engine = cli
 

@@ -25,11 +25,11 @@
 # USERSVC_IMAGES_WORK (scratch and package cache, default /var/tmp/usersvc-images).
 set -euo pipefail
 
-# The Go toolchain the Makefile pins, when run directly too: the binaries
-# baked into the images are built with it.
-export GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3}
-
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# The Go toolchain go.mod's toolchain line pins, when run directly too: the
+# binaries baked into the images are built with it.
+GOTOOLCHAIN=${GOTOOLCHAIN:-$(sed -n 's/^toolchain //p' "$root/go.mod")}
+export GOTOOLCHAIN
 images=$root/test/images
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 work=${USERSVC_IMAGES_WORK:-/var/tmp/usersvc-images}

@@ -1,25 +1,61 @@
 #!/usr/bin/env bash
-# Makes a Docker engine answer on this machine for the container suites:
-# installs Debian's docker.io and debootstrap when missing and starts dockerd
-# without a bridge (containers use host networking, so all traffic stays on
-# loopback). Idempotent: does nothing but check when the engine already runs.
+# Makes sure a Docker engine answers for the suites that start containers
+# (`make test`, `make test-integration`):
+#   1. any engine that already answers `docker info` is used as it is:
+#      Docker Engine, Docker Desktop, Colima, rootless Docker, Podman's Docker
+#      socket, or whatever DOCKER_HOST or the current docker context names;
+#   2. otherwise, as root on Debian/Ubuntu, it installs docker.io (and
+#      debootstrap, which test/images/build.sh needs) and starts dockerd
+#      without a bridge (containers use host networking, so all traffic
+#      stays on loopback);
+#   3. otherwise it says what to install and exits 1.
+# Portable (Linux, macOS): bash 3.2, no GNU-only flags.
 set -euo pipefail
 
 log() { printf '[ensure-docker] %s\n' "$*"; }
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
+need_docker() {
+	log "no Docker engine answers: $*" >&2
+	cat >&2 <<'MSG'
+[ensure-docker] `make test` starts MySQL, PostgreSQL, RabbitMQ and Kafka in containers
+[ensure-docker] (Testcontainers), so it needs a Docker engine. Install one of:
+[ensure-docker]   Linux:  Docker Engine (apt-get install docker.io, dnf install moby-engine),
+[ensure-docker]           rootless Docker, or Podman with its Docker socket
+[ensure-docker]           (systemctl --user start podman.socket;
+[ensure-docker]            export DOCKER_HOST=unix://$XDG_RUNTIME_DIR/podman/podman.sock)
+[ensure-docker]   macOS:  Docker Desktop or Colima (brew install colima docker && colima start)
+[ensure-docker] then rerun. `make test-unit` and `make run` need no Docker.
+MSG
+	exit 1
+}
 
-start=$(now)
+SECONDS=0
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+	log "engine answering (${DOCKER_HOST:-$(docker context show 2>/dev/null || echo default)}, ${SECONDS}s)"
+	exit 0
+fi
+
+# Without a docker CLI, an engine may still answer on a socket (Podman).
+if ! command -v docker >/dev/null 2>&1 && [ -n "${DOCKER_HOST:-}" ] && command -v curl >/dev/null 2>&1; then
+	case $DOCKER_HOST in
+	unix://*)
+		if curl -s -m 5 --unix-socket "${DOCKER_HOST#unix://}" http://d/_ping >/dev/null; then
+			log "engine answering on $DOCKER_HOST (no docker CLI)"
+			exit 0
+		fi
+		;;
+	esac
+fi
+
+# Nothing answers: install and start dockerd only where that is ours to do.
+if [ "$(id -u)" -ne 0 ] || [ "$(uname -s)" != Linux ] || ! command -v apt-get >/dev/null 2>&1; then
+	need_docker "this script only installs or starts dockerd as root on Debian/Ubuntu"
+fi
 
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 if [ ${#missing[@]} -gt 0 ]; then
-	if [ "$(id -u)" -ne 0 ]; then
-		log "missing ${missing[*]} and not root: install them, then rerun" >&2
-		exit 1
-	fi
-	t=$(now)
+	t=$SECONDS
 	export DEBIAN_FRONTEND=noninteractive
 	install() { apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
 	# Refresh the package lists only when apt cannot find the packages, or
@@ -30,21 +66,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 		updated=1
 	fi
 	if ! install; then
-		[ $updated = 0 ] || exit 1
+		[ $updated = 0 ] || need_docker "apt-get could not install ${missing[*]}"
 		apt-get update -qq
-		install
+		install || need_docker "apt-get could not install ${missing[*]}"
 	fi
-	log "installed ${missing[*]} in $(since "$t")"
+	log "installed ${missing[*]} in $((SECONDS - t))s"
 fi
-
 if docker info >/dev/null 2>&1; then
-	log "engine already answering ($(since "$start"))"
+	log "engine answering (${SECONDS}s)"
 	exit 0
-fi
-
-if [ "$(id -u)" -ne 0 ]; then
-	log "docker info fails and only root may start dockerd here" >&2
-	exit 1
 fi
 
 # A daemon that was killed leaves pid files behind, and where nothing reaps
@@ -61,7 +91,7 @@ for pidfile in /var/run/docker.pid /var/run/docker/containerd/containerd.pid; do
 	fi
 done
 
-t=$(now)
+t=$SECONDS
 logfile=${DOCKERD_LOG:-/var/log/usersvc-dockerd.log}
 # No bridge, no iptables, no masquerading: there is no network to reach and
 # containers must not get private-range addresses.
@@ -69,16 +99,16 @@ nohup dockerd --bridge=none --iptables=false --ip-masq=false >"$logfile" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do
 	if docker info >/dev/null 2>&1; then
-		log "dockerd (pid $pid) answering after $(since "$t"), total $(since "$start")"
+		log "dockerd (pid $pid) answering after $((SECONDS - t))s, total ${SECONDS}s"
 		exit 0
 	fi
 	if ! kill -0 "$pid" 2>/dev/null; then
 		log "dockerd exited; last lines of $logfile:" >&2
 		tail -n 30 "$logfile" >&2 || true
-		exit 1
+		need_docker "dockerd did not start"
 	fi
 	sleep 0.1
 done
 log "dockerd did not answer within 60s; last lines of $logfile:" >&2
 tail -n 30 "$logfile" >&2 || true
-exit 1
+need_docker "dockerd did not answer"

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/marketplace/usersvc/test/containers"
 )
 
 func TestHistogramQuantiles(t *testing.T) {
@@ -192,7 +194,9 @@ func TestRunSmoke(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"mariadb", []string{"-dbname", "usersvc_load_smoke_" + hex.EncodeToString(suffix), "-innodb-buffer-pool", "256MiB"}},
+		// The MySQL-compatible server of this test process (a container, or
+		// USERSVC_TEST_MYSQL_URL), not the benchmark's default admin URL.
+		{"mariadb", []string{"-mysql-admin", containers.MySQLServerURL(t), "-dbname", "usersvc_load_smoke_" + hex.EncodeToString(suffix), "-innodb-buffer-pool", "256MiB"}},
 		{"sqlite", []string{"-db", "sqlite://" + filepath.Join(t.TempDir(), "load.db")}},
 	}
 	for _, b := range backends {
@@ -310,14 +314,14 @@ func TestRSSCheckUsesTheDeployedMemoryLimit(t *testing.T) {
 	}
 }
 
-// bufferPoolSize reads the local MariaDB's innodb_buffer_pool_size (0 for
-// the other backends).
+// bufferPoolSize reads the test MySQL server's innodb_buffer_pool_size (0
+// for the other backends).
 func bufferPoolSize(t *testing.T, backend string) int64 {
 	t.Helper()
 	if backend != "mariadb" {
 		return 0
 	}
-	db, err := openRawPool("mysql://root@127.0.0.1:3306/mysql", 1)
+	db, err := openRawPool(containers.MySQLServerURL(t), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
