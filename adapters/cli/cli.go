@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/marketplace/usersvc/adapters/buildinfo"
 	"github.com/marketplace/usersvc/adapters/eventbus"
 )
 
@@ -17,7 +18,9 @@ import (
 type Commands struct {
 	Serve   func(ctx context.Context, cfg Config) error
 	Migrate func(ctx context.Context, cfg Config) error
-	Tail    func(ctx context.Context, cfg Config, fromBeginning bool, out io.Writer) error
+	// MigrateStatus prints the applied and pending migrations.
+	MigrateStatus func(ctx context.Context, cfg Config, out io.Writer) error
+	Tail          func(ctx context.Context, cfg Config, fromBeginning bool, out io.Writer) error
 }
 
 // ErrUsage marks a command-line mistake (exit status 2).
@@ -49,26 +52,56 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	case "-h", "--help", "-help", "help":
 		Usage(stdout)
 		return flag.ErrHelp
-	case "serve", "migrate":
+	case "-version", "--version":
 		if len(args) > 1 {
 			return fmt.Errorf("%w: %s takes no arguments", ErrUsage, args[0])
+		}
+		fmt.Fprintln(stdout, buildinfo.Read())
+		return nil
+	case "version", "serve":
+		if err := noArguments(stdout, args[:1], args[1:]); err != nil {
+			return err
+		}
+		if args[0] == "version" {
+			fmt.Fprintln(stdout, buildinfo.Read())
+			return nil
 		}
 		cfg, err := Load(lookup)
 		if err != nil {
 			return err
 		}
-		if args[0] == "serve" {
-			return cmds.Serve(ctx, cfg)
+		return cmds.Serve(ctx, cfg)
+	case "migrate":
+		command, rest := args[:1], args[1:]
+		if len(rest) > 0 && rest[0] == "status" {
+			command, rest = args[:2], args[2:]
+		}
+		if err := noArguments(stdout, command, rest); err != nil {
+			return err
+		}
+		cfg, err := Load(lookup)
+		if err != nil {
+			return err
+		}
+		if len(command) == 2 {
+			return cmds.MigrateStatus(ctx, cfg, stdout)
 		}
 		return cmds.Migrate(ctx, cfg)
 	case "events":
+		if len(args) == 2 && isHelp(args[1]) {
+			commandUsage(stdout, "events tail")
+			return flag.ErrHelp
+		}
 		if len(args) < 2 || args[1] != "tail" {
 			return fmt.Errorf("%w: the events command has one sub-command: events tail [--from-beginning]", ErrUsage)
 		}
 		fs := flag.NewFlagSet("events tail", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		fromBeginning := fs.Bool("from-beginning", false, "read the topic from its first event")
-		if err := fs.Parse(args[2:]); err != nil || fs.NArg() > 0 {
+		if err := fs.Parse(args[2:]); errors.Is(err, flag.ErrHelp) {
+			commandUsage(stdout, "events tail")
+			return flag.ErrHelp
+		} else if err != nil || fs.NArg() > 0 {
 			return fmt.Errorf("%w: events tail [--from-beginning]", ErrUsage)
 		}
 		cfg, err := Load(lookup)
@@ -84,19 +117,64 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	}
 }
 
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "--help", "-help", "help":
+		return true
+	}
+	return false
+}
+
+// noArguments accepts a command without arguments; with only a help flag
+// it prints the command's usage and returns flag.ErrHelp (exit 0).
+func noArguments(stdout io.Writer, command, rest []string) error {
+	name := strings.Join(command, " ")
+	switch {
+	case len(rest) == 0:
+		return nil
+	case len(rest) == 1 && isHelp(rest[0]):
+		commandUsage(stdout, name)
+		return flag.ErrHelp
+	default:
+		return fmt.Errorf("%w: %s takes no arguments", ErrUsage, name)
+	}
+}
+
+// commands is the usage line and summary of every command, in help order.
+var commands = []struct{ name, usage, summary string }{
+	{"serve", "usersvc [serve]", "run the HTTP API and the event relay (default)"},
+	{"migrate", "usersvc migrate", "apply the database migrations and exit"},
+	{"migrate status", "usersvc migrate status", "list the applied and pending migrations and exit"},
+	{"events tail", "usersvc events tail [--from-beginning]", "print the bus's events as JSON lines"},
+	{"version", "usersvc version", "print the version, VCS revision and Go version (also --version)"},
+	{"help", "usersvc --help", "show this help (CMD --help: one command's)"},
+}
+
+// commandUsage prints one command's usage (for `usersvc CMD --help`).
+func commandUsage(w io.Writer, name string) {
+	for _, c := range commands {
+		if c.name == name {
+			fmt.Fprintf(w, "Usage: %s\n  %s\n", c.usage, c.summary)
+		}
+	}
+	fmt.Fprintln(w, "\nThe configuration comes from environment variables: see usersvc --help.")
+}
+
 // Usage prints the commands and every environment variable with its default.
 func Usage(w io.Writer) {
 	fmt.Fprint(w, `usersvc: the marketplace's users service.
 
 Usage:
-  usersvc [serve]                       run the HTTP API and the event relay (default)
-  usersvc migrate                       apply the database migrations and exit
-  usersvc events tail [--from-beginning] print the bus's events as JSON lines
-  usersvc --help                        show this help
-
+`)
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.usage, c.summary)
+	}
+	tw.Flush()
+	fmt.Fprint(w, `
 Configuration (environment variables):
 `)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  NAME\tDEFAULT\tDESCRIPTION")
 	for _, v := range Variables {
 		def := v.Default

@@ -31,6 +31,7 @@ type Config struct {
 	DatabaseTLS        tlsfiles.Files
 	DBMaxOpenConns     int
 	DBStatementTimeout time.Duration
+	DBSlowQuery        time.Duration
 	DBLockLease        time.Duration
 	Migrate            bool
 	TrustedProxies     []netip.Prefix
@@ -107,6 +108,8 @@ var Variables = []Variable{
 		set: func(c *Config, v string) (err error) { c.DBStatementTimeout, err = positiveDuration(v); return }},
 	{Name: "DB_LOCK_LEASE", Default: "15s", Help: "how long the relay's (and migrations') database lock outlives a replica that stopped answering; another replica's relay takes over publishing after it (at least 3s)",
 		set: func(c *Config, v string) (err error) { c.DBLockLease, err = durationAtLeast(v, 3*time.Second); return }},
+	{Name: "DB_SLOW_QUERY_THRESHOLD", Default: "200ms", Help: "a database statement slower than this is logged at WARN (its SQL with placeholders, never values)",
+		set: func(c *Config, v string) (err error) { c.DBSlowQuery, err = positiveDuration(v); return }},
 	{Name: "MIGRATE", Default: "true", Help: "apply the embedded schema migrations at start-up",
 		set: func(c *Config, v string) (err error) { c.Migrate, err = strconv.ParseBool(v); return }},
 	{Name: "TRUSTED_PROXIES", Default: "", Help: "comma-separated CIDRs whose X-Forwarded-For/-Proto/-Host are believed",

@@ -27,7 +27,7 @@ var ProviderSet = wire.NewSet(StoreConfig, HashConfig, AuthConfig, InstrumentedH
 func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
 	return gormstore.Config{
 		URL: c.DatabaseURL, TLS: c.DatabaseTLS, MaxOpenConns: c.DBMaxOpenConns, Logger: logger,
-		StatementTimeout: c.DBStatementTimeout, LockLease: c.DBLockLease,
+		StatementTimeout: c.DBStatementTimeout, LockLease: c.DBLockLease, SlowThreshold: c.DBSlowQuery,
 	}
 }
 

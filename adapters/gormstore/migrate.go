@@ -5,6 +5,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"path"
+	"time"
 
 	"github.com/pressly/goose/v3"
 )
@@ -74,4 +76,33 @@ func (s *Store) migrations() (*goose.Provider, error) {
 		return nil, fmt.Errorf("migrations: %w", err)
 	}
 	return p, nil
+}
+
+// MigrationState is one embedded migration and whether it is applied.
+type MigrationState struct {
+	Version   int64
+	File      string // the migration's file name, e.g. 00001_users.sql
+	Applied   bool
+	AppliedAt time.Time // zero while pending
+}
+
+// MigrationStatus lists the embedded migrations in order, applied or
+// pending, for `usersvc migrate status`.
+func (s *Store) MigrationStatus(ctx context.Context) ([]MigrationState, error) {
+	p, err := s.migrations()
+	if err != nil {
+		return nil, err
+	}
+	status, err := p.Status(ctx)
+	if err != nil {
+		return nil, dbErr(ctx, "migration status", err)
+	}
+	out := make([]MigrationState, 0, len(status))
+	for _, m := range status {
+		out = append(out, MigrationState{
+			Version: m.Source.Version, File: path.Base(m.Source.Path),
+			Applied: m.State == goose.StateApplied, AppliedAt: m.AppliedAt.UTC(),
+		})
+	}
+	return out, nil
 }

@@ -23,7 +23,6 @@ import (
 	gormmysql "gorm.io/driver/mysql"
 	gormpostgres "gorm.io/driver/postgres"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 
 	"github.com/marketplace/usersvc/ports"
 )
@@ -54,8 +53,12 @@ type Config struct {
 	// DefaultLockLease.
 	LockLease time.Duration
 	// Logger receives what a database driver reports on its own (the MySQL
-	// driver's lost connections); nil discards it.
+	// driver's lost connections) and GORM's statement log (see
+	// newGormLogger); nil discards both.
 	Logger *slog.Logger
+	// SlowThreshold is the duration past which a statement is logged at
+	// WARN (DB_SLOW_QUERY_THRESHOLD); zero means DefaultSlowThreshold.
+	SlowThreshold time.Duration
 }
 
 // Store implements the persistence ports on one database.
@@ -154,7 +157,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if s.lockLease <= 0 {
 		s.lockLease = DefaultLockLease
 	}
-	if err := s.initGorm(); err != nil {
+	if err := s.initGorm(cfg); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open %s: %w", target.Redacted, err)
 	}
@@ -260,7 +263,7 @@ func applyPool(db *sql.DB, cfg Config) {
 
 // initGorm wraps the pool once it is known to answer (the MySQL dialector
 // asks the server's version).
-func (s *Store) initGorm() error {
+func (s *Store) initGorm(cfg Config) error {
 	var dialector gorm.Dialector
 	switch s.dialect {
 	case DialectMySQL:
@@ -271,8 +274,8 @@ func (s *Store) initGorm() error {
 		dialector = &sqlite.Dialector{Conn: s.sqlDB}
 	}
 	db, err := gorm.Open(dialector, &gorm.Config{
-		// Statements carry user data: never log them.
-		Logger: logger.Discard,
+		// Statements carry user data: logged with placeholders only.
+		Logger: newGormLogger(cfg.Logger, cfg.SlowThreshold),
 		// Single statements need no implicit transaction; the unit of work
 		// owns transactions.
 		SkipDefaultTransaction: true,

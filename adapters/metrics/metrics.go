@@ -48,6 +48,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/marketplace/usersvc/adapters/buildinfo"
 	"github.com/marketplace/usersvc/adapters/geocache"
 	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/app"
@@ -166,6 +167,7 @@ func New() *Metrics {
 	}
 	// Fixed, distinct names on a fresh registry: registration cannot fail.
 	m.reg.MustRegister(
+		buildInfoGauge(buildinfo.Read()),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.httpInFlight,
@@ -173,6 +175,20 @@ func New() *Metrics {
 	)
 	m.reg.MustRegister(m.authMetrics.collectors()...)
 	return m
+}
+
+// buildInfoGauge is usersvc_build_info{version,revision,goversion} 1, the
+// labels `usersvc version` prints, so dashboards can tell builds apart.
+func buildInfoGauge(info buildinfo.Info) prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "usersvc_build_info",
+		Help: "Build of the running binary (always 1): module version, VCS revision and Go version, as `usersvc version` prints them.",
+		ConstLabels: prometheus.Labels{
+			"version": info.Version, "revision": info.Revision, "goversion": info.GoVersion,
+		},
+	})
+	g.Set(1)
+	return g
 }
 
 // Provide is New with the store's connection pool and the relay attached,

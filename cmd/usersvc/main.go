@@ -3,23 +3,28 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
+	"text/tabwriter"
+	"time"
 
 	"github.com/marketplace/usersvc/adapters/cli"
 	"github.com/marketplace/usersvc/adapters/eventbus"
+	"github.com/marketplace/usersvc/adapters/gormstore"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	os.Exit(cli.Run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, cli.Commands{
-		Serve:   serve,
-		Migrate: migrate,
-		Tail:    tail,
+		Serve:         serve,
+		Migrate:       migrate,
+		MigrateStatus: migrateStatus,
+		Tail:          tail,
 	}))
 }
 
@@ -41,6 +46,39 @@ func migrate(ctx context.Context, cfg cli.Config) error {
 	}
 	defer cleanup()
 	return store.Migrate(ctx)
+}
+
+func migrateStatus(ctx context.Context, cfg cli.Config, out io.Writer) error {
+	store, cleanup, err := initStore(ctx, cfg, newLogger(cfg, os.Stderr))
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	status, err := store.MigrationStatus(ctx)
+	if err != nil {
+		return err
+	}
+	return printMigrationStatus(out, status)
+}
+
+// printMigrationStatus writes one line per migration and a summary.
+func printMigrationStatus(out io.Writer, status []gormstore.MigrationState) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tSTATE\tAPPLIED AT\tFILE")
+	pending := 0
+	for _, m := range status {
+		state, at := "applied", m.AppliedAt.Format(time.RFC3339)
+		if !m.Applied {
+			state, at = "pending", "-"
+			pending++
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", m.Version, state, at, m.File)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(out, "%d applied, %d pending\n", len(status)-pending, pending)
+	return err
 }
 
 func newLogger(cfg cli.Config, w io.Writer) *slog.Logger {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -398,5 +400,84 @@ func TestStartServiceAgainstBothContainers(t *testing.T) {
 			}
 			return
 		}
+	}
+}
+
+func TestRabbitMQSettings(t *testing.T) {
+	env := rabbitSettings(40001, 40002, 40003, "pw")
+	want := map[string]string{
+		"RABBITMQ_NODE_PORT": "40001", "RABBITMQ_DIST_PORT": "40002", "ERL_EPMD_PORT": "40003",
+		"RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "ERL_EPMD_ADDRESS": "127.0.0.1",
+		"RABBITMQ_DEFAULT_USER": "usersvc", "RABBITMQ_DEFAULT_PASS": "pw",
+	}
+	for k, v := range want {
+		if env[k] != v {
+			t.Errorf("%s = %q, want %q", k, env[k], v)
+		}
+	}
+}
+
+// The package's RabbitMQ starts on first use, takes none of the machine's
+// broker's ports, listens on loopback only and accepts its URL.
+func TestSharedRabbitMQ(t *testing.T) {
+	r := SharedRabbitMQ(t)
+	if r.Port == 5672 {
+		t.Fatal("the container took 5672, the machine's own broker's port")
+	}
+	conn, err := amqp.Dial(r.URL())
+	if err != nil {
+		t.Fatalf("dial %s: %v", r.addr(), err)
+	}
+	ch, err := conn.Channel()
+	if err == nil {
+		_, err = ch.QueueDeclare("", false, true, true, false, nil)
+	}
+	_ = conn.Close()
+	if err != nil {
+		t.Fatalf("declare a queue: %v", err)
+	}
+	for _, a := range listenAddrs(t, r.Port) {
+		if a != "0100007F" {
+			t.Errorf("port %d listens on hex address %s, not 127.0.0.1", r.Port, a)
+		}
+	}
+	if got := SharedRabbitMQ(t); got != r {
+		t.Error("a second call started another broker")
+	}
+}
+
+// Without a TestMain that removes them, no server is started.
+func TestLazyServerNeedsTheTestMain(t *testing.T) {
+	owned.Store(false)
+	defer owned.Store(true)
+	l := &lazy[int]{what: "nothing", start: func(context.Context) (int, error) {
+		t.Error("started without a TestMain")
+		return 0, nil
+	}}
+	ft := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() { defer close(done); l.get(ft) }()
+	<-done
+	if !strings.Contains(ft.msg, "containers.RunTests") {
+		t.Errorf("message %q does not name containers.RunTests", ft.msg)
+	}
+}
+
+// fatalRecorder records Fatalf's message and ends the goroutine as Fatalf
+// does.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Helper() {}
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func TestToolchainVersion(t *testing.T) {
+	if got := toolchainVersion("module m\n\ngo 1.26.8\n\ntoolchain go1.27.3\n"); got != "1.27.3" {
+		t.Errorf("toolchainVersion = %q, want 1.27.3", got)
 	}
 }

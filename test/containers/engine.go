@@ -69,6 +69,20 @@ func doPrepare(ctx context.Context) error {
 	if registerErr != nil {
 		return fmt.Errorf("register testcontainers provider %s: %w", ProviderName, registerErr)
 	}
+	// Settled before testcontainers reads its configuration, which it does
+	// once, when its first client is made.
+	if os.Getenv("TESTCONTAINERS_PROVIDER") == "" {
+		if err := os.Setenv("TESTCONTAINERS_PROVIDER", ProviderName); err != nil {
+			return err
+		}
+	}
+	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" && !ryukPresent(ctx) {
+		// Nothing may be able to pull it; cleanup is done by Terminate and
+		// reapOrphans instead.
+		if err := os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true"); err != nil {
+			return err
+		}
+	}
 	// testcontainers' own discovery: DOCKER_HOST, the current docker
 	// context (Docker Desktop, Colima), the default socket, rootless Docker.
 	dc, err := testcontainers.NewDockerClientWithOpts(ctx)
@@ -83,26 +97,19 @@ func doPrepare(ctx context.Context) error {
 		return fmt.Errorf("no Docker engine answers (%w); `make test` needs one: test/images/ensure-docker.sh starts or names one, and `make test-unit` needs none", err)
 	}
 	engine = cli
-
-	if os.Getenv("TESTCONTAINERS_PROVIDER") == "" {
-		if err := os.Setenv("TESTCONTAINERS_PROVIDER", ProviderName); err != nil {
-			return err
-		}
-	}
-	if os.Getenv("TESTCONTAINERS_RYUK_DISABLED") == "" {
-		present, err := imagePresent(ctx, ryukImage)
-		if err != nil {
-			return err
-		}
-		if !present {
-			// Nothing can pull it here; cleanup is done by Terminate and
-			// reapOrphans instead.
-			if err := os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true"); err != nil {
-				return err
-			}
-		}
-	}
 	return reapOrphans(ctx)
+}
+
+// ryukPresent says whether the reaper image is there, asking the engine
+// DOCKER_HOST or the default socket names (false when none answers there).
+func ryukPresent(ctx context.Context) bool {
+	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return false
+	}
+	defer cli.Close()
+	_, err = cli.ImageInspect(ctx, ryukImage)
+	return err == nil
 }
 
 func imagePresent(ctx context.Context, ref string) (bool, error) {
