@@ -50,7 +50,7 @@ run: export AUTH_MODE    ?= none
 # Further targets (benchmarks, reliability runs) live in mk/*.mk.
 include $(wildcard mk/*.mk)
 
-.PHONY: help build run test test-unit test-integration test-images test-images-if-offline docker-engine lint generate clean
+.PHONY: help build run test test-unit test-integration test-images test-images-if-offline docker-engine lint golangci-lint generate clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -90,6 +90,13 @@ lint: ## gofmt, go vet (with the wireinject tag) and a stale wire_gen.go check
 	$(GO) vet ./...
 	$(GO) vet -tags wireinject ./cmd/usersvc
 	$(WIRE) diff ./cmd/usersvc
+
+# golangci-lint v2 with .golangci.yml, built from the module proxy at a
+# pinned version (no global install). Not yet part of `lint` and CI: see
+# the README for the findings that remain.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+golangci-lint: ## golangci-lint v2 with .golangci.yml (errcheck, govet, staticcheck, revive, gocritic, gosec, bodyclose, sqlclosecheck, contextcheck, errorlint)
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
 
 generate: ## regenerate cmd/usersvc/wire_gen.go
 	$(GO) generate ./...
