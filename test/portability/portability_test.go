@@ -130,7 +130,7 @@ func TestRunProfileOnlyForRunWithoutGetent(t *testing.T) {
 		t.Fatal("getent is still on the test PATH")
 	}
 	printenv := filepath.Join(t.TempDir(), "printenv.sh")
-	script := "#!/bin/sh\necho \"EVENT_BUS=$EVENT_BUS GEO_PROVIDER=$GEO_PROVIDER GEO_STATIC=$GEO_STATIC LOG_FORMAT=$LOG_FORMAT\"\n"
+	script := "#!/bin/sh\necho \"EVENT_BUS=$EVENT_BUS GEO_PROVIDER=$GEO_PROVIDER GEO_STATIC=$GEO_STATIC LOG_FORMAT=$LOG_FORMAT AUTH_MODE=$AUTH_MODE\"\n"
 	if err := os.WriteFile(printenv, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -138,14 +138,14 @@ func TestRunProfileOnlyForRunWithoutGetent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("make run: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "EVENT_BUS=log GEO_PROVIDER=static GEO_STATIC=127.0.0.0/8=CH,::1/128=CH LOG_FORMAT=text") {
+	if !strings.Contains(out, "EVENT_BUS=log GEO_PROVIDER=static GEO_STATIC=127.0.0.0/8=CH,::1/128=CH LOG_FORMAT=text AUTH_MODE=none") {
 		t.Errorf("make run did not get the development profile:\n%s", out)
 	}
 	out, err = runMake(t, path, "build", "GO="+printenv)
 	if err != nil {
 		t.Fatalf("make build: %v\n%s", err, out)
 	}
-	if !strings.Contains(out, "EVENT_BUS= GEO_PROVIDER= GEO_STATIC= LOG_FORMAT=") {
+	if !strings.Contains(out, "EVENT_BUS= GEO_PROVIDER= GEO_STATIC= LOG_FORMAT= AUTH_MODE=") {
 		t.Errorf("make build got (part of) the development profile:\n%s", out)
 	}
 	if strings.Contains(out, "getent") {
