@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -68,13 +69,17 @@ func TestEveryCommandsHelpExitsZero(t *testing.T) {
 // none pending after migrate.
 func TestMigrateStatus(t *testing.T) {
 	bin := usersvcproc.Binary(t)
-	env := []string{"EVENT_BUS=log", "DATABASE_URL=sqlite://" + filepath.Join(t.TempDir(), "users.db")}
+	env := []string{"EVENT_BUS=log", "AUTH_MODE=none", "DATABASE_URL=sqlite://" + filepath.Join(t.TempDir(), "users.db")}
 	status := func() string {
 		cmd := exec.Command(bin, "migrate", "status")
 		cmd.Env = env
 		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("migrate status: %v", err)
+			var stderr []byte
+			if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("migrate status: %v\n%s", err, stderr)
 		}
 		return string(out)
 	}
