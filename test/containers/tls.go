@@ -39,8 +39,8 @@ func StartMySQLTLS(ctx context.Context, files TLSServer) (*MySQL, error) {
 	if err := prepare(ctx); err != nil {
 		return nil, err
 	}
-	image := envOr(MySQLImageEnv, DefaultMySQLImage)
-	if err := ensureImage(ctx, image, MySQLImageEnv, LocalMariaDBImage); err != nil {
+	image, err := resolveImage(ctx, envOr(MySQLImageEnv, DefaultMySQLImage), MySQLImageEnv, LocalMariaDBImage)
+	if err != nil {
 		return nil, err
 	}
 	args := []string{"--ssl-ca=" + tlsCAFile, "--ssl-cert=" + tlsCertFile, "--ssl-key=" + tlsKeyFile}
@@ -65,8 +65,8 @@ func StartPostgresTLS(ctx context.Context, files TLSServer) (*Postgres, error) {
 	if err := prepare(ctx); err != nil {
 		return nil, err
 	}
-	image := PostgresImage()
-	if err := ensureImage(ctx, image, PostgresImageEnv, LocalPostgresImage); err != nil {
+	image, err := resolveImage(ctx, PostgresImage(), PostgresImageEnv, LocalPostgresImage)
+	if err != nil {
 		return nil, err
 	}
 	// PostgreSQL refuses a key readable by others, so the command copies it
