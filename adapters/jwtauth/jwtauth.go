@@ -208,9 +208,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (domain.
 	if p, ok := a.cache.get(token, now); ok {
 		return p, nil
 	}
-	if !a.keys.ready() {
-		return domain.Principal{}, domain.Unavailable(domain.DependencyIdentityProvider, errNoKeys)
-	}
+	// Without keys a token that needs one is a dependency failure (503),
+	// but a malformed or forged one is still the caller's fault (401).
 	var c claims
 	if _, err := a.parser.ParseWithClaims(token, &c, a.keyfunc(ctx)); err != nil {
 		return domain.Principal{}, classify(err, c)

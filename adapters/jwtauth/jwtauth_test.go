@@ -336,6 +336,10 @@ func TestNotReadyUntilFirstFetch(t *testing.T) {
 			if _, err := a.Authenticate(context.Background(), tok); !errors.Is(err, domain.ErrUnavailable) || errors.Is(err, domain.ErrUnauthenticated) {
 				t.Fatalf("Authenticate before any key: %v, want unavailable", err)
 			}
+			// A malformed token is still the caller's fault.
+			if _, err := a.Authenticate(context.Background(), "abc.def.ghi"); reasonOf(err) != domain.AuthMalformed {
+				t.Fatalf("malformed token before any key: %v, want malformed", err)
+			}
 			// The endpoint recovers: retried within seconds, not at the next refresh.
 			srv.Fail(0)
 			srv.Answer(nil)

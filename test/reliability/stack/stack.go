@@ -67,6 +67,8 @@ type Options struct {
 	// everything is searched; nil means Stack.Logs. A long run passes a
 	// writer that inspects lines without keeping them.
 	LogWriter io.Writer
+	// Auth authenticates API requests (httpapi.Config.Auth); nil: off.
+	Auth httpapi.Authenticator
 }
 
 // Stack is a running service.
@@ -176,6 +178,7 @@ func start(opts Options) (*Stack, error) {
 	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(s.Readiness), httpapi.Config{
 		TrustedProxies: trusted,
 		Logger:         logger,
+		Auth:           opts.Auth,
 	})
 
 	s.Handler = handler
