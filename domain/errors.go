@@ -118,6 +118,7 @@ func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailab
 const (
 	DependencyDatabase    = "Database"
 	DependencyGeolocation = "Geolocation"
+	DependencyRateLimiter = "Rate limiter"
 )
 
 // Messages for text that is not clean UTF-8.

@@ -162,3 +162,12 @@ type PasswordHashReplacer interface {
 type RehashChecker interface {
 	NeedsRehash(hash string) bool
 }
+
+// RateLimiter bounds how often one key (a client's address block) may do
+// something; each limiter holds one limit.
+type RateLimiter interface {
+	// Allow takes one event from key's allowance. When none is left it
+	// returns ok=false and how long until one is; err when the limiter's
+	// store cannot answer.
+	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/httpapi"
 	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/rabbitmq"
+	"github.com/marketplace/usersvc/adapters/ratelimit"
 	"github.com/marketplace/usersvc/adapters/tlsfiles"
 	"github.com/marketplace/usersvc/domain"
 )
@@ -37,6 +38,9 @@ type Config struct {
 	TrustedProxies     []netip.Prefix
 	PublicURL          *url.URL
 	RequestTimeout     time.Duration
+	RateLimitCreate    ratelimit.Limit
+	RateLimitPassword  ratelimit.Limit
+	RateLimitRedisURL  string
 	PasswordMinLen     int
 	HashQueue          int
 	LogLevel           slog.Level
@@ -131,6 +135,12 @@ var Variables = []Variable{
 		}},
 	{Name: "PAGINATION_MAX_OFFSET", Default: strconv.Itoa(domain.MaxPageOffset), Help: "deepest row page-number mode reaches (page × page_size); deeper requests get 400 pointing at cursor pagination; 0: no limit",
 		set: func(c *Config, v string) (err error) { c.MaxPageOffset, err = intIn(v, 0, 1<<31-1); return }},
+	{Name: "RATE_LIMIT_CREATE", Default: "10/m", Help: "creations allowed per client address (IPv6: per /64): N/PERIOD[,burst=B] with PERIOD s, m, h or a duration (burst defaults to N), or off; over it: 429 with Retry-After",
+		set: func(c *Config, v string) (err error) { c.RateLimitCreate, err = ratelimit.ParseLimit(v); return }},
+	{Name: "RATE_LIMIT_PASSWORD", Default: "5/m", Help: "writes carrying a password (PUT, PATCH) allowed per client address (IPv6: per /64), same syntax as RATE_LIMIT_CREATE",
+		set: func(c *Config, v string) (err error) { c.RateLimitPassword, err = ratelimit.ParseLimit(v); return }},
+	{Name: "RATE_LIMIT_REDIS_URL", Default: "", Secret: true, Help: "redis:// or rediss:// URL; when set, the rate limits are counted in Redis and shared by every replica; empty: each replica counts on its own, in memory",
+		set: func(c *Config, v string) error { c.RateLimitRedisURL = v; return ratelimit.ValidateRedisURL(v) }},
 	{Name: "PASSWORD_MIN_LENGTH", Default: strconv.Itoa(domain.DefaultPasswordMinLength), Help: "minimum password length in characters (1-128)",
 		set: func(c *Config, v string) (err error) {
 			c.PasswordMinLen, err = intIn(v, 1, domain.MaxPasswordLength)
@@ -171,7 +181,7 @@ var Variables = []Variable{
 		set: func(c *Config, v string) (err error) { c.GeoTimeout, err = positiveDuration(v); return }},
 	{Name: "GEOIP_DB_PATH", Default: "", Help: "MaxMind DB country file for GEO_PROVIDER=mmdb",
 		set: func(c *Config, v string) error { c.GeoIPDBPath = v; return nil }},
-	{Name: "GEO_CACHE_SIZE", Default: "10000", Help: "addresses kept in the geolocation cache (LRU)",
+	{Name: "GEO_CACHE_SIZE", Default: "10000", Help: "clients (IPv4 addresses, IPv6 /64s) kept in the geolocation cache (LRU)",
 		set: func(c *Config, v string) (err error) { c.GeoCacheSize, err = intIn(v, 1, 10_000_000); return }},
 	{Name: "GEO_CACHE_TTL", Default: "24h", Help: "how long a geolocation answer is cached",
 		set: func(c *Config, v string) (err error) { c.GeoCacheTTL, err = positiveDuration(v); return }},

@@ -15,13 +15,14 @@ import (
 	"github.com/marketplace/usersvc/adapters/httpapi"
 	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/metrics"
+	"github.com/marketplace/usersvc/adapters/ratelimit"
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
 )
 
 // ProviderSet hands each part of the configuration to the component that
 // reads it, so that adapters never see the environment themselves.
-var ProviderSet = wire.NewSet(StoreConfig, HashConfig, AuthConfig, InstrumentedHTTPConfig, CursorKey, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
+var ProviderSet = wire.NewSet(StoreConfig, HashConfig, AuthConfig, ServeHTTPConfig, RateLimitConfig, CursorKey, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
 
 // StoreConfig is the persistence configuration.
 func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
@@ -91,6 +92,18 @@ func InstrumentedHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics, c
 	h.Middleware = append(h.Middleware, m.GinMiddleware())
 	h.AdminRoutes = append(h.AdminRoutes, func(r gin.IRoutes) { r.GET("/metrics", gin.WrapH(m.Handler())) })
 	return h
+}
+
+// ServeHTTPConfig is InstrumentedHTTPConfig with the rate limits.
+func ServeHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics, cursorKey httpapi.CursorKeyFunc, auth *jwtauth.Authenticator, limits *ratelimit.Limiters) httpapi.Config {
+	h := InstrumentedHTTPConfig(c, logger, m, cursorKey, auth)
+	h.CreateLimit, h.PasswordLimit = limits.Create, limits.Password
+	return h
+}
+
+// RateLimitConfig is the rate limiters' configuration.
+func RateLimitConfig(c Config) ratelimit.Config {
+	return ratelimit.Config{Create: c.RateLimitCreate, Password: c.RateLimitPassword, RedisURL: c.RateLimitRedisURL}
 }
 
 // GeoConfig is the geolocation configuration.

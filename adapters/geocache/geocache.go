@@ -1,6 +1,7 @@
 // Package geocache decorates a ports.Geolocator with a bounded, expiring
-// in-memory cache per client address, so repeated requests from one address
-// cost one provider call, and concurrent lookups of one address share it.
+// in-memory cache per client address block (an IPv4 address, an IPv6 /64:
+// domain.ClientBlock), so repeated requests from one client cost one
+// provider call, and concurrent lookups of one block share it.
 package geocache
 
 import (
@@ -45,11 +46,13 @@ type cached struct {
 }
 
 // Cache is a ports.Geolocator that remembers its inner geolocator's
-// answers, "location unknown" included. Failures are never cached: the
-// next request retries the provider.
+// answers per address block, "location unknown" and countries that are
+// refused included: a refused /64 costs one provider call per TTL, not one
+// per address it uses. Failures are never cached: the next request
+// retries the provider.
 type Cache struct {
 	inner    ports.Geolocator
-	entries  *lru.Cache[netip.Addr, cached]
+	entries  *lru.Cache[netip.Prefix, cached]
 	ttl      time.Duration
 	provider string
 	obs      Observer
@@ -74,7 +77,7 @@ func New(inner ports.Geolocator, opts Options) (*Cache, error) {
 	if opts.TTL == 0 {
 		opts.TTL = DefaultTTL
 	}
-	entries, err := lru.New[netip.Addr, cached](opts.Size)
+	entries, err := lru.New[netip.Prefix, cached](opts.Size)
 	if err != nil {
 		return nil, fmt.Errorf("geocache: %w", err)
 	}
@@ -98,9 +101,10 @@ func New(inner ports.Geolocator, opts Options) (*Cache, error) {
 // provider's own timeout, and its answer is cached for the next request.
 func (c *Cache) Locate(ctx context.Context, ip netip.Addr) (domain.Location, error) {
 	// An IPv4-mapped address and a zoned address locate like their plain
-	// forms, so they share one entry.
+	// forms; the addresses of one IPv6 /64 are one client in one place.
 	ip = ip.Unmap().WithZone("")
-	if e, ok := c.entries.Get(ip); ok {
+	block := domain.ClientBlock(ip)
+	if e, ok := c.entries.Get(block); ok {
 		// An expired entry stays until the refresh overwrites it or the
 		// LRU evicts it; it is never served.
 		if c.now().Before(e.expires) {
@@ -110,8 +114,8 @@ func (c *Cache) Locate(ctx context.Context, ip netip.Addr) (domain.Location, err
 	}
 	c.obs.CacheMiss()
 
-	ch := c.flight.DoChan(ip.String(), func() (any, error) {
-		return c.fetch(context.WithoutCancel(ctx), ip)
+	ch := c.flight.DoChan(block.String(), func() (any, error) {
+		return c.fetch(context.WithoutCancel(ctx), ip, block)
 	})
 	select {
 	case r := <-ch:
@@ -124,8 +128,9 @@ func (c *Cache) Locate(ctx context.Context, ip netip.Addr) (domain.Location, err
 	}
 }
 
-// fetch asks the inner geolocator, records the lookup and caches a success.
-func (c *Cache) fetch(ctx context.Context, ip netip.Addr) (domain.Location, error) {
+// fetch asks the inner geolocator about ip, records the lookup and caches
+// a success for ip's block.
+func (c *Cache) fetch(ctx context.Context, ip netip.Addr, block netip.Prefix) (domain.Location, error) {
 	start := time.Now() // latency is real time, whatever clock drives the TTL
 	loc, err := c.inner.Locate(ctx, ip)
 	elapsed := time.Since(start)
@@ -138,9 +143,9 @@ func (c *Cache) fetch(ctx context.Context, ip netip.Addr) (domain.Location, erro
 	default:
 		c.obs.ObserveLookup(c.provider, OutcomeUnknown, elapsed)
 	}
-	c.entries.Add(ip, cached{loc: loc, expires: c.now().Add(c.ttl)})
+	c.entries.Add(block, cached{loc: loc, expires: c.now().Add(c.ttl)})
 	return loc, nil
 }
 
-// Len is the number of addresses held, fresh or expired.
+// Len is the number of address blocks held, fresh or expired.
 func (c *Cache) Len() int { return c.entries.Len() }

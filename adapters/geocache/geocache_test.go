@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -397,5 +398,55 @@ func TestCountersLatency(t *testing.T) {
 	got[LookupKey{"ipapi", OutcomeError}] = LookupStats{}
 	if obs.Lookups()[LookupKey{"ipapi", OutcomeError}].Count != 1 {
 		t.Fatal("Lookups returned the live map")
+	}
+}
+
+// The addresses of one IPv6 /64 are one client: fifty sign-ups from fifty
+// of its addresses, refused because the /64 is in France, cost one provider
+// call per TTL, not fifty. IPv4 addresses stay apart.
+func TestBlocksAndRefusalsAreCached(t *testing.T) {
+	inner := newCounting(map[string]string{"2001:db8:f2:1::1": "FR", "198.51.100.1": "CH", "198.51.100.2": "CH"})
+	// Every address of the /64 answers France, as a provider would.
+	for i := 2; i <= 50; i++ {
+		inner.answers[netip.MustParseAddr("2001:db8:f2:1::"+strconv.FormatInt(int64(i), 16))] = domain.LocationIn("FR")
+	}
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c, err := New(inner, Options{TTL: time.Hour, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := domain.NewCountryPolicy([]string{"CH"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	locateAll := func() {
+		t.Helper()
+		for i := 1; i <= 50; i++ {
+			loc, err := c.Locate(ctx, netip.MustParseAddr("2001:db8:f2:1::"+strconv.FormatInt(int64(i), 16)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if policy.Check(loc) == nil {
+				t.Fatalf("address %d of the French /64 allowed: %v", i, loc)
+			}
+		}
+	}
+	locateAll()
+	if got := inner.TotalCalls(); got != 1 {
+		t.Fatalf("50 refused lookups from one /64 cost %d provider calls, want 1", got)
+	}
+	clock.Advance(time.Hour + time.Second)
+	locateAll()
+	if got := inner.TotalCalls(); got != 2 {
+		t.Fatalf("after the TTL: %d provider calls in all, want 2", got)
+	}
+	for _, ip := range []string{"198.51.100.1", "198.51.100.2"} {
+		if _, err := c.Locate(ctx, netip.MustParseAddr(ip)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := inner.TotalCalls(); got != 4 {
+		t.Errorf("two IPv4 addresses cost %d more calls, want 2 (each its own client)", got-2)
 	}
 }

@@ -117,6 +117,8 @@ type envOptions struct {
 	// maxConns its pool size (the store's default when 0).
 	storeURL string
 	maxConns int
+	// Rate limits (Config.CreateLimit, Config.PasswordLimit).
+	createLimit, passwordLimit ports.RateLimiter
 	// reader wraps the store's reads (e.g. to make them slow).
 	reader func(*gormstore.Store) ports.UserReader
 	// hashing sizes the argon2id pool (Cheap parameters, 2 slots and the
@@ -200,6 +202,8 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 		RequestTimeout: opts.timeout,
 		MaxPageOffset:  opts.maxOffset,
 		CursorKey:      opts.cursorKey,
+		CreateLimit:    opts.createLimit,
+		PasswordLimit:  opts.passwordLimit,
 		Middleware:     opts.middleware,
 		Routes:         opts.routes,
 		Auth:           opts.auth,

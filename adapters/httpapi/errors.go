@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -94,6 +95,13 @@ func methodNotAllowed(method string) *httpError {
 	return detailError(http.StatusMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", method))
 }
 
+// rateLimitedError is a request over its client's allowance.
+type rateLimitedError struct{ retryAfter time.Duration }
+
+func (e *rateLimitedError) Error() string {
+	return fmt.Sprintf("rate limited, retry after %s", e.retryAfter)
+}
+
 // errorMapper turns any error reaching a handler into its answer. This is
 // the only place where errors become status codes.
 type errorMapper struct {
@@ -108,6 +116,7 @@ func (m errorMapper) respond(c *gin.Context, err error) {
 func (m errorMapper) classify(c *gin.Context, err error) (int, any) {
 	var (
 		herr        *httpError
+		limited     *rateLimitedError
 		invalid     *domain.ValidationError
 		refused     *domain.CountryNotAllowedError
 		unavailable *domain.UnavailableError
@@ -132,6 +141,11 @@ func (m errorMapper) classify(c *gin.Context, err error) (int, any) {
 	case errors.As(err, &noScope):
 		c.Header("WWW-Authenticate", challenge(err))
 		return http.StatusForbidden, gin.H{"detail": msgPermissionDenied + " Scope " + string(noScope.Needed) + " is required."}
+	case errors.As(err, &limited):
+		// Whole seconds, rounded up, at least 1: what Retry-After can say.
+		secs := max(int((limited.retryAfter+time.Second-1)/time.Second), 1)
+		c.Header("Retry-After", strconv.Itoa(secs))
+		return http.StatusTooManyRequests, gin.H{"detail": fmt.Sprintf("Request was throttled. Expected available in %d seconds.", secs)}
 	case errors.As(err, &invalid):
 		return http.StatusBadRequest, invalid.Fields
 	case errors.Is(err, domain.ErrEmailTaken):

@@ -15,6 +15,7 @@ import (
 
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is unset.
@@ -74,6 +75,10 @@ type Config struct {
 	LogClientIP ClientIPLog
 	// Debug runs Gin in debug mode; release mode otherwise.
 	Debug bool
+	// CreateLimit and PasswordLimit bound, per client address block
+	// (domain.ClientBlock), creations and writes carrying a password; nil
+	// limits nothing.
+	CreateLimit, PasswordLimit ports.RateLimiter
 	// Middleware runs first for every request, around everything else, so
 	// it sees recovered panics as 500 and unknown routes as 404 (metrics).
 	Middleware []gin.HandlerFunc
@@ -150,7 +155,8 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 	r.NoMethod(func(c *gin.Context) { abortWith(c, methodNotAllowed(c.Request.Method)) })
 
 	errs := errorMapper{logger: logger}
-	uh := &usersHandler{users: usersOrPanic(users), errors: errs, cursors: newCursorCodec(cfg.CursorKey), maxOffset: cfg.MaxPageOffset}
+	uh := &usersHandler{users: usersOrPanic(users), errors: errs, cursors: newCursorCodec(cfg.CursorKey), maxOffset: cfg.MaxPageOffset,
+		createLimit: cfg.CreateLimit, passwordLimit: cfg.PasswordLimit}
 	probes := &probeHandler{check: ready, logger: logger}
 
 	auth := guard{auth: cfg.Auth, errors: errs, observer: cfg.AuthObserver}

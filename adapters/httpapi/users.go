@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -10,17 +11,42 @@ import (
 
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
 )
 
 // usersHandler serves the user resource by driving the use cases.
 type usersHandler struct {
-	users     *app.Users
-	errors    errorMapper
-	cursors   *cursorCodec
-	maxOffset int
+	users                      *app.Users
+	errors                     errorMapper
+	cursors                    *cursorCodec
+	maxOffset                  int
+	createLimit, passwordLimit ports.RateLimiter
+}
+
+// allow takes one event from the client's allowance under limit (nil: no
+// limit) and answers the request itself when there is none (429) or the
+// limiter cannot tell (503).
+func (h *usersHandler) allow(c *gin.Context, limit ports.RateLimiter) bool {
+	if limit == nil {
+		return true
+	}
+	block := domain.ClientBlock(infoFrom(c).Client)
+	ok, retryAfter, err := limit.Allow(c.Request.Context(), block.String())
+	switch {
+	case err != nil:
+		h.errors.respond(c, fmt.Errorf("rate limit for %s: %w", block, err))
+		return false
+	case !ok:
+		h.errors.respond(c, &rateLimitedError{retryAfter: retryAfter})
+		return false
+	}
+	return true
 }
 
 func (h *usersHandler) create(c *gin.Context) {
+	if !h.allow(c, h.createLimit) {
+		return
+	}
 	in, err := decodeInput(c)
 	if err != nil {
 		h.errors.respond(c, err)
@@ -113,6 +139,9 @@ func (h *usersHandler) update(c *gin.Context, do updateFunc) {
 	in, err := decodeInput(c)
 	if err != nil {
 		h.errors.respond(c, err)
+		return
+	}
+	if in.Password != nil && !h.allow(c, h.passwordLimit) {
 		return
 	}
 	u, err := do(c.Request.Context(), id, in, parseIfMatch(c.Request.Header.Values("If-Match")))

@@ -17,6 +17,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/httpapi"
 	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/metrics"
+	"github.com/marketplace/usersvc/adapters/ratelimit"
 	"github.com/marketplace/usersvc/adapters/sysclock"
 	"github.com/marketplace/usersvc/app"
 )
@@ -37,6 +38,7 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 		eventbus.ProviderSet,
 		app.ProviderSet,
 		app.RelayProviderSet,
+		ratelimit.ProviderSet,
 		httpapi.ProviderSet,
 		jwtauth.ProviderSet,
 		newService,

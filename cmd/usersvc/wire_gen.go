@@ -16,6 +16,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/httpapi"
 	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/metrics"
+	"github.com/marketplace/usersvc/adapters/ratelimit"
 	"github.com/marketplace/usersvc/adapters/sysclock"
 	"github.com/marketplace/usersvc/app"
 	"io"
@@ -69,11 +70,21 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 		cleanup()
 		return nil, nil, err
 	}
-	httpapiConfig := cli.InstrumentedHTTPConfig(cfg, logger, metricsMetrics, cursorKeyFunc, authenticator)
+	ratelimitConfig := cli.RateLimitConfig(cfg)
+	limiters, cleanup5, err := ratelimit.Provide(ctx, ratelimitConfig)
+	if err != nil {
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	httpapiConfig := cli.ServeHTTPConfig(cfg, logger, metricsMetrics, cursorKeyFunc, authenticator, limiters)
 	handler := httpapi.NewHandler(users, readinessFunc, httpapiConfig)
 	adminHandler := httpapi.NewAdminHandler(readinessFunc, httpapiConfig)
 	mainService := newService(cfg, logger, handler, adminHandler, readiness, relay, store)
 	return mainService, func() {
+		cleanup5()
 		cleanup4()
 		cleanup3()
 		cleanup2()

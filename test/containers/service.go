@@ -151,8 +151,10 @@ func tryStartService(ctx context.Context, image string, env map[string]string) (
 		all = map[string]string{}
 	}
 	all["HTTP_ADDR"] = s.addr()
-	// Authentication and the admin listener are off unless the test says.
-	for name, value := range map[string]string{"AUTH_MODE": "none", "ADMIN_ADDR": ""} {
+	// Authentication, the admin listener and the rate limits are off unless
+	// the test says: every client of these tests is 127.0.0.1, one address
+	// the default limits would throttle.
+	for name, value := range map[string]string{"AUTH_MODE": "none", "ADMIN_ADDR": "", "RATE_LIMIT_CREATE": "off", "RATE_LIMIT_PASSWORD": "off"} {
 		if _, set := all[name]; !set {
 			all[name] = value
 		}

@@ -79,8 +79,11 @@ func Start(t testing.TB, binary string, ready time.Duration, env ...string) *Pro
 	_ = ln.Close()
 	p := &Process{Base: "http://" + addr, Stdout: &syncbuf.Buffer{}, Stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(binary, "serve")
-	// Later entries win (os/exec keeps the last value of a name).
-	p.cmd.Env = append(append(os.Environ(), "HTTP_ADDR="+addr, "AUTH_MODE=none", "ADMIN_ADDR="), env...)
+	// Later entries win (os/exec keeps the last value of a name). Every
+	// client of these tests is 127.0.0.1, one address the default rate
+	// limits would throttle; a test about the limits sets its own.
+	p.cmd.Env = append(append(os.Environ(), "HTTP_ADDR="+addr, "AUTH_MODE=none", "ADMIN_ADDR=",
+		"RATE_LIMIT_CREATE=off", "RATE_LIMIT_PASSWORD=off"), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.Stdout, p.Stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
