@@ -108,7 +108,7 @@ func BenchmarkLargeTable(b *testing.B) {
 // seedUsers fills the users table up to n rows with batched multi-row
 // inserts (and sets the counter), unless it already holds n rows. Names
 // repeat (first names 200 ways, last names 5000 ways) like real data.
-func seedUsers(b *testing.B, s *Store, n int) {
+func seedUsers(b testing.TB, s *Store, n int) {
 	ctx := context.Background()
 	var have int64
 	if err := s.db.WithContext(ctx).Model(&userRow{}).Count(&have).Error; err != nil {
@@ -146,8 +146,11 @@ func seedUsers(b *testing.B, s *Store, n int) {
 	if _, err := s.RecountUsers(ctx); err != nil {
 		b.Fatal(err)
 	}
+	if err := s.RebuildSearchIndex(ctx); err != nil {
+		b.Fatal(err)
+	}
 	if s.dialect == DialectMySQL {
-		s.db.WithContext(ctx).Exec("ANALYZE TABLE users")
+		s.db.WithContext(ctx).Exec("ANALYZE TABLE users, user_email_trigrams")
 	} else {
 		s.db.WithContext(ctx).Exec("ANALYZE")
 	}

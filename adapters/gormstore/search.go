@@ -1,12 +1,14 @@
 package gormstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -43,7 +45,14 @@ func searchHits(db *gorm.DB, dialect, search string) *gorm.DB {
 	const join = "JOIN (%s) search_hits ON search_hits.hit_id = users.id"
 	switch dialect {
 	case DialectMySQL:
-		grams := trigrams(term)
+		grams, err := rarestTrigrams(db, trigrams(term))
+		if err != nil {
+			_ = db.AddError(err)
+			return db
+		}
+		if len(grams) == 0 {
+			return db // every trigram is common: matches are dense, a scan meets them soon
+		}
 		return db.Joins(fmt.Sprintf(join, names+
 			"SELECT user_id FROM user_email_trigrams WHERE trigram IN ("+strings.Join(grams, ", ")+
 			") GROUP BY user_id HAVING COUNT(*) = ?"), term, len(grams))
@@ -53,6 +62,39 @@ func searchHits(db *gorm.DB, dialect, search string) *gorm.DB {
 		return db.Joins(fmt.Sprintf(join, names+"SELECT rowid FROM users_email_trgm WHERE email_ci GLOB ?"),
 			term, "*"+globEscaper.Replace(term)+"*")
 	}
+}
+
+// Posting lists longer than commonTrigram are not worth reading; at most
+// rareTrigrams of the rarest are intersected.
+const (
+	commonTrigram = 1000
+	rareTrigrams  = 2
+)
+
+// rarestTrigrams picks the term's rarest trigrams (MySQL). Common ones
+// ("com", "exa" in every email) have posting lists as long as the table:
+// intersecting all of them would read more than a scan. Each list is
+// counted up to commonTrigram entries, one statement for all; lists at that
+// bound are dropped. Nil: every trigram is common.
+func rarestTrigrams(db *gorm.DB, grams []string) ([]string, error) {
+	parts := make([]string, len(grams))
+	for i, g := range grams {
+		parts[i] = fmt.Sprintf("SELECT %d AS i, COUNT(*) AS n FROM (SELECT 1 FROM user_email_trigrams WHERE trigram = %s LIMIT %d) t%d",
+			i, g, commonTrigram, i)
+	}
+	var counts []struct{ I, N int }
+	err := db.Session(&gorm.Session{NewDB: true}).Raw(strings.Join(parts, " UNION ALL ")).Scan(&counts).Error
+	if err != nil {
+		return nil, fmt.Errorf("count trigrams: %w", err)
+	}
+	slices.SortFunc(counts, func(a, b struct{ I, N int }) int { return cmp.Compare(a.N, b.N) })
+	var out []string
+	for _, c := range counts[:min(rareTrigrams, len(counts))] {
+		if c.N < commonTrigram {
+			out = append(out, grams[c.I])
+		}
+	}
+	return out, nil
 }
 
 // globEscaper makes a term literal in a GLOB pattern (SQLite's FTS5 trigram
