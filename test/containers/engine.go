@@ -103,7 +103,7 @@ func doPrepare(ctx context.Context) error {
 // ryukPresent says whether the reaper image is there, asking the engine
 // DOCKER_HOST or the default socket names (false when none answers there).
 func ryukPresent(ctx context.Context) bool {
-	cli, err := client.New(client.FromEnv, client.WithAPIVersionNegotiation())
+	cli, err := client.New(client.FromEnv)
 	if err != nil {
 		return false
 	}
