@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -339,5 +340,30 @@ func TestHTTPConfigCarriesThePublicURL(t *testing.T) {
 	}
 	if got := HTTPConfig(c, slog.New(slog.DiscardHandler)).PublicURL; got != nil {
 		t.Errorf("PublicURL without the variable = %v, want none", got)
+	}
+}
+
+func TestFileVariants(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/db"
+	if err := os.WriteFile(path, []byte("sqlite://from-file.db\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(env(map[string]string{"DATABASE_URL_FILE": path}))
+	if err != nil || c.DatabaseURL != "sqlite://from-file.db" {
+		t.Fatalf("Load with DATABASE_URL_FILE = %q, %v", c.DatabaseURL, err)
+	}
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+	}{
+		{"both set", map[string]string{"DATABASE_URL": "sqlite://x.db", "DATABASE_URL_FILE": path}},
+		{"missing file", map[string]string{"IPAPI_KEY_FILE": dir + "/none"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Load(env(tc.vars)); err == nil || !strings.Contains(err.Error(), "_FILE") {
+				t.Fatalf("Load = %v, want an error naming the _FILE variable", err)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/rabbitmq"
 	"github.com/marketplace/usersvc/adapters/ratelimit"
+	"github.com/marketplace/usersvc/adapters/redact"
 	"github.com/marketplace/usersvc/adapters/tlsfiles"
 	"github.com/marketplace/usersvc/domain"
 )
@@ -100,6 +102,8 @@ var Variables = []Variable{
 	{Name: "DATABASE_URL", Default: "sqlite://users.db", Secret: true,
 		Help: "sqlite://FILE, sqlite://:memory:, mysql://user:pass@host:3306/db?param=value or postgres://user:pass@host:5432/db?sslmode=disable",
 		set:  func(c *Config, v string) error { c.DatabaseURL = v; return nonEmpty(v) }},
+	{Name: "DATABASE_URL_FILE", Default: "", Help: "file holding DATABASE_URL (a mounted secret); setting both is an error",
+		set: func(*Config, string) error { return nil }},
 	{Name: "DATABASE_TLS_CA", Default: "", Help: "MySQL: PEM file of the CA that signed the server's certificate; when any DATABASE_TLS_* is set, TLS is required and the server's certificate and host name are verified (PostgreSQL: the URL's sslrootcert with sslmode=verify-full)",
 		set: func(c *Config, v string) error { c.DatabaseTLS.CA = v; return nil }},
 	{Name: "DATABASE_TLS_CERT", Default: "", Help: "MySQL: PEM client certificate, with DATABASE_TLS_KEY (PostgreSQL: the URL's sslcert)",
@@ -177,6 +181,8 @@ var Variables = []Variable{
 		set: func(c *Config, v string) error { c.IPAPIBaseURL = v; return nonEmpty(v) }},
 	{Name: "IPAPI_KEY", Default: "", Secret: true, Help: "ipapi.co API key, sent as the key parameter when set",
 		set: func(c *Config, v string) error { c.IPAPIKey = v; return nil }},
+	{Name: "IPAPI_KEY_FILE", Default: "", Help: "file holding IPAPI_KEY (a mounted secret); setting both is an error",
+		set: func(*Config, string) error { return nil }},
 	{Name: "GEO_TIMEOUT", Default: "2s", Help: "timeout of one geolocation lookup",
 		set: func(c *Config, v string) (err error) { c.GeoTimeout, err = positiveDuration(v); return }},
 	{Name: "GEOIP_DB_PATH", Default: "", Help: "MaxMind DB country file for GEO_PROVIDER=mmdb",
@@ -200,10 +206,14 @@ var Variables = []Variable{
 		set: func(c *Config, v string) error { c.KafkaTopic = v; return nonEmpty(v) }},
 	{Name: "KAFKA_CONFIG", Default: "", Secret: true, Help: "extra librdkafka settings, key=value,key=value (SASL, TLS...)",
 		set: func(c *Config, v string) error { c.KafkaConfig = v; return nil }},
+	{Name: "KAFKA_CONFIG_FILE", Default: "", Help: "file holding KAFKA_CONFIG (a mounted secret); setting both is an error",
+		set: func(*Config, string) error { return nil }},
 	{Name: "KAFKA_TOMBSTONES", Default: "true", Help: "follow each delete event with a tombstone (same key, null value) so a compacted topic forgets the user",
 		set: func(c *Config, v string) (err error) { c.KafkaTombstones, err = strconv.ParseBool(v); return }},
 	{Name: "AMQP_URL", Default: rabbitmq.DefaultURL, Secret: true, Help: "RabbitMQ broker for EVENT_BUS=rabbitmq, amqp:// or amqps://user:pass@host:port/vhost",
 		set: func(c *Config, v string) error { c.AMQPURL = v; return nonEmpty(v) }},
+	{Name: "AMQP_URL_FILE", Default: "", Help: "file holding AMQP_URL (a mounted secret); setting both is an error",
+		set: func(*Config, string) error { return nil }},
 	{Name: "AMQP_TLS_CA", Default: "", Help: "PEM file of the CA that signed the RabbitMQ broker's certificate (amqps:// only; default: the system's roots)",
 		set: func(c *Config, v string) error { c.AMQPTLS.CA = v; return nil }},
 	{Name: "AMQP_TLS_CERT", Default: "", Help: "PEM client certificate for amqps://, with AMQP_TLS_KEY",
@@ -296,7 +306,10 @@ func (c Config) validateAuth() error {
 func Load(lookup func(string) (string, bool)) (Config, error) {
 	var c Config
 	for _, v := range Variables {
-		raw, ok := lookup(v.Name)
+		raw, ok, err := lookupWithFile(lookup, v.Name)
+		if err != nil {
+			return Config{}, err
+		}
 		if !ok {
 			raw = v.Default
 		}
@@ -314,6 +327,32 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		return Config{}, fmt.Errorf("invalid configuration: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return c, nil
+}
+
+// FileVariables are the secret-bearing variables that may instead be read
+// from a mounted file named by NAME_FILE (a Kubernetes Secret volume, a
+// Docker secret), so the value never sits in the process environment.
+var FileVariables = []string{"DATABASE_URL", "AMQP_URL", "KAFKA_CONFIG", "IPAPI_KEY"}
+
+// lookupWithFile reads name, or the file named by name_FILE; setting both
+// is an error, as is an unreadable file. One trailing newline is dropped.
+func lookupWithFile(lookup func(string) (string, bool), name string) (string, bool, error) {
+	raw, ok := lookup(name)
+	if !slices.Contains(FileVariables, name) {
+		return raw, ok, nil
+	}
+	path, fromFile := lookup(name + "_FILE")
+	if !fromFile || strings.TrimSpace(path) == "" {
+		return raw, ok, nil
+	}
+	if ok {
+		return "", false, fmt.Errorf("invalid %s_FILE: %s is set too; set one of them", name, name)
+	}
+	b, err := os.ReadFile(strings.TrimSpace(path))
+	if err != nil {
+		return "", false, fmt.Errorf("invalid %s_FILE: %v", name, err)
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), true, nil
 }
 
 // KnownVariable reports whether name is read by the binary.
@@ -431,11 +470,6 @@ func (c Config) validateAdapters() error {
 	return c.validateAuth()
 }
 
-// RedactURL hides the password of a URL such as DATABASE_URL for logs.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
+// RedactURL hides the password and password-like parameters of a URL
+// such as DATABASE_URL for logs.
+func RedactURL(raw string) string { return redact.URL(raw) }

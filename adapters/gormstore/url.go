@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+
+	redactpkg "github.com/marketplace/usersvc/adapters/redact"
 )
 
 // Dialect names returned by Store.Dialect and Target.Dialect.
@@ -195,9 +197,7 @@ func parsePostgres(raw string) (Target, error) {
 		// pgx redacts what it recognises as a password; the message never
 		// quotes the URL here, whatever pgx does.
 		msg := strings.ReplaceAll(err.Error(), normalised, redact(raw))
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
+		msg = redactpkg.Text(msg, redactpkg.Secrets(raw)...)
 		return Target{}, fmt.Errorf("DATABASE_URL: postgres parameters: %s", msg)
 	}
 	// Times are stored as timestamptz: the session zone only matters for
@@ -216,19 +216,5 @@ func parsePostgres(raw string) (Target, error) {
 	return Target{Dialect: DialectPostgres, Postgres: cfg, Redacted: redact(raw)}, nil
 }
 
-// redact hides the password of a URL.
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		if i := strings.LastIndex(raw, "@"); i >= 0 {
-			if j := strings.Index(raw, "://"); j >= 0 && j < i {
-				return raw[:j+3] + "xxxxx" + raw[i:]
-			}
-		}
-		return raw
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	return u.String()
-}
+// redact hides the password and password-like parameters of a URL.
+func redact(raw string) string { return redactpkg.URL(raw) }

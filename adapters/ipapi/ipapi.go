@@ -34,6 +34,7 @@ import (
 
 	"github.com/google/wire"
 
+	"github.com/marketplace/usersvc/adapters/redact"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
 )
@@ -169,7 +170,7 @@ func (c *Client) lookup(ctx context.Context, ip netip.Addr) (domain.Location, er
 		// The client's address stays out of the message, which gets logged.
 		shown := u
 		shown.Path = c.base.Path + "/ADDRESS/json/"
-		return domain.UnknownLocation, fmt.Errorf("GET %s: %w", redact(shown), redactErr(err, c.key))
+		return domain.UnknownLocation, fmt.Errorf("GET %s: %w", redact.URL(shown.String()), redactErr(err, c.key))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
@@ -254,23 +255,9 @@ func isAlpha2(s string) bool {
 	return len(s) == 2 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z'
 }
 
-// redact renders u with the API key hidden.
-func redact(u url.URL) string {
-	if q := u.Query(); q.Has("key") {
-		q.Set("key", "REDACTED")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
-
-func redactString(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	u.User = nil
-	return redact(*u)
-}
+// redactString renders a URL with the API key (and any credential)
+// hidden, through the service's one redaction function.
+func redactString(raw string) string { return redact.URL(raw) }
 
 // redactErr strips the request URL that net/http puts in its errors, and,
 // as a last resort, any copy of the key.
@@ -280,7 +267,7 @@ func redactErr(err error, key string) error {
 		err = ue.Err
 	}
 	if key != "" && strings.Contains(err.Error(), key) {
-		return errors.New(strings.ReplaceAll(err.Error(), key, "REDACTED"))
+		return errors.New(redact.Text(err.Error(), key))
 	}
 	return err
 }

@@ -18,12 +18,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/marketplace/usersvc/adapters/redact"
 	"github.com/marketplace/usersvc/adapters/tlsfiles"
 )
 
@@ -150,21 +150,9 @@ func validExchange(name string) error {
 }
 
 // Redact hides the password of an AMQP URL, for logs and errors.
-func Redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
-}
+func Redact(raw string) string { return redact.URL(raw) }
 
-// redactIn removes the URL and its password from a library message.
+// redactIn removes the URL and its secrets from a library message.
 func redactIn(msg, raw string) string {
-	msg = strings.ReplaceAll(msg, raw, Redact(raw))
-	if u, err := url.Parse(raw); err == nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	}
-	return msg
+	return redact.Text(strings.ReplaceAll(msg, raw, Redact(raw)), redact.Secrets(raw)...)
 }
