@@ -353,6 +353,11 @@ func TestComposeStack(t *testing.T) {
 			if port != "8080" || !publishes(svc, "8080") {
 				t.Errorf("HTTP_ADDR port %q, ports %v", port, svc.Ports)
 			}
+			for _, p := range svc.Ports {
+				if !strings.HasPrefix(p, "127.0.0.1:") {
+					t.Errorf("port %q is published on every interface; bind it to 127.0.0.1", p)
+				}
+			}
 		}},
 		{"stop_grace_period exceeds the drain delay and SHUTDOWN_TIMEOUT", func(t *testing.T) {
 			grace, err := time.ParseDuration(svc.StopGracePeriod)
