@@ -70,7 +70,7 @@ func newFixture(t *testing.T) *fixture {
 		}
 	})
 	rules := domain.NewRules(0)
-	m := app.NewMutations(f.store, f.clock, f.notifier)
+	m := app.NewMutations(f.store, f.clock, f.notifier, nil)
 	f.users = &app.Users{
 		Create:  app.NewCreateUser(rules, f.geo, policy, f.hasher, m),
 		Get:     app.NewGetUser(f.store),

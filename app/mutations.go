@@ -22,11 +22,13 @@ type Mutations struct {
 	uow      ports.UnitOfWork
 	clock    ports.Clock
 	notifier ports.OutboxNotifier
+	traces   ports.TraceContext
 }
 
-// NewMutations wires the transaction runner.
-func NewMutations(uow ports.UnitOfWork, clock ports.Clock, notifier ports.OutboxNotifier) *Mutations {
-	return &Mutations{uow: uow, clock: clock, notifier: notifier}
+// NewMutations wires the transaction runner. traces may be nil (no trace
+// context is stored with the events).
+func NewMutations(uow ports.UnitOfWork, clock ports.Clock, notifier ports.OutboxNotifier, traces ports.TraceContext) *Mutations {
+	return &Mutations{uow: uow, clock: clock, notifier: notifier, traces: traces}
 }
 
 // change is what a mutation did inside its transaction. A zero Action means
@@ -60,6 +62,9 @@ func (m *Mutations) run(ctx context.Context, fn func(ctx context.Context, tx por
 		msg, err := ev.Message()
 		if err != nil {
 			return fmt.Errorf("encode %s event of user %d: %w", c.Action, c.User.ID, err)
+		}
+		if m.traces != nil {
+			msg.TraceParent, msg.TraceState = m.traces.Inject(ctx)
 		}
 		if err := tx.AppendMessage(ctx, msg); err != nil {
 			return fmt.Errorf("append %s event of user %d: %w", c.Action, c.User.ID, err)

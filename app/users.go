@@ -25,9 +25,9 @@ func NewUsers(
 	rules domain.Rules, policy domain.CountryPolicy,
 	geo ports.Geolocator, hasher ports.PasswordHasher,
 	users ports.UserReader, uow ports.UnitOfWork,
-	clock ports.Clock, notifier ports.OutboxNotifier,
+	clock ports.Clock, notifier ports.OutboxNotifier, traces ports.TraceContext,
 ) *Users {
-	m := NewMutations(uow, clock, notifier)
+	m := NewMutations(uow, clock, notifier, traces)
 	return &Users{
 		Create:  NewCreateUser(rules, geo, policy, hasher, m),
 		Get:     NewGetUser(users),

@@ -122,6 +122,11 @@ type Message struct {
 	Key        string // the user id in decimal: one user's events share a partition
 	OccurredAt time.Time
 	Payload    []byte // JSON EventBody
+	// TraceParent and TraceState are the W3C trace context of the request
+	// that wrote the message (empty when it was not traced); they travel as
+	// message headers, never in the body.
+	TraceParent string
+	TraceState  string
 }
 
 // Message serialises the event.

@@ -171,3 +171,12 @@ type RateLimiter interface {
 	// store cannot answer.
 	Allow(ctx context.Context, key string) (ok bool, retryAfter time.Duration, err error)
 }
+
+// TraceContext reads the trace context of the current request, so that an
+// outbox row remembers which request wrote it and the relay's publish joins
+// that trace.
+type TraceContext interface {
+	// Inject returns ctx's W3C traceparent and tracestate values; both are
+	// empty when tracing is off or ctx is in no trace.
+	Inject(ctx context.Context) (traceparent, tracestate string)
+}

@@ -109,7 +109,7 @@ func newContractEnv(t *testing.T) *contractEnv {
 	rules := domain.NewRules(0)
 	// Cheap parameters: this checks shapes, not hashing cost.
 	hasher := argon2id.New(argon2id.Cheap, 0)
-	users := app.NewUsers(rules, policy, faultyGeo{next: static}, hasher, faultyReader{store}, store, sysclock.Clock{}, noopNotifier{})
+	users := app.NewUsers(rules, policy, faultyGeo{next: static}, hasher, faultyReader{store}, store, sysclock.Clock{}, noopNotifier{}, nil)
 	trusted, err := httpapi.ParseTrustedProxies("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,10 @@ import (
 	"strings"
 
 	"github.com/google/wire"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/marketplace/usersvc/domain"
@@ -64,6 +68,7 @@ type Hasher struct {
 	slots  chan struct{}
 	// admitted holds one token per computation running or waiting.
 	admitted chan struct{}
+	tracer   trace.Tracer
 }
 
 var _ ports.PasswordHasher = (*Hasher)(nil)
@@ -84,14 +89,25 @@ func NewPool(cfg Config) *Hasher {
 		params:   cfg.Params,
 		slots:    make(chan struct{}, cfg.Concurrency),
 		admitted: make(chan struct{}, cfg.Concurrency+cfg.Queue),
+		tracer:   noop.NewTracerProvider().Tracer(""),
 	}
+}
+
+// WithTracing makes each hash and verification a span of tp (its wait
+// for a slot included: that is where a burst of sign-ups spends its time).
+func (h *Hasher) WithTracing(tp trace.TracerProvider) *Hasher {
+	if tp != nil {
+		h.tracer = tp.Tracer("github.com/marketplace/usersvc/adapters/argon2id")
+	}
+	return h
 }
 
 // ProvideOWASP is a hasher with the OWASP parameters and the default pool.
 func ProvideOWASP() *Hasher { return New(OWASP, 0) }
 
-// Provide is the production provider: the configured pool.
-func Provide(cfg Config) *Hasher { return NewPool(cfg) }
+// Provide is the production provider: the configured pool, with a span
+// per computation when tp is a recording provider (nil: none).
+func Provide(cfg Config, tp trace.TracerProvider) *Hasher { return NewPool(cfg).WithTracing(tp) }
 
 // ProviderSet provides the configured hasher as the port.
 var ProviderSet = wire.NewSet(Provide, wire.Bind(new(ports.PasswordHasher), new(*Hasher)))
@@ -102,7 +118,9 @@ var ErrMalformedHash = errors.New("malformed argon2id hash")
 var b64 = base64.RawStdEncoding
 
 // Hash returns a PHC string with a fresh random salt.
-func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
+func (h *Hasher) Hash(ctx context.Context, password string) (_ string, err error) {
+	ctx, span := h.tracer.Start(ctx, "password hash", trace.WithAttributes(h.attrs(h.params)...))
+	defer func() { endSpan(span, err) }()
 	salt := make([]byte, h.params.SaltLength)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("read salt: %w", err)
@@ -118,11 +136,14 @@ func (h *Hasher) Hash(ctx context.Context, password string) (string, error) {
 
 // Verify checks password against a PHC string, using the parameters stored
 // in it so that hashes made with older parameters stay valid.
-func (h *Hasher) Verify(ctx context.Context, encoded, password string) (bool, error) {
+func (h *Hasher) Verify(ctx context.Context, encoded, password string) (_ bool, err error) {
+	ctx, span := h.tracer.Start(ctx, "password verify")
+	defer func() { endSpan(span, err) }()
 	p, salt, want, err := decode(encoded)
 	if err != nil {
 		return false, err
 	}
+	span.SetAttributes(h.attrs(p)...)
 	got, err := h.derive(ctx, password, salt, p)
 	if err != nil {
 		return false, err
@@ -144,6 +165,22 @@ func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Par
 	}
 	defer func() { <-h.slots }()
 	return argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, p.KeyLength), nil
+}
+
+// attrs describe the cost of a computation, never its input.
+func (h *Hasher) attrs(p Params) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.Int("argon2id.memory_kib", int(p.MemoryKiB)),
+		attribute.Int("argon2id.iterations", int(p.Iterations)),
+	}
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "hashing failed")
+	}
+	span.End()
 }
 
 // maxMemoryKiB bounds what a stored hash may ask for (1 GiB), so a corrupt

@@ -24,6 +24,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/ratelimit"
 	"github.com/marketplace/usersvc/adapters/redact"
 	"github.com/marketplace/usersvc/adapters/tlsfiles"
+	"github.com/marketplace/usersvc/adapters/tracing"
 	"github.com/marketplace/usersvc/domain"
 )
 
@@ -83,6 +84,8 @@ type Config struct {
 	AuthLeeway     time.Duration
 	AuthRefresh    time.Duration
 	AdminAddr      string
+
+	Tracing tracing.Config
 }
 
 // Variable documents one environment variable and stores its parsed value.
@@ -245,6 +248,53 @@ var Variables = []Variable{
 		set: func(c *Config, v string) (err error) { c.AuthRefresh, err = positiveDuration(v); return }},
 	{Name: "ADMIN_ADDR", Default: "127.0.0.1:9090", Help: "address of the admin listener (/metrics, /healthz, /readyz, /debug/pprof/); empty: none",
 		set: func(c *Config, v string) error { c.AdminAddr = v; return nil }},
+
+	// OpenTelemetry's standard variables. The SDK reads them itself (the
+	// sampler, the service name and the resource attributes only there);
+	// listed so that --help, the README and the manifests know them, and so
+	// that a bad value stops the service at start-up rather than being
+	// ignored.
+	{Name: "OTEL_EXPORTER_OTLP_ENDPOINT", Default: "", Help: "OTLP collector base URL spans are exported to, e.g. http://otel-collector:4318; empty: tracing off, at no cost",
+		set: func(c *Config, v string) error { c.Tracing.Endpoint = v; return absoluteURL(v) }},
+	{Name: "OTEL_EXPORTER_OTLP_PROTOCOL", Default: tracing.ProtocolHTTP, Help: "OTLP transport: http/protobuf or grpc",
+		set: func(c *Config, v string) error {
+			c.Tracing.Protocol = v
+			return oneOf(v, tracing.ProtocolHTTP, tracing.ProtocolGRPC)
+		}},
+	{Name: "OTEL_SERVICE_NAME", Default: tracing.ServiceName, Help: "service.name of the spans",
+		set: func(*Config, string) error { return nil }},
+	{Name: "OTEL_RESOURCE_ATTRIBUTES", Default: "", Help: "extra resource attributes of the spans, key=value,key=value (e.g. deployment.environment.name=prod)",
+		set: func(*Config, string) error { return nil }},
+	{Name: "OTEL_TRACES_SAMPLER", Default: "parentbased_always_on", Help: "which requests are traced: " + strings.Join(tracing.Samplers, ", ") + "; parentbased_* follow a trusted caller's decision",
+		set: func(_ *Config, v string) error { return oneOf(v, tracing.Samplers...) }},
+	{Name: "OTEL_TRACES_SAMPLER_ARG", Default: "", Help: "ratio of traces kept by the traceidratio samplers, 0 to 1 (empty: 1)",
+		set: func(_ *Config, v string) error { return ratio(v) }},
+	{Name: "OTEL_SDK_DISABLED", Default: "false", Help: "true turns tracing off whatever the endpoint",
+		set: func(c *Config, v string) (err error) { c.Tracing.Disabled, err = strconv.ParseBool(v); return }},
+}
+
+// absoluteURL accepts "" or a scheme://host URL.
+func absoluteURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("must be an http:// or https:// URL such as http://otel-collector:4318")
+	}
+	return nil
+}
+
+// ratio accepts "" or a number from 0 to 1.
+func ratio(v string) error {
+	if v == "" {
+		return nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 1 {
+		return fmt.Errorf("must be a number from 0 to 1")
+	}
+	return nil
 }
 
 // AUTH_MODE values.

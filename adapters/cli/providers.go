@@ -16,13 +16,14 @@ import (
 	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/metrics"
 	"github.com/marketplace/usersvc/adapters/ratelimit"
+	"github.com/marketplace/usersvc/adapters/tracing"
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
 )
 
 // ProviderSet hands each part of the configuration to the component that
 // reads it, so that adapters never see the environment themselves.
-var ProviderSet = wire.NewSet(StoreConfig, HashConfig, AuthConfig, ServeHTTPConfig, RateLimitConfig, CursorKey, GeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy)
+var ProviderSet = wire.NewSet(TracedStoreConfig, HashConfig, AuthConfig, ServeHTTPConfig, RateLimitConfig, CursorKey, TracedGeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy, TracingConfig)
 
 // StoreConfig is the persistence configuration.
 func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
@@ -30,6 +31,18 @@ func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
 		URL: c.DatabaseURL, TLS: c.DatabaseTLS, MaxOpenConns: c.DBMaxOpenConns, Logger: logger,
 		StatementTimeout: c.DBStatementTimeout, LockLease: c.DBLockLease, SlowThreshold: c.DBSlowQuery,
 	}
+}
+
+// TracingConfig is the part of the OTEL_* variables that decides whether spans are exported.
+func TracingConfig(c Config) tracing.Config { return c.Tracing }
+
+// TracedStoreConfig is StoreConfig with a span per statement when tracing is on.
+func TracedStoreConfig(c Config, logger *slog.Logger, tr *tracing.Provider) gormstore.Config {
+	s := StoreConfig(c, logger)
+	if tr.Enabled() {
+		s.Tracing = tr.TracerProvider()
+	}
+	return s
 }
 
 // HashConfig sizes the password hashing pool.
@@ -81,9 +94,13 @@ func HTTPConfig(c Config, logger *slog.Logger) httpapi.Config {
 
 // InstrumentedHTTPConfig is the service's HTTP configuration: HTTPConfig
 // with the cursor key, authentication (unless AUTH_MODE=none), request and
-// refusal metrics, and /metrics on the admin listener only.
-func InstrumentedHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics, cursorKey httpapi.CursorKeyFunc, auth *jwtauth.Authenticator) httpapi.Config {
+// refusal metrics, /metrics on the admin listener only, and a server span
+// per request when tracing is on (tr may be nil).
+func InstrumentedHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics, cursorKey httpapi.CursorKeyFunc, auth *jwtauth.Authenticator, tr *tracing.Provider) httpapi.Config {
 	h := HTTPConfig(c, logger)
+	if tr.Enabled() {
+		h.Tracing = &httpapi.Tracing{Provider: tr.TracerProvider(), Propagator: tr.Propagator()}
+	}
 	h.CursorKey = cursorKey
 	if !auth.Disabled() {
 		h.Auth = auth
@@ -95,8 +112,8 @@ func InstrumentedHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics, c
 }
 
 // ServeHTTPConfig is InstrumentedHTTPConfig with the rate limits.
-func ServeHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics, cursorKey httpapi.CursorKeyFunc, auth *jwtauth.Authenticator, limits *ratelimit.Limiters) httpapi.Config {
-	h := InstrumentedHTTPConfig(c, logger, m, cursorKey, auth)
+func ServeHTTPConfig(c Config, logger *slog.Logger, m *metrics.Metrics, cursorKey httpapi.CursorKeyFunc, auth *jwtauth.Authenticator, limits *ratelimit.Limiters, tr *tracing.Provider) httpapi.Config {
+	h := InstrumentedHTTPConfig(c, logger, m, cursorKey, auth, tr)
 	h.CreateLimit, h.PasswordLimit = limits.Create, limits.Password
 	return h
 }
@@ -118,6 +135,16 @@ func GeoConfig(c Config) geoprovider.Config {
 		CacheSize:    c.GeoCacheSize,
 		CacheTTL:     c.GeoCacheTTL,
 	}
+}
+
+// TracedGeoConfig is GeoConfig with a client span per provider request when
+// tracing is on.
+func TracedGeoConfig(c Config, tr *tracing.Provider) geoprovider.Config {
+	g := GeoConfig(c)
+	if tr.Enabled() {
+		g.Tracing = tr.TracerProvider()
+	}
+	return g
 }
 
 // BusConfig is the event bus configuration.

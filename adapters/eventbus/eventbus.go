@@ -30,6 +30,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/logpublisher"
 	"github.com/marketplace/usersvc/adapters/rabbitmq"
 	"github.com/marketplace/usersvc/adapters/tlsfiles"
+	"github.com/marketplace/usersvc/adapters/tracing"
 	"github.com/marketplace/usersvc/ports"
 )
 
@@ -137,39 +138,49 @@ func (c Config) kafkaConfig() (kafka.Config, error) {
 }
 
 // Provide returns the publisher cfg selects and a cleanup that flushes and
-// closes it; run the cleanup after the relay has stopped.
-func Provide(cfg Config, logger *slog.Logger, stdout io.Writer) (ports.EventPublisher, func(), error) {
+// closes it; run the cleanup after the relay has stopped. With tracing on
+// (tr may be nil) each message gets a publish span (see tracing.Publisher).
+func Provide(cfg Config, logger *slog.Logger, stdout io.Writer, tr *tracing.Provider) (ports.EventPublisher, func(), error) {
+	pub, cleanup, system, destination, err := provide(cfg, logger, stdout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tr.Publisher(pub, system, destination), cleanup, nil
+}
+
+func provide(cfg Config, logger *slog.Logger, stdout io.Writer) (pub ports.EventPublisher, cleanup func(), system, destination string, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, nil, err
+		return nil, nil, "", "", err
 	}
 	bus, _ := cfg.Selected()
 	switch bus {
 	case BusLog:
 		logger.Warn("events are written to standard output as JSON lines (EVENT_BUS=log): development only, no consumer receives them")
-		return logpublisher.New(stdout), func() {}, nil
+		return logpublisher.New(stdout), func() {}, "stdout", "stdout", nil
 	case BusRabbitMQ:
 		rc := cfg.rabbitConfig()
 		p, cleanup, err := rabbitmq.Provide(rc, logger)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, "", "", err
 		}
+		exchange := cmp.Or(rc.Exchange, rabbitmq.DefaultExchange)
 		logger.Info("publishing events to RabbitMQ", slog.String("url", rabbitmq.Redact(cmp.Or(rc.URL, rabbitmq.DefaultURL))),
-			slog.String("exchange", cmp.Or(rc.Exchange, rabbitmq.DefaultExchange)))
-		return p, cleanup, nil
+			slog.String("exchange", exchange))
+		return p, cleanup, "rabbitmq", exchange, nil
 	}
 	kc, err := cfg.kafkaConfig()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", "", err
 	}
 	p, cleanup, err := kafka.Provide(kc, logger)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, "", "", err
 	}
 	logger.Info("publishing events to Kafka", slog.String("brokers", strings.Join(kc.Brokers, ",")), slog.String("topic", kc.Topic))
-	return p, cleanup, nil
+	return p, cleanup, "kafka", kc.Topic, nil
 }
 
 // Tail runs `usersvc events tail` against the configured bus.

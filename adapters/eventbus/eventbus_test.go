@@ -76,7 +76,7 @@ func event(t *testing.T) domain.Message {
 
 func TestProvideLogWritesToStdout(t *testing.T) {
 	var out bytes.Buffer
-	pub, cleanup, err := eventbus.Provide(eventbus.Config{Bus: "log"}, nil, &out)
+	pub, cleanup, err := eventbus.Provide(eventbus.Config{Bus: "log"}, nil, &out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestProvideLogWritesToStdout(t *testing.T) {
 }
 
 func TestProvideRefusesInvalidConfig(t *testing.T) {
-	if _, _, err := eventbus.Provide(eventbus.Config{Brokers: "kafka:9092", Extra: "acks=1"}, nil, &bytes.Buffer{}); err == nil {
+	if _, _, err := eventbus.Provide(eventbus.Config{Brokers: "kafka:9092", Extra: "acks=1"}, nil, &bytes.Buffer{}, nil); err == nil {
 		t.Fatal("Provide accepted acks=1")
 	}
 }
@@ -108,7 +108,7 @@ func TestProvideWithBrokersPublishesToKafka(t *testing.T) {
 	addr := c.ListenAddrs()[0]
 
 	var out bytes.Buffer
-	pub, cleanup, err := eventbus.Provide(eventbus.Config{Brokers: addr, Extra: "linger.ms=1"}, nil, &out)
+	pub, cleanup, err := eventbus.Provide(eventbus.Config{Brokers: addr, Extra: "linger.ms=1"}, nil, &out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestProvideSelectsTheBus(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			pub, cleanup, err := eventbus.Provide(c.cfg, nil, &bytes.Buffer{})
+			pub, cleanup, err := eventbus.Provide(c.cfg, nil, &bytes.Buffer{}, nil)
 			if err != nil {
 				t.Fatalf("Provide: %v", err)
 			}
@@ -170,7 +170,7 @@ func TestProvideWithRabbitMQPublishesToTheExchange(t *testing.T) {
 	exchange := rabbitmqtest.NewExchange(t)
 	q := rabbitmqtest.BindQueue(t, exchange, "#")
 	var out bytes.Buffer
-	pub, cleanup, err := eventbus.Provide(eventbus.Config{Bus: "rabbitmq", AMQPURL: rabbitmqtest.URL(t), Exchange: exchange, Source: "usersvc"}, nil, &out)
+	pub, cleanup, err := eventbus.Provide(eventbus.Config{Bus: "rabbitmq", AMQPURL: rabbitmqtest.URL(t), Exchange: exchange, Source: "usersvc"}, nil, &out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestTailOnRabbitMQHasNoHistory(t *testing.T) {
 func TestProvideRefusesTheStdoutFallback(t *testing.T) {
 	for _, cfg := range []eventbus.Config{{}, {Bus: "auto"}, {Bus: "kafka", Brokers: " "}} {
 		var out bytes.Buffer
-		pub, _, err := eventbus.Provide(cfg, nil, &out)
+		pub, _, err := eventbus.Provide(cfg, nil, &out, nil)
 		if err == nil || pub != nil {
 			t.Fatalf("Provide(%+v) = %T, %v; want an error and no publisher", cfg, pub, err)
 		}

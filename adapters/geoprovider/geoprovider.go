@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/wire"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/marketplace/usersvc/adapters/geocache"
 	"github.com/marketplace/usersvc/adapters/ipapi"
@@ -48,6 +49,8 @@ type Config struct {
 	Static       string        // GEO_STATIC, required for static: "CIDR=CC,..."
 	CacheSize    int           // GEO_CACHE_SIZE, entries, default 10000
 	CacheTTL     time.Duration // GEO_CACHE_TTL, default 24h
+	// Tracing, when set, makes each ipapi.co request a client span.
+	Tracing trace.TracerProvider
 }
 
 // DefaultConfig returns the defaults, for --help and for filling in unset
@@ -163,7 +166,11 @@ func Provide(cfg Config, obs geocache.Observer) (ports.Geolocator, func(), error
 	)
 	switch cfg.Provider {
 	case ProviderIPAPI:
-		c, err := ipapi.New(ipapi.Config{BaseURL: cfg.IPAPIBaseURL, APIKey: cfg.IPAPIKey, Timeout: cfg.Timeout})
+		ic := ipapi.Config{BaseURL: cfg.IPAPIBaseURL, APIKey: cfg.IPAPIKey, Timeout: cfg.Timeout}
+		if cfg.Tracing != nil {
+			ic.Client = ipapi.TracedClient(cfg.Tracing)
+		}
+		c, err := ipapi.New(ic)
 		if err != nil {
 			return nil, nil, err
 		}

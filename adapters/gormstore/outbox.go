@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
 	"github.com/marketplace/usersvc/domain"
 )
 
@@ -18,6 +21,9 @@ type outboxRow struct {
 	OccurredAt  time.Time    `gorm:"column:occurred_at"`
 	CreatedAt   time.Time    `gorm:"column:created_at;autoCreateTime:false"`
 	PublishedAt sql.NullTime `gorm:"column:published_at"`
+	// The writing request's W3C trace context; NULL when it was not traced.
+	TraceParent sql.NullString `gorm:"column:traceparent"`
+	TraceState  sql.NullString `gorm:"column:tracestate"`
 }
 
 func (outboxRow) TableName() string { return "outbox" }
@@ -29,14 +35,19 @@ const (
 )
 
 // AppendMessage inserts m into the outbox inside the transaction.
-func (t *txStore) AppendMessage(ctx context.Context, m domain.Message) error {
+func (t *txStore) AppendMessage(ctx context.Context, m domain.Message) (err error) {
+	ctx, span := t.store.span(ctx, "outbox write", semconv.DBOperationName("insert"), semconv.DBCollectionName("outbox"),
+		semconv.MessagingMessageID(m.EventID), attribute.String("cloudevents.event_type", m.Type))
+	defer func() { endSpan(span, err) }()
 	r := outboxRow{
-		EventID:    m.EventID,
-		EventType:  m.Type,
-		MsgKey:     m.Key,
-		Payload:    m.Payload,
-		OccurredAt: dbTime(m.OccurredAt),
-		CreatedAt:  dbTime(t.now()),
+		EventID:     m.EventID,
+		EventType:   m.Type,
+		MsgKey:      m.Key,
+		Payload:     m.Payload,
+		OccurredAt:  dbTime(m.OccurredAt),
+		CreatedAt:   dbTime(t.now()),
+		TraceParent: nullString(m.TraceParent),
+		TraceState:  nullString(m.TraceState),
 	}
 	if r.Payload == nil {
 		r.Payload = []byte{}
@@ -68,16 +79,21 @@ func (s *Store) PendingMessages(ctx context.Context, afterSeq int64, limit int) 
 	msgs := make([]domain.Message, len(rows))
 	for i, r := range rows {
 		msgs[i] = domain.Message{
-			Seq:        r.Seq,
-			EventID:    r.EventID,
-			Type:       r.EventType,
-			Key:        r.MsgKey,
-			OccurredAt: r.OccurredAt.UTC(),
-			Payload:    r.Payload,
+			Seq:         r.Seq,
+			EventID:     r.EventID,
+			Type:        r.EventType,
+			Key:         r.MsgKey,
+			OccurredAt:  r.OccurredAt.UTC(),
+			Payload:     r.Payload,
+			TraceParent: r.TraceParent.String,
+			TraceState:  r.TraceState.String,
 		}
 	}
 	return msgs, nil
 }
+
+// nullString stores "" as NULL: no trace context rather than an empty one.
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // MarkPublished records the broker's acknowledgement of these messages.
 // Already published ones keep their first publication time.

@@ -8,6 +8,7 @@ package gormstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -20,9 +21,15 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/google/wire"
 	"github.com/jackc/pgx/v5/stdlib"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	gormmysql "gorm.io/driver/mysql"
 	gormpostgres "gorm.io/driver/postgres"
 	"gorm.io/gorm"
+	oteltracing "gorm.io/plugin/opentelemetry/tracing"
 
 	"github.com/marketplace/usersvc/ports"
 )
@@ -59,6 +66,10 @@ type Config struct {
 	// SlowThreshold is the duration past which a statement is logged at
 	// WARN (DB_SLOW_QUERY_THRESHOLD); zero means DefaultSlowThreshold.
 	SlowThreshold time.Duration
+	// Tracing, when set, gives every statement a span (GORM's OpenTelemetry
+	// plugin, plus GetUser's prepared statement and the outbox write).
+	// Statements are recorded without their values (user data, hashes).
+	Tracing trace.TracerProvider
 }
 
 // Store implements the persistence ports on one database.
@@ -79,6 +90,9 @@ type Store struct {
 	// getStmt is GetUser's prepared statement, made on first use under prepareMu.
 	getStmt   atomic.Pointer[sql.Stmt]
 	prepareMu sync.Mutex
+	// tracer opens the spans GORM's plugin does not (no-op when tracing is off).
+	tracer  trace.Tracer
+	tracing trace.TracerProvider
 }
 
 // DefaultStatementTimeout bounds a store call when Config.StatementTimeout
@@ -156,6 +170,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if s.lockLease <= 0 {
 		s.lockLease = DefaultLockLease
+	}
+	s.tracing = cfg.Tracing
+	s.tracer = noop.NewTracerProvider().Tracer("")
+	if cfg.Tracing != nil {
+		s.tracer = cfg.Tracing.Tracer(tracerName)
 	}
 	if err := s.initGorm(cfg); err != nil {
 		_ = s.Close()
@@ -285,8 +304,38 @@ func (s *Store) initGorm(cfg Config) error {
 	if err != nil {
 		return dbErr(context.Background(), "initialise gorm", err)
 	}
+	if s.tracing != nil {
+		plugin := oteltracing.NewPlugin(oteltracing.WithTracerProvider(s.tracing),
+			oteltracing.WithoutQueryVariables(), oteltracing.WithoutMetrics(), oteltracing.WithoutServerAddress())
+		if err := db.Use(plugin); err != nil {
+			return fmt.Errorf("install the tracing plugin: %w", err)
+		}
+	}
 	s.db = db
 	return nil
+}
+
+// tracerName is the instrumentation scope of the store's own spans.
+const tracerName = "github.com/marketplace/usersvc/adapters/gormstore"
+
+// span opens a client span for a statement GORM does not run (and, for
+// the outbox write, one around GORM's), named like the plugin's spans.
+func (s *Store) span(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	system := s.dialect
+	if system == DialectPostgres {
+		system = "postgresql" // the semantic conventions' name
+	}
+	return s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(semconv.DBSystemNameKey.String(system)), trace.WithAttributes(attrs...))
+}
+
+// endSpan records err (absent rows are an answer, not a failure) and ends span.
+func endSpan(span trace.Span, err error) {
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "statement failed")
+	}
+	span.End()
 }
 
 // Dialect is DialectSQLite, DialectMySQL or DialectPostgres.

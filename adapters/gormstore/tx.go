@@ -26,7 +26,7 @@ func (s *Store) Do(ctx context.Context, fn func(ctx context.Context, tx ports.Tx
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	return s.transact(ctx, func(tx *gorm.DB) error {
-		return fn(ctx, &txStore{tx: tx, dialect: s.dialect, now: s.now})
+		return fn(ctx, &txStore{tx: tx, dialect: s.dialect, now: s.now, store: s})
 	})
 }
 

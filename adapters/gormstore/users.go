@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -92,7 +93,10 @@ func (s *Store) GetUser(ctx context.Context, id int64) (domain.User, error) {
 // PostgreSQL.
 var getUserSQL = "SELECT " + strings.Join(userColumns, ", ") + " FROM users WHERE id = ?"
 
-func (s *Store) getUserPrepared(ctx context.Context, id int64) (domain.User, error) {
+func (s *Store) getUserPrepared(ctx context.Context, id int64) (u domain.User, err error) {
+	ctx, span := s.span(ctx, "select users", semconv.DBOperationName("select"), semconv.DBCollectionName("users"),
+		semconv.DBQueryText(getUserSQL))
+	defer func() { endSpan(span, err) }()
 	st, err := s.getUserStmt(ctx)
 	if err != nil {
 		return domain.User{}, err
@@ -391,6 +395,7 @@ type txStore struct {
 	tx      *gorm.DB
 	dialect string
 	now     func() time.Time
+	store   *Store
 }
 
 // locksRows reports whether the dialect locks rows with SELECT ... FOR

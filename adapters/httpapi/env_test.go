@@ -23,6 +23,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/staticgeo"
 	"github.com/marketplace/usersvc/adapters/sysclock"
+	"github.com/marketplace/usersvc/adapters/tracing"
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
@@ -132,6 +133,9 @@ type envOptions struct {
 	routes     []func(gin.IRoutes)
 	// auth is Config.Auth (nil: authentication off).
 	auth Authenticator
+	// tracing, when set, traces the handler, the store and the hasher as
+	// the composition root does, and stamps log lines with trace ids.
+	tracing *tracing.Provider
 }
 
 // testEnv is the real service behind real HTTP: SQLite store, static
@@ -154,7 +158,11 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	if opts.storeURL == "" {
 		opts.storeURL = "sqlite://:memory:"
 	}
-	store, err := gormstore.Open(ctx, gormstore.Config{URL: opts.storeURL, MaxOpenConns: opts.maxConns})
+	storeCfg := gormstore.Config{URL: opts.storeURL, MaxOpenConns: opts.maxConns}
+	if opts.tracing != nil {
+		storeCfg.Tracing = opts.tracing.TracerProvider()
+	}
+	store, err := gormstore.Open(ctx, storeCfg)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -165,6 +173,7 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	if opts.geo == "" {
 		opts.geo = defaultGeo
 	}
+	logs := &syncbuf.Buffer{}
 	static, err := staticgeo.Parse(opts.geo)
 	if err != nil {
 		t.Fatalf("static geolocator: %v", err)
@@ -179,17 +188,26 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 	if opts.hashing == (argon2id.Config{}) {
 		opts.hashing = argon2id.Config{Params: argon2id.Cheap, Concurrency: 2, Queue: argon2id.DefaultQueue}
 	}
-	hasher := &countingHasher{next: argon2id.NewPool(opts.hashing)}
+	pool := argon2id.NewPool(opts.hashing)
+	hasher := &countingHasher{next: pool}
 	var reader ports.UserReader = store
 	if opts.reader != nil {
 		reader = opts.reader(store)
 	}
-	users := app.NewUsers(rules, policy, geo, hasher, reader, store, sysclock.Clock{}, noopNotifier{})
+	var traces ports.TraceContext
+	var tr *Tracing
+	logHandler := slog.Handler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if opts.tracing != nil {
+		pool.WithTracing(opts.tracing.TracerProvider())
+		traces = opts.tracing
+		tr = &Tracing{Provider: opts.tracing.TracerProvider(), Propagator: opts.tracing.Propagator()}
+		logHandler = tracing.LogHandler(logHandler)
+	}
+	users := app.NewUsers(rules, policy, geo, hasher, reader, store, sysclock.Clock{}, noopNotifier{}, traces)
 	trusted, err := ParseTrustedProxies(opts.trusted)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncbuf.Buffer{}
 	readiness := NewReadiness(store)
 	public, err := ParsePublicURL(opts.public)
 	if err != nil {
@@ -207,8 +225,9 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 		Middleware:     opts.middleware,
 		Routes:         opts.routes,
 		Auth:           opts.auth,
-		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:         slog.New(logHandler),
 		LogClientIP:    opts.logClientIP,
+		Tracing:        tr,
 	})
 	e := &testEnv{
 		t: t, store: store, geo: geo, hasher: hasher, readiness: readiness, logs: logs,

@@ -111,7 +111,7 @@ func newBenchHandler(b *testing.B, n int) http.Handler {
 		b.Fatal(err)
 	}
 	rules, hasher := domain.NewRules(0), argon2id.New(argon2id.OWASP, 0)
-	mutations := app.NewMutations(store, sysclock.Clock{}, noopNotifier{})
+	mutations := app.NewMutations(store, sysclock.Clock{}, noopNotifier{}, nil)
 	users := &app.Users{
 		Create:  app.NewCreateUser(rules, geo, policy, hasher, mutations),
 		Get:     app.NewGetUser(store),

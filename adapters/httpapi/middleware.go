@@ -25,6 +25,8 @@ type requestInfo struct {
 	// log (empty when nobody authenticated).
 	Subject  string
 	ClientID string
+	// Trusted: the TCP peer is a trusted proxy, whose forwarded headers count.
+	Trusted bool
 }
 
 type requestInfoKey struct{}
@@ -63,6 +65,8 @@ func identify(trustedProxies []netip.Prefix, public *url.URL) gin.HandlerFunc {
 		info := &requestInfo{
 			Client: ClientAddress(peer, r.Header.Values("X-Forwarded-For"), trustedProxies),
 			Origin: requestOrigin(r, peerTrusted, public),
+			// Trusted: whether traceparent and baggage are believed too.
+			Trusted: peerTrusted,
 		}
 		if peerTrusted {
 			info.ID = r.Header.Get(headerRequestID)

@@ -92,6 +92,8 @@ type Config struct {
 	AuthObserver AuthObserver
 	// AdminRoutes add routes to the admin listener only (metrics).
 	AdminRoutes []func(gin.IRoutes)
+	// Tracing, when set, opens a server span per request.
+	Tracing *Tracing
 }
 
 // readiness is ready plus, when authentication is on, the key set.
@@ -143,8 +145,11 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 	r.HandleMethodNotAllowed = true
 
 	r.Use(cfg.Middleware...)
+	r.Use(identify(cfg.TrustedProxies, cfg.PublicURL))
+	if cfg.Tracing != nil {
+		r.Use(traceRequest(cfg.Tracing))
+	}
 	r.Use(
-		identify(cfg.TrustedProxies, cfg.PublicURL),
 		accessLog(logger, cfg.LogClientIP),
 		recovery(logger),
 		secureHeaders(),

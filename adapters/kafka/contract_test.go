@@ -31,14 +31,24 @@ func TestEventPublisherContract(t *testing.T) {
 			got := make([]porttest.Delivered, len(recs))
 			for i, r := range recs {
 				attrs := map[string]string{}
+				w3c := map[string]string{}
 				for _, h := range r.Headers {
 					switch name, ok := strings.CutPrefix(h.Key, "ce_"); {
 					case ok:
 						attrs[name] = string(h.Value)
 					case h.Key == "content-type":
 						attrs["datacontenttype"] = string(h.Value)
+					case h.Key == "traceparent" || h.Key == "tracestate":
+						w3c[h.Key] = string(h.Value)
 					default:
 						t.Errorf("record with unexpected header %q", h.Key)
+					}
+				}
+				// The plain W3C headers repeat the extension, for Kafka
+				// instrumentations that know only them.
+				for _, name := range []string{"traceparent", "tracestate"} {
+					if w3c[name] != attrs[name] {
+						t.Errorf("header %s = %q, ce_%s = %q; want the same", name, w3c[name], name, attrs[name])
 					}
 				}
 				got[i] = porttest.Delivered{Key: string(r.Key), Payload: r.Value, Attrs: attrs}

@@ -331,9 +331,12 @@ func (p *Publisher) produceAll(ctx context.Context, b *batch, msgs []domain.Mess
 	return len(recs), nil
 }
 
-// headers are the CloudEvents binary-mode attributes of m.
+// headers are the CloudEvents binary-mode attributes of m, and its trace
+// context twice: as the CloudEvents distributed-tracing extension
+// (ce_traceparent, ce_tracestate) and as the plain W3C headers that Kafka
+// instrumentations read (traceparent, tracestate).
 func (p *Publisher) headers(m domain.Message) []ckafka.Header {
-	return []ckafka.Header{
+	h := []ckafka.Header{
 		{Key: "ce_specversion", Value: []byte("1.0")},
 		{Key: "ce_id", Value: []byte(m.EventID)},
 		{Key: "ce_type", Value: []byte(m.Type)},
@@ -342,6 +345,15 @@ func (p *Publisher) headers(m domain.Message) []ckafka.Header {
 		{Key: "ce_time", Value: []byte(domain.FormatTime(m.OccurredAt))},
 		{Key: "content-type", Value: []byte("application/json")},
 	}
+	if m.TraceParent != "" {
+		h = append(h, ckafka.Header{Key: "ce_traceparent", Value: []byte(m.TraceParent)},
+			ckafka.Header{Key: "traceparent", Value: []byte(m.TraceParent)})
+		if m.TraceState != "" {
+			h = append(h, ckafka.Header{Key: "ce_tracestate", Value: []byte(m.TraceState)},
+				ckafka.Header{Key: "tracestate", Value: []byte(m.TraceState)})
+		}
+	}
+	return h
 }
 
 // explain turns a missing topic into ErrUnknownTopic with a log line an

@@ -192,16 +192,25 @@ func (p *Publisher) publishChunk(ctx context.Context, msgs []domain.Message) (in
 }
 
 // publishing is the AMQP message of m (CloudEvents binary mode).
+// The trace context travels as the CloudEvents distributed-tracing
+// extension (cloudEvents:traceparent, cloudEvents:tracestate).
 func (p *Publisher) publishing(m domain.Message) amqp.Publishing {
+	headers := amqp.Table{
+		"cloudEvents:specversion": "1.0",
+		"cloudEvents:id":          m.EventID,
+		"cloudEvents:type":        m.Type,
+		"cloudEvents:source":      p.cfg.Source,
+		"cloudEvents:subject":     m.Key,
+		"cloudEvents:time":        domain.FormatTime(m.OccurredAt),
+	}
+	if m.TraceParent != "" {
+		headers["cloudEvents:traceparent"] = m.TraceParent
+		if m.TraceState != "" {
+			headers["cloudEvents:tracestate"] = m.TraceState
+		}
+	}
 	return amqp.Publishing{
-		Headers: amqp.Table{
-			"cloudEvents:specversion": "1.0",
-			"cloudEvents:id":          m.EventID,
-			"cloudEvents:type":        m.Type,
-			"cloudEvents:source":      p.cfg.Source,
-			"cloudEvents:subject":     m.Key,
-			"cloudEvents:time":        domain.FormatTime(m.OccurredAt),
-		},
+		Headers:      headers,
 		ContentType:  "application/json",
 		DeliveryMode: amqp.Persistent,
 		// Plain AMQP consumers and the management UI see the same

@@ -15,6 +15,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/cli"
 	"github.com/marketplace/usersvc/adapters/eventbus"
 	"github.com/marketplace/usersvc/adapters/gormstore"
+	"github.com/marketplace/usersvc/adapters/tracing"
 )
 
 func main() {
@@ -84,9 +85,10 @@ func printMigrationStatus(out io.Writer, status []gormstore.MigrationState) erro
 func newLogger(cfg cli.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		// Lines logged inside a traced request carry its trace_id and span_id.
+		return slog.New(tracing.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(tracing.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
 // logStartup says which profile runs, so nobody mistakes the development
@@ -115,6 +117,11 @@ func logStartup(logger *slog.Logger, cfg cli.Config) {
 	attrs = append(attrs, slog.String("auth_mode", cfg.AuthMode), slog.String("admin_addr", cfg.AdminAddr))
 	if cfg.AuthMode == cli.AuthJWT {
 		attrs = append(attrs, slog.String("auth_issuer", cfg.AuthIssuer), slog.String("auth_jwks_url", cli.RedactURL(cfg.AuthJWKSURL)))
+	}
+	if cfg.Tracing.Enabled() {
+		attrs = append(attrs, slog.String("tracing", cfg.Tracing.Endpoint))
+	} else {
+		attrs = append(attrs, slog.String("tracing", "off"))
 	}
 	logger.Info("starting usersvc", attrs...)
 	if cfg.AuthMode == cli.AuthNone {

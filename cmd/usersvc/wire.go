@@ -19,6 +19,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/metrics"
 	"github.com/marketplace/usersvc/adapters/ratelimit"
 	"github.com/marketplace/usersvc/adapters/sysclock"
+	"github.com/marketplace/usersvc/adapters/tracing"
 	"github.com/marketplace/usersvc/app"
 )
 
@@ -32,6 +33,7 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 		argon2id.ProviderSet,
 		sysclock.ProviderSet,
 		metrics.ProviderSet,
+		tracing.ProviderSet,
 		wire.Bind(new(metrics.StoreDB), new(*gormstore.Store)),
 		wire.Bind(new(metrics.RelayStatsSource), new(*app.Relay)),
 		geoprovider.ProviderSet,
@@ -48,6 +50,6 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 
 // initStore assembles `usersvc migrate`.
 func initStore(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*gormstore.Store, func(), error) {
-	wire.Build(cli.ProviderSet, gormstore.ProviderSet)
+	wire.Build(cli.ProviderSet, gormstore.ProviderSet, tracing.ProviderSet)
 	return nil, nil, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/metrics"
 	"github.com/marketplace/usersvc/adapters/ratelimit"
 	"github.com/marketplace/usersvc/adapters/sysclock"
+	"github.com/marketplace/usersvc/adapters/tracing"
 	"github.com/marketplace/usersvc/app"
 	"io"
 	"log/slog"
@@ -29,15 +30,22 @@ import (
 func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdout io.Writer) (*service, func(), error) {
 	rules := cli.ValidationRules(cfg)
 	countryPolicy := cli.CountryPolicy(cfg)
-	config := cli.GeoConfig(cfg)
-	gormstoreConfig := cli.StoreConfig(cfg, logger)
-	store, cleanup, err := gormstore.Provide(ctx, gormstoreConfig)
+	config := cli.TracingConfig(cfg)
+	provider, cleanup, err := tracing.Provide(ctx, config)
 	if err != nil {
 		return nil, nil, err
 	}
-	eventbusConfig := cli.BusConfig(cfg)
-	eventPublisher, cleanup2, err := eventbus.Provide(eventbusConfig, logger, stdout)
+	geoproviderConfig := cli.TracedGeoConfig(cfg, provider)
+	gormstoreConfig := cli.TracedStoreConfig(cfg, logger, provider)
+	store, cleanup2, err := gormstore.Provide(ctx, gormstoreConfig)
 	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	eventbusConfig := cli.BusConfig(cfg)
+	eventPublisher, cleanup3, err := eventbus.Provide(eventbusConfig, logger, stdout, provider)
+	if err != nil {
+		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
@@ -46,32 +54,27 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 	relay := app.NewRelay(store, store, eventPublisher, clock, relayConfig)
 	metricsMetrics, err := metrics.Provide(store, relay)
 	if err != nil {
+		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	geolocator, cleanup3, err := geoprovider.Provide(config, metricsMetrics)
-	if err != nil {
-		cleanup2()
-		cleanup()
-		return nil, nil, err
-	}
-	argon2idConfig := cli.HashConfig(cfg)
-	hasher := argon2id.Provide(argon2idConfig)
-	users := app.NewUsers(rules, countryPolicy, geolocator, hasher, store, store, clock, relay)
-	readiness := httpapi.NewReadiness(store)
-	readinessFunc := httpapi.ReadinessCheck(readiness)
-	cursorKeyFunc := cli.CursorKey(cfg, store)
-	jwtauthConfig := cli.AuthConfig(cfg, logger)
-	authenticator, cleanup4, err := jwtauth.Provide(ctx, jwtauthConfig, metricsMetrics)
+	geolocator, cleanup4, err := geoprovider.Provide(geoproviderConfig, metricsMetrics)
 	if err != nil {
 		cleanup3()
 		cleanup2()
 		cleanup()
 		return nil, nil, err
 	}
-	ratelimitConfig := cli.RateLimitConfig(cfg)
-	limiters, cleanup5, err := ratelimit.Provide(ctx, ratelimitConfig)
+	argon2idConfig := cli.HashConfig(cfg)
+	tracerProvider := tracing.TracerProvider(provider)
+	hasher := argon2id.Provide(argon2idConfig, tracerProvider)
+	users := app.NewUsers(rules, countryPolicy, geolocator, hasher, store, store, clock, relay, provider)
+	readiness := httpapi.NewReadiness(store)
+	readinessFunc := httpapi.ReadinessCheck(readiness)
+	cursorKeyFunc := cli.CursorKey(cfg, store)
+	jwtauthConfig := cli.AuthConfig(cfg, logger)
+	authenticator, cleanup5, err := jwtauth.Provide(ctx, jwtauthConfig, metricsMetrics)
 	if err != nil {
 		cleanup4()
 		cleanup3()
@@ -79,11 +82,22 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 		cleanup()
 		return nil, nil, err
 	}
-	httpapiConfig := cli.ServeHTTPConfig(cfg, logger, metricsMetrics, cursorKeyFunc, authenticator, limiters)
+	ratelimitConfig := cli.RateLimitConfig(cfg)
+	limiters, cleanup6, err := ratelimit.Provide(ctx, ratelimitConfig)
+	if err != nil {
+		cleanup5()
+		cleanup4()
+		cleanup3()
+		cleanup2()
+		cleanup()
+		return nil, nil, err
+	}
+	httpapiConfig := cli.ServeHTTPConfig(cfg, logger, metricsMetrics, cursorKeyFunc, authenticator, limiters, provider)
 	handler := httpapi.NewHandler(users, readinessFunc, httpapiConfig)
 	adminHandler := httpapi.NewAdminHandler(readinessFunc, httpapiConfig)
 	mainService := newService(cfg, logger, handler, adminHandler, readiness, relay, store)
 	return mainService, func() {
+		cleanup6()
 		cleanup5()
 		cleanup4()
 		cleanup3()
@@ -98,12 +112,19 @@ var (
 
 // initStore assembles `usersvc migrate`.
 func initStore(ctx context.Context, cfg cli.Config, logger *slog.Logger) (*gormstore.Store, func(), error) {
-	config := cli.StoreConfig(cfg, logger)
-	store, cleanup, err := gormstore.Provide(ctx, config)
+	config := cli.TracingConfig(cfg)
+	provider, cleanup, err := tracing.Provide(ctx, config)
 	if err != nil {
 		return nil, nil, err
 	}
+	gormstoreConfig := cli.TracedStoreConfig(cfg, logger, provider)
+	store, cleanup2, err := gormstore.Provide(ctx, gormstoreConfig)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
 	return store, func() {
+		cleanup2()
 		cleanup()
 	}, nil
 }

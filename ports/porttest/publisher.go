@@ -75,6 +75,7 @@ func RunEventPublisherContract(t *testing.T, newPublisher func(t *testing.T) (po
 		{"consecutive batches keep the order per key", testPublishConsecutiveBatches},
 		{"empty batch sends nothing", testPublishEmpty},
 		{"ended context sends nothing", testPublishEndedContext},
+		{"trace context travels with the message", testPublishTraceContext},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,12 +132,27 @@ func checkDelivered(t *testing.T, got Delivered, want domain.Message, opts Publi
 		"time":        domain.FormatTime(want.OccurredAt),
 	}
 	maps.Copy(wantAttrs, opts.Attrs)
+	// The CloudEvents distributed-tracing extension: present exactly when
+	// the message has a trace context.
+	for name, v := range map[string]string{"traceparent": want.TraceParent, "tracestate": want.TraceState} {
+		if v != "" {
+			wantAttrs[name] = v
+		} else if got, ok := got.Attrs[name]; ok {
+			t.Errorf("event %s: attribute %s = %q on a message without one", want.EventID, name, got)
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(wantAttrs)) {
 		if v, ok := got.Attrs[name]; !ok || v != wantAttrs[name] {
 			t.Errorf("event %s: attribute %s = %q (present %v), want %q", want.EventID, name, v, ok, wantAttrs[name])
 		}
 	}
 }
+
+// Trace contexts of the trace-context case, as W3C traceparent/tracestate.
+const (
+	testTraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	testTraceState  = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+)
 
 // publish sends msgs and requires full acknowledgement.
 func publish(t *testing.T, pub ports.EventPublisher, msgs []domain.Message) {
@@ -279,4 +295,15 @@ func testPublishEndedContext(t *testing.T, pub ports.EventPublisher, received Re
 	publish(t, pub, []domain.Message{m})
 	got := receiveExactly(t, received, 1)
 	checkDelivered(t, got[0], m, opts)
+}
+
+func testPublishTraceContext(t *testing.T, pub ports.EventPublisher, received Received, opts PublisherOptions) {
+	withState := eventMessage(t, 1, domain.ActionCreate, 51, 0)
+	withState.TraceParent, withState.TraceState = testTraceParent, testTraceState
+	parentOnly := eventMessage(t, 2, domain.ActionUpdate, 51, 1)
+	parentOnly.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+	untraced := eventMessage(t, 3, domain.ActionUpdate, 51, 2)
+	msgs := []domain.Message{withState, parentOnly, untraced}
+	publish(t, pub, msgs)
+	checkOrder(t, receiveExactly(t, received, len(msgs)), msgs, opts)
 }

@@ -85,6 +85,7 @@ func RunUserStoreContract(t *testing.T, newStore func(t *testing.T) UserStore) {
 		{"rollback leaves neither user nor message", testStoreRollback},
 		{"panic in the unit of work rolls back and propagates", testStorePanic},
 		{"outbox order, marking, purging and backlog", testStoreOutbox},
+		{"outbox keeps each message's trace context", testStoreOutboxTraceContext},
 		{"relay lock", testStoreRelayLock},
 	}
 	for _, tc := range tests {
@@ -1082,5 +1083,26 @@ func testStoreRelayLock(t *testing.T, newStore func(t *testing.T) UserStore) {
 			unlock()
 		}
 		t.Errorf("TryLock on an ended context = %v, %v; want false, context.Canceled", ok, err)
+	}
+}
+
+func testStoreOutboxTraceContext(t *testing.T, newStore func(t *testing.T) UserStore) {
+	s := newStore(t)
+	full := testMessage("trace-full", t0)
+	full.TraceParent, full.TraceState = testTraceParent, testTraceState
+	parentOnly := testMessage("trace-parent-only", t0)
+	parentOnly.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+	untraced := testMessage("trace-none", t0)
+	appendMessages(t, s, full, parentOnly, untraced)
+	pending, err := s.PendingMessages(context.Background(), 0, 100)
+	mustNotFail(t, "PendingMessages", err)
+	if len(pending) != 3 {
+		t.Fatalf("%d pending messages, want 3", len(pending))
+	}
+	for i, want := range []domain.Message{full, parentOnly, untraced} {
+		if got := pending[i]; got.EventID != want.EventID || got.TraceParent != want.TraceParent || got.TraceState != want.TraceState {
+			t.Errorf("message %d: %s with trace context %q / %q, want %s with %q / %q",
+				i, got.EventID, got.TraceParent, got.TraceState, want.EventID, want.TraceParent, want.TraceState)
+		}
 	}
 }

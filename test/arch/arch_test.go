@@ -35,6 +35,7 @@ var forbidden = []string{
 	"modernc.org",
 	"github.com/twmb",
 	"github.com/IBM/sarama",
+	"go.opentelemetry.io", // tracing is an adapter concern (adapters/tracing, ports.TraceContext)
 }
 
 // pkg is one node of the import graph, as `go list -json` reports it.

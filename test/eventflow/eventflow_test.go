@@ -95,7 +95,7 @@ func newService(t *testing.T, dbPath, addr string, extra map[string]string) *ser
 		Logger:       logger(t),
 	})
 	rules := domain.NewRules(0)
-	mutations := app.NewMutations(store, clock, relay)
+	mutations := app.NewMutations(store, clock, relay, nil)
 	s := &service{
 		store:     store,
 		pub:       pub,

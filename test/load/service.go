@@ -140,7 +140,7 @@ func startService(ctx context.Context, env map[string]string, cheapHash bool) (_
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
-	pub, cleanup, err := eventbus.Provide(cli.BusConfig(cfg), logger, io.Discard)
+	pub, cleanup, err := eventbus.Provide(cli.BusConfig(cfg), logger, io.Discard, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -156,14 +156,14 @@ func startService(ctx context.Context, env map[string]string, cheapHash bool) (_
 		return nil, err
 	}
 	s.cleanups = append(s.cleanups, cleanup)
-	users := app.NewUsers(cli.ValidationRules(cfg), cli.CountryPolicy(cfg), geo, hasher, store, trackingUnitOfWork{store, s.lag}, clock, s.relay)
+	users := app.NewUsers(cli.ValidationRules(cfg), cli.CountryPolicy(cfg), geo, hasher, store, trackingUnitOfWork{store, s.lag}, clock, s.relay, nil)
 	readiness := httpapi.NewReadiness(store)
 	auth, cleanup, err := jwtauth.Provide(ctx, cli.AuthConfig(cfg, logger), m)
 	if err != nil {
 		return nil, err
 	}
 	s.cleanups = append(s.cleanups, cleanup)
-	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(readiness), cli.InstrumentedHTTPConfig(cfg, logger, m, cli.CursorKey(cfg, store), auth))
+	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(readiness), cli.InstrumentedHTTPConfig(cfg, logger, m, cli.CursorKey(cfg, store), auth, nil))
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -173,7 +173,7 @@ func start(opts Options) (*Stack, error) {
 		notifier = s.Relay
 	}
 	rules := domain.NewRules(0)
-	users := app.NewUsers(rules, policy, geo, hasher, persistence.Reader, persistence.UnitOfWork, sysclock.Clock{}, notifier)
+	users := app.NewUsers(rules, policy, geo, hasher, persistence.Reader, persistence.UnitOfWork, sysclock.Clock{}, notifier, nil)
 	s.Readiness = httpapi.NewReadiness(store)
 	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(s.Readiness), httpapi.Config{
 		TrustedProxies: trusted,
