@@ -116,7 +116,7 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, los
 		return nil, err
 	}
 	acquire, unlock := mysqlLock(name, waitSeconds)
-	lease, endLease := mysqlLease, mysqlEndLease
+	lease, endLease := mysqlLease, s.mysqlEndLease
 	if s.dialect == DialectPostgres {
 		acquire, unlock = postgresLock(name, waitSeconds)
 		lease, endLease = postgresLease, postgresEndLease
@@ -188,10 +188,10 @@ func mysqlLease(ctx context.Context, conn *sql.Conn, lease time.Duration) error 
 	return err
 }
 
-// mysqlEndLease gives the session back its normal idle timeout before the
+// mysqlEndLease gives the session back the pool's idle timeout before the
 // connection returns to the pool.
-func mysqlEndLease(ctx context.Context, conn *sql.Conn) error {
-	_, err := conn.ExecContext(ctx, "SET SESSION wait_timeout = @@GLOBAL.wait_timeout")
+func (s *Store) mysqlEndLease(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "SET SESSION wait_timeout = ?", s.sessionWait)
 	return err
 }
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,9 @@ type Store struct {
 	// Outbox statement batch sizes (fields so tests can cross them cheaply).
 	markBatch, purgeBatch  int
 	stmtTimeout, lockLease time.Duration
+	// sessionWait is the wait_timeout a MySQL session has in the pool,
+	// restored after a lock's lease.
+	sessionWait string
 	// getStmt is GetUser's prepared statement, made on first use under prepareMu.
 	getStmt   atomic.Pointer[sql.Stmt]
 	prepareMu sync.Mutex
@@ -99,6 +103,21 @@ type Store struct {
 // is zero: below the default request deadline, so a stuck database answers
 // 503 before the request's own deadline passes.
 const DefaultStatementTimeout = 5 * time.Second
+
+// statementTimeout and lockLease apply the defaults of cfg's bounds.
+func statementTimeout(cfg Config) time.Duration {
+	if cfg.StatementTimeout == 0 {
+		return DefaultStatementTimeout
+	}
+	return cfg.StatementTimeout
+}
+
+func lockLease(cfg Config) time.Duration {
+	if cfg.LockLease <= 0 {
+		return DefaultLockLease
+	}
+	return cfg.LockLease
+}
 
 // bound limits one store call to the statement timeout (or ctx's own
 // deadline when that comes first).
@@ -164,13 +183,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", target.Redacted, err)
 	}
 	s.markBatch, s.purgeBatch = defaultMarkBatch, defaultPurgeBatch
-	s.stmtTimeout, s.lockLease = cfg.StatementTimeout, cfg.LockLease
-	if s.stmtTimeout == 0 {
-		s.stmtTimeout = DefaultStatementTimeout
-	}
-	if s.lockLease <= 0 {
-		s.lockLease = DefaultLockLease
-	}
+	s.stmtTimeout, s.lockLease = statementTimeout(cfg), lockLease(cfg)
 	s.tracing = cfg.Tracing
 	s.tracer = noop.NewTracerProvider().Tracer("")
 	if cfg.Tracing != nil {
@@ -225,13 +238,34 @@ func openMySQL(t Target, cfg Config) (*Store, error) {
 	mc := t.MySQL.Clone()
 	// The driver would print to standard error, outside the service's logs.
 	mc.Logger = driverLogger{cfg.Logger}
+	// COMMIT and ROLLBACK take no context in the driver: only a socket
+	// deadline stops them on a connection that went silent, so no read or
+	// write waits longer than a statement may.
+	if st := statementTimeout(cfg); st > 0 {
+		mc.ReadTimeout = min(mc.ReadTimeout, st+time.Second)
+		mc.WriteTimeout = min(mc.WriteTimeout, st+time.Second)
+	}
+	// A replica cut off in the middle of a transaction leaves its session,
+	// and the row locks it holds, on the server, where other replicas wait
+	// for them. Every session ends after the lock lease without a command,
+	// so they wait at most that long; idle pool connections are retired
+	// before the server would end them.
+	lease := lockLease(cfg)
+	sessionWait := strconv.FormatInt(leaseSeconds(lease), 10)
+	if v, ok := mc.Params["wait_timeout"]; ok {
+		sessionWait = v
+	} else {
+		mc.Params["wait_timeout"] = sessionWait
+	}
 	conn, err := mysql.NewConnector(mc)
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	db := sql.OpenDB(conn)
-	applyPool(db, serverPool(cfg))
-	return &Store{dialect: DialectMySQL, sqlDB: db, now: time.Now}, nil
+	pool := serverPool(cfg)
+	pool.ConnMaxIdleTime = min(pool.ConnMaxIdleTime, lease/2)
+	applyPool(db, pool)
+	return &Store{dialect: DialectMySQL, sqlDB: db, now: time.Now, sessionWait: sessionWait}, nil
 }
 
 // openPostgres uses pgx's database/sql driver on the parsed configuration

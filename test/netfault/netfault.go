@@ -16,6 +16,7 @@ import (
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
+	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
@@ -74,13 +75,36 @@ func ForURL(t testing.TB, name, rawURL string) (*Proxy, string) {
 }
 
 // Blackhole stops every byte in both directions while keeping the
-// connections open, as a dead route or a failed-over host does.
+// connections open, as a dead route or a failed-over host does: even when
+// one side gives up and closes, the other side is not told.
 func (p *Proxy) Blackhole(t testing.TB) {
 	t.Helper()
 	for _, stream := range []string{"upstream", "downstream"} {
-		p.add(t, "timeout", stream, map[string]int64{"timeout": 0})
+		p.add(t, "blackhole", stream, map[string]int64{})
 	}
 }
+
+// blackholeToxic drops every chunk and, unlike Toxiproxy's timeout toxic,
+// does not pass a close on: behind a dead route the peer never learns that
+// the other end went away (no FIN, no RST), so its session, and whatever
+// locks that session holds, live on until the peer's own timeouts.
+type blackholeToxic struct{}
+
+func (*blackholeToxic) Pipe(stub *toxics.ToxicStub) {
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case c := <-stub.Input:
+			if c == nil {
+				<-stub.Interrupt // closed on this side: stay silent towards the other
+				return
+			}
+		}
+	}
+}
+
+func init() { toxics.Register("blackhole", new(blackholeToxic)) }
 
 // Latency delays every chunk of data by d in both directions.
 func (p *Proxy) Latency(t testing.TB, d time.Duration) {

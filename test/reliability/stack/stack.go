@@ -46,6 +46,9 @@ type Persistence struct {
 type Options struct {
 	// DatabaseURL is a DATABASE_URL; empty means sqlite://:memory:.
 	DatabaseURL string
+	// StatementTimeout and LockLease are DB_STATEMENT_TIMEOUT and
+	// DB_LOCK_LEASE; zero takes the store's defaults.
+	StatementTimeout, LockLease time.Duration
 	// Geolocator places clients; nil uses the static table GeoStatic.
 	Geolocator ports.Geolocator
 	// GeoStatic is a staticgeo table; empty means DefaultGeo.
@@ -111,7 +114,9 @@ func start(opts Options) (*Stack, error) {
 	if opts.DatabaseURL == "" {
 		opts.DatabaseURL = "sqlite://:memory:"
 	}
-	store, err := gormstore.Open(ctx, gormstore.Config{URL: opts.DatabaseURL})
+	store, err := gormstore.Open(ctx, gormstore.Config{
+		URL: opts.DatabaseURL, StatementTimeout: opts.StatementTimeout, LockLease: opts.LockLease,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
