@@ -17,6 +17,8 @@ type Users struct {
 	Replace *ReplaceUser
 	Patch   *PatchUser
 	Delete  *DeleteUser
+	// Verify checks credentials; nil leaves the route out.
+	Verify *VerifyCredentials
 }
 
 // NewUsers wires every use case over the ports, so that the composition
@@ -38,8 +40,21 @@ func NewUsers(
 	}
 }
 
-// ProviderSet provides the Users facade.
-var ProviderSet = wire.NewSet(NewUsers)
+// ProvideUsers is NewUsers with the credentials check.
+func ProvideUsers(
+	rules domain.Rules, policy domain.CountryPolicy,
+	geo ports.Geolocator, hasher ports.PasswordHasher,
+	users ports.UserReader, uow ports.UnitOfWork,
+	clock ports.Clock, notifier ports.OutboxNotifier, traces ports.TraceContext,
+	verify *VerifyCredentials,
+) *Users {
+	u := NewUsers(rules, policy, geo, hasher, users, uow, clock, notifier, traces)
+	u.Verify = verify
+	return u
+}
+
+// ProviderSet provides the Users facade with every use case.
+var ProviderSet = wire.NewSet(ProvideUsers, NewVerifyCredentials)
 
 func sortedFields(fields []string) []string {
 	sort.Strings(fields)

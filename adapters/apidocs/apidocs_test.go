@@ -67,6 +67,7 @@ var contract = []struct {
 	{http.MethodPut, "/api/v1/users/{id}", []int{200, 400, 401, 403, 404, 412, 413, 415, 500, 503}},
 	{http.MethodPatch, "/api/v1/users/{id}", []int{200, 400, 401, 403, 404, 412, 413, 415, 500, 503}},
 	{http.MethodDelete, "/api/v1/users/{id}", []int{204, 401, 403, 404, 412, 500, 503}},
+	{http.MethodPost, "/api/v1/credentials/verify", []int{200, 400, 401, 403, 413, 415, 429, 500, 503}},
 	{http.MethodGet, "/healthz", []int{200}},
 	{http.MethodGet, "/readyz", []int{200, 503}},
 	{http.MethodGet, "/api/v1/openapi.json", []int{200}},

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -110,6 +111,10 @@ func newContractEnv(t *testing.T) *contractEnv {
 	// Cheap parameters: this checks shapes, not hashing cost.
 	hasher := argon2id.New(argon2id.Cheap, 0)
 	users := app.NewUsers(rules, policy, faultyGeo{next: static}, hasher, faultyReader{store}, store, sysclock.Clock{}, noopNotifier{}, nil)
+	users.Verify = app.NewVerifyCredentials(rules, store, hasher, sysclock.Clock{}, nil, app.VerifyConfig{
+		Policy: domain.LoginPolicy{MaxFailures: 2, Window: time.Hour, Lockout: time.Hour},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
 	trusted, err := httpapi.ParseTrustedProxies("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
@@ -373,6 +378,24 @@ var scenario = []call{
 	{name: "patch with 2 MiB", method: "PATCH", path: "/api/v1/users/{id}", ctype: jsonType, status: 413,
 		body: `{"address":"` + strings.Repeat("a", 2<<20) + `"}`},
 	{name: "patch an absent user", method: "PATCH", path: "/api/v1/users/999999", body: `{"address":"x"}`, ctype: jsonType, status: 404, conforming: true},
+
+	{name: "verify", method: "POST", path: "/api/v1/credentials/verify", ctype: jsonType, status: 200, conforming: true,
+		body: `{"email":" GRACE@example.ch","password":"s3cret-pass"}`},
+	{name: "verify from a form with a trailing slash", method: "POST", path: "/api/v1/credentials/verify/", ctype: formType, status: 200, conforming: true,
+		body: "email=grace%40example.ch&password=s3cret-pass"},
+	{name: "verify a wrong password", method: "POST", path: "/api/v1/credentials/verify", ctype: jsonType, status: 400, conforming: true,
+		body: `{"email":"grace@example.ch","password":"wrong-pass"}`},
+	{name: "verify without a password", method: "POST", path: "/api/v1/credentials/verify", ctype: jsonType, status: 400,
+		body: `{"email":"grace@example.ch"}`},
+	{name: "verify an unknown email", method: "POST", path: "/api/v1/credentials/verify", ctype: jsonType, status: 400, conforming: true,
+		body: `{"email":"locked@example.ch","password":"wrong-pass"}`},
+	{name: "verify an unknown email again", method: "POST", path: "/api/v1/credentials/verify", ctype: jsonType, status: 400, conforming: true,
+		body: `{"email":"locked@example.ch","password":"wrong-pass"}`},
+	{name: "verify a locked-out email", method: "POST", path: "/api/v1/credentials/verify", ctype: jsonType, status: 429, conforming: true,
+		body: `{"email":"locked@example.ch","password":"wrong-pass"}`},
+	{name: "verify from text", method: "POST", path: "/api/v1/credentials/verify", body: "x", ctype: "text/plain", status: 415},
+	{name: "verify with 2 MiB", method: "POST", path: "/api/v1/credentials/verify", ctype: jsonType, status: 413,
+		body: `{"password":"` + strings.Repeat("a", 2<<20) + `"}`},
 
 	{name: "delete a stale version", method: "DELETE", path: "/api/v1/users/{id}", status: 412, conforming: true, headers: stale},
 	{name: "delete", method: "DELETE", path: "/api/v1/users/{id}", status: 204, conforming: true, headers: map[string]string{"If-Match": "{etag}"}},

@@ -112,6 +112,42 @@ func Provide(cfg Config, tp trace.TracerProvider) *Hasher { return NewPool(cfg).
 // ProviderSet provides the configured hasher as the port.
 var ProviderSet = wire.NewSet(Provide, wire.Bind(new(ports.PasswordHasher), new(*Hasher)))
 
+// owaspMinimums are the OWASP Password Storage Cheat Sheet's equivalent
+// minimum argon2id configurations (memory in KiB, iterations), each with
+// one degree of parallelism.
+var owaspMinimums = []struct{ memoryKiB, iterations uint32 }{
+	{47104, 1}, {19456, 2}, {12288, 3}, {9216, 4}, {7168, 5},
+}
+
+// ValidateParams refuses parameters weaker than every OWASP minimum
+// configuration: at least as much memory and as many iterations as one of
+// them, and a parallelism of at least 1.
+func ValidateParams(p Params) error {
+	if p.Parallelism < 1 {
+		return fmt.Errorf("argon2id parallelism must be at least 1")
+	}
+	if p.MemoryKiB > maxMemoryKiB {
+		return fmt.Errorf("argon2id memory %d KiB is over the %d KiB a stored hash may ask for", p.MemoryKiB, maxMemoryKiB)
+	}
+	for _, m := range owaspMinimums {
+		if p.MemoryKiB >= m.memoryKiB && p.Iterations >= m.iterations {
+			return nil
+		}
+	}
+	return fmt.Errorf("argon2id m=%d KiB, t=%d is weaker than OWASP's minimums (e.g. m=19456,t=2 or m=9216,t=4 or m=7168,t=5)", p.MemoryKiB, p.Iterations)
+}
+
+// NeedsRehash reports whether a stored hash was made with other parameters
+// than this hasher's (a malformed one never verifies, so it is not
+// rehashed either).
+func (h *Hasher) NeedsRehash(encoded string) bool {
+	p, _, _, err := decode(encoded)
+	if err != nil {
+		return false
+	}
+	return p != h.params
+}
+
 // ErrMalformedHash means a stored hash is not a PHC argon2id string.
 var ErrMalformedHash = errors.New("malformed argon2id hash")
 

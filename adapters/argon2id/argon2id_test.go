@@ -143,3 +143,27 @@ func BenchmarkHashOWASP(b *testing.B) {
 		}
 	})
 }
+
+func TestNeedsRehash(t *testing.T) {
+	h := New(Cheap, 1)
+	current, err := h.Hash(context.Background(), "pw-123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := New(OWASP, 1).Hash(context.Background(), "pw-123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		hash string
+		want bool
+	}{
+		"current parameters":     {current, false},
+		"other parameters":       {other, true},
+		"malformed (never used)": {"not-a-hash", false},
+	} {
+		if got := h.NeedsRehash(tc.hash); got != tc.want {
+			t.Errorf("%s: NeedsRehash = %v, want %v", name, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -363,6 +364,34 @@ func TestFileVariants(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Load(env(tc.vars)); err == nil || !strings.Contains(err.Error(), "_FILE") {
 				t.Fatalf("Load = %v, want an error naming the _FILE variable", err)
+			}
+		})
+	}
+}
+
+// Hash parameters weaker than every OWASP argon2id minimum stop the
+// service at start-up; equivalent configurations are accepted.
+func TestPasswordHashParametersAgainstOWASP(t *testing.T) {
+	for _, tc := range []struct {
+		memory, iterations string
+		ok                 bool
+	}{
+		{"9216", "4", true}, {"19456", "2", true}, {"47104", "1", true}, {"7168", "5", true}, {"65536", "3", true},
+		{"9216", "3", false}, {"19455", "2", false}, {"4096", "10", false}, {"47103", "1", false},
+	} {
+		t.Run(tc.memory+"x"+tc.iterations, func(t *testing.T) {
+			c, err := Load(env(map[string]string{"PASSWORD_HASH_MEMORY": tc.memory, "PASSWORD_HASH_ITERATIONS": tc.iterations}))
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Load: %v", err)
+				}
+				if p := HashConfig(c).Params; fmt.Sprint(p.MemoryKiB) != tc.memory || fmt.Sprint(p.Iterations) != tc.iterations {
+					t.Errorf("HashConfig params %+v", p)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "PASSWORD_HASH_MEMORY") || !strings.Contains(err.Error(), "OWASP") {
+				t.Fatalf("Load = %v; want a refusal naming the variables and OWASP", err)
 			}
 		})
 	}

@@ -46,6 +46,12 @@ type Config struct {
 	RateLimitRedisURL  string
 	PasswordMinLen     int
 	HashQueue          int
+	HashMemoryKiB      int
+	HashIterations     int
+	HashParallelism    int
+	LoginMaxFailures   int
+	LoginWindow        time.Duration
+	LoginLockout       time.Duration
 	LogLevel           slog.Level
 	LogFormat          string
 	LogClientIP        httpapi.ClientIPLog
@@ -155,6 +161,18 @@ var Variables = []Variable{
 		}},
 	{Name: "PASSWORD_HASH_QUEUE", Default: strconv.Itoa(argon2id.DefaultQueue), Help: "password hashes and checks that may wait for a busy hashing slot (one slot per CPU); past that the answer is 503 at once",
 		set: func(c *Config, v string) (err error) { c.HashQueue, err = intIn(v, 0, 100000); return }},
+	{Name: "PASSWORD_HASH_MEMORY", Default: strconv.Itoa(int(argon2id.OWASP.MemoryKiB)), Help: "argon2id memory per hash in KiB; with PASSWORD_HASH_ITERATIONS at least one of OWASP's minimums (e.g. 19456 with 2, 9216 with 4)",
+		set: func(c *Config, v string) (err error) { c.HashMemoryKiB, err = intIn(v, 1, 1<<20); return }},
+	{Name: "PASSWORD_HASH_ITERATIONS", Default: strconv.Itoa(int(argon2id.OWASP.Iterations)), Help: "argon2id passes over the memory",
+		set: func(c *Config, v string) (err error) { c.HashIterations, err = intIn(v, 1, 100); return }},
+	{Name: "PASSWORD_HASH_PARALLELISM", Default: strconv.Itoa(int(argon2id.OWASP.Parallelism)), Help: "argon2id lanes (degree of parallelism)",
+		set: func(c *Config, v string) (err error) { c.HashParallelism, err = intIn(v, 1, 255); return }},
+	{Name: "LOGIN_MAX_FAILURES", Default: "5", Help: "failed credential checks of one email within LOGIN_FAILURE_WINDOW that lock it out; 0 turns the lockout off",
+		set: func(c *Config, v string) (err error) { c.LoginMaxFailures, err = intIn(v, 0, 1000000); return }},
+	{Name: "LOGIN_FAILURE_WINDOW", Default: "15m", Help: "window in which failed credential checks of one email are counted",
+		set: func(c *Config, v string) (err error) { c.LoginWindow, err = positiveDuration(v); return }},
+	{Name: "LOGIN_LOCKOUT", Default: "15m", Help: "how long after its last failure a locked-out email is refused (429)",
+		set: func(c *Config, v string) (err error) { c.LoginLockout, err = positiveDuration(v); return }},
 	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
 		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{Name: "LOG_FORMAT", Default: "json", Help: "json or text",
@@ -508,6 +526,9 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 // validateAdapters lets each adapter check its own settings without
 // connecting anywhere; their messages name the variables to fix.
 func (c Config) validateAdapters() error {
+	if err := argon2id.ValidateParams(HashConfig(c).Params); err != nil {
+		return fmt.Errorf("PASSWORD_HASH_MEMORY, PASSWORD_HASH_ITERATIONS, PASSWORD_HASH_PARALLELISM: %w", err)
+	}
 	if _, err := gormstore.Parse(c.DatabaseURL, c.DatabaseTLS); err != nil {
 		return err
 	}

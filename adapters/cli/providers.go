@@ -23,7 +23,7 @@ import (
 
 // ProviderSet hands each part of the configuration to the component that
 // reads it, so that adapters never see the environment themselves.
-var ProviderSet = wire.NewSet(TracedStoreConfig, HashConfig, AuthConfig, ServeHTTPConfig, RateLimitConfig, CursorKey, TracedGeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy, TracingConfig)
+var ProviderSet = wire.NewSet(TracedStoreConfig, HashConfig, VerifyConfig, AuthConfig, ServeHTTPConfig, RateLimitConfig, CursorKey, TracedGeoConfig, BusConfig, RelayConfig, ValidationRules, CountryPolicy, TracingConfig)
 
 // StoreConfig is the persistence configuration.
 func StoreConfig(c Config, logger *slog.Logger) gormstore.Config {
@@ -47,7 +47,17 @@ func TracedStoreConfig(c Config, logger *slog.Logger, tr *tracing.Provider) gorm
 
 // HashConfig sizes the password hashing pool.
 func HashConfig(c Config) argon2id.Config {
-	return argon2id.Config{Params: argon2id.OWASP, Queue: c.HashQueue}
+	p := argon2id.OWASP
+	p.MemoryKiB, p.Iterations, p.Parallelism = uint32(c.HashMemoryKiB), uint32(c.HashIterations), uint8(c.HashParallelism)
+	return argon2id.Config{Params: p, Queue: c.HashQueue}
+}
+
+// VerifyConfig is the credentials check's lockout and logging.
+func VerifyConfig(c Config, logger *slog.Logger) app.VerifyConfig {
+	return app.VerifyConfig{
+		Policy: domain.LoginPolicy{MaxFailures: c.LoginMaxFailures, Window: c.LoginWindow, Lockout: c.LoginLockout},
+		Logger: logger,
+	}
 }
 
 // cursorKeyName names the cursor key in the store's shared keys.

@@ -68,7 +68,7 @@ func (g *switchGeo) Locate(ctx context.Context, ip netip.Addr) (domain.Location,
 
 // countingHasher counts the calls reaching the real hasher.
 type countingHasher struct {
-	next           ports.PasswordHasher
+	next           *argon2id.Hasher
 	hashes, checks atomic.Int64
 }
 
@@ -81,6 +81,8 @@ func (h *countingHasher) Verify(ctx context.Context, hash, password string) (boo
 	h.checks.Add(1)
 	return h.next.Verify(ctx, hash, password)
 }
+
+func (h *countingHasher) NeedsRehash(hash string) bool { return h.next.NeedsRehash(hash) }
 
 // calls is how many hashes and checks were asked for.
 func (h *countingHasher) calls() int64 { return h.hashes.Load() + h.checks.Load() }
@@ -128,6 +130,10 @@ type envOptions struct {
 	// maxOffset is Config.MaxPageOffset; cursorKey is Config.CursorKey.
 	maxOffset int
 	cursorKey CursorKeyFunc
+	// login is the credentials check's lockout (5 failures in 15m lock
+	// for 15m when zero) and clock its time (the system's when nil).
+	login domain.LoginPolicy
+	clock ports.Clock
 	// Extension points of Config.
 	middleware []gin.HandlerFunc
 	routes     []func(gin.IRoutes)
@@ -204,6 +210,14 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 		logHandler = tracing.LogHandler(logHandler)
 	}
 	users := app.NewUsers(rules, policy, geo, hasher, reader, store, sysclock.Clock{}, noopNotifier{}, traces)
+	if opts.login == (domain.LoginPolicy{}) {
+		opts.login = domain.LoginPolicy{MaxFailures: 5, Window: 15 * time.Minute, Lockout: 15 * time.Minute}
+	}
+	if opts.clock == nil {
+		opts.clock = sysclock.Clock{}
+	}
+	logger := slog.New(logHandler)
+	users.Verify = app.NewVerifyCredentials(rules, store, hasher, opts.clock, nil, app.VerifyConfig{Policy: opts.login, Logger: logger})
 	trusted, err := ParseTrustedProxies(opts.trusted)
 	if err != nil {
 		t.Fatal(err)
@@ -225,7 +239,7 @@ func newEnv(t *testing.T, opts envOptions) *testEnv {
 		Middleware:     opts.middleware,
 		Routes:         opts.routes,
 		Auth:           opts.auth,
-		Logger:         slog.New(logHandler),
+		Logger:         logger,
 		LogClientIP:    opts.logClientIP,
 		Tracing:        tr,
 	})

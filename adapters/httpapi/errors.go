@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -122,6 +123,7 @@ func (m errorMapper) classify(c *gin.Context, err error) (int, any) {
 		unavailable *domain.UnavailableError
 		refusedAuth *domain.AuthError
 		noScope     *domain.ScopeError
+		locked      *domain.LockedOutError
 	)
 	switch {
 	case errors.Is(err, errBodyTimeout):
@@ -148,6 +150,12 @@ func (m errorMapper) classify(c *gin.Context, err error) (int, any) {
 		return http.StatusTooManyRequests, gin.H{"detail": fmt.Sprintf("Request was throttled. Expected available in %d seconds.", secs)}
 	case errors.As(err, &invalid):
 		return http.StatusBadRequest, invalid.Fields
+	case errors.Is(err, domain.ErrInvalidCredentials):
+		// The same bytes whether the email or the password was wrong.
+		return http.StatusBadRequest, map[string][]string{"non_field_errors": {domain.MsgInvalidCredentials}}
+	case errors.As(err, &locked):
+		c.Header("Retry-After", strconv.FormatInt(int64(math.Ceil(locked.RetryAfter.Seconds())), 10))
+		return http.StatusTooManyRequests, gin.H{"detail": domain.MsgLockedOut}
 	case errors.Is(err, domain.ErrEmailTaken):
 		return http.StatusBadRequest, map[string][]string{domain.FieldEmail: {domain.MsgEmailTaken}}
 	case errors.Is(err, domain.ErrNotFound):

@@ -32,6 +32,7 @@ const (
 const (
 	pathUsers  = "/api/v1/users"
 	pathUser   = pathUsers + "/:id"
+	pathVerify = "/api/v1/credentials/verify"
 	pathHealth = "/healthz"
 	pathReady  = "/readyz"
 	pathRoot   = "/"
@@ -191,6 +192,9 @@ func NewHandler(users *app.Users, ready ReadinessFunc, cfg Config) http.Handler 
 	route(api, http.MethodPut, pathUser, auth.require(domain.OpReplaceUser), uh.replace)
 	route(api, http.MethodPatch, pathUser, auth.require(domain.OpPatchUser), uh.patch)
 	route(api, http.MethodDelete, pathUser, auth.require(domain.OpDeleteUser), uh.delete)
+	if users.Verify != nil {
+		route(api, http.MethodPost, pathVerify, auth.require(domain.OpVerifyCredentials), uh.verify)
+	}
 	// Never authenticated: probes, the index and (through cfg.Routes) the
 	// documentation.
 	get(r, pathHealth, false, probes.health)

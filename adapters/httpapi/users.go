@@ -64,6 +64,18 @@ func (h *usersHandler) create(c *gin.Context) {
 	c.JSON(http.StatusCreated, body)
 }
 
+// verify checks an email and password: 200 with the user as GET shows it,
+// or the one answer for wrong credentials (see errorMapper).
+func (h *usersHandler) verify(c *gin.Context) {
+	in, err := decodeInput(c)
+	if err != nil {
+		h.errors.respond(c, err)
+		return
+	}
+	u, err := h.users.Verify.Do(c.Request.Context(), in)
+	h.respondUser(c, u, err)
+}
+
 func (h *usersHandler) list(c *gin.Context) {
 	// URL.Query would drop what it cannot parse and serve an unfiltered list.
 	query, err := url.ParseQuery(c.Request.URL.RawQuery)

@@ -27,6 +27,7 @@
 //	usersvc_geo_lookup_duration_seconds             histogram  provider, outcome       geolocation provider latency
 //	usersvc_geo_cache_hits_total                    counter    -                       lookups answered from the cache
 //	usersvc_geo_cache_misses_total                  counter    -                       lookups the cache could not answer
+//	usersvc_credential_checks_total                 counter    outcome                 credential checks: success, failure, locked (refused during a lockout), lockout (a failure that started one), rehashed (hash upgraded)
 //	go_*, process_*                                 various    -                       Go runtime and process collectors
 //
 // Labels: method is one of the standard HTTP methods or "OTHER"; route is
@@ -71,6 +72,7 @@ var ProviderSet = wire.NewSet(
 	Provide,
 	wire.Bind(new(geocache.Observer), new(*Metrics)),
 	wire.Bind(new(jwtauth.Observer), new(*Metrics)),
+	wire.Bind(new(app.CredentialsObserver), new(*Metrics)),
 )
 
 // StoreDB is a store exposing its connection pool (*gormstore.Store).
@@ -91,8 +93,9 @@ type RelayStatsFunc func() app.RelayStats
 func (f RelayStatsFunc) Stats() app.RelayStats { return f() }
 
 var (
-	_ geocache.Observer = (*Metrics)(nil)
-	_ RelayStatsSource  = (*app.Relay)(nil)
+	_ geocache.Observer       = (*Metrics)(nil)
+	_ app.CredentialsObserver = (*Metrics)(nil)
+	_ RelayStatsSource        = (*app.Relay)(nil)
 )
 
 // Metrics owns the registry and the series the service updates itself.
@@ -110,6 +113,7 @@ type Metrics struct {
 	geoMisses   prometheus.Counter
 
 	authMetrics
+	credentialChecks *prometheus.CounterVec
 }
 
 // Buckets, in seconds. HTTP answers range from sub-millisecond probes to
@@ -164,6 +168,11 @@ func New() *Metrics {
 			Help:      "Geolocation lookups the cache could not answer.",
 		}),
 		authMetrics: newAuthMetrics(),
+		credentialChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "credential_checks_total",
+			Help:      "Credential checks and their effects, by outcome (success, failure, locked, lockout, rehashed).",
+		}, []string{"outcome"}),
 	}
 	// Fixed, distinct names on a fresh registry: registration cannot fail.
 	m.reg.MustRegister(
@@ -172,8 +181,12 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.httpRequests, m.httpDuration, m.httpInFlight,
 		m.geoLookups, m.geoDuration, m.geoHits, m.geoMisses,
+		m.credentialChecks,
 	)
 	m.reg.MustRegister(m.authMetrics.collectors()...)
+	for _, o := range credentialOutcomes {
+		m.credentialChecks.WithLabelValues(o) // every series from the start, at 0
+	}
 	return m
 }
 
@@ -234,4 +247,19 @@ func (m *Metrics) RegisterRelayStats(src RelayStatsSource) error {
 // than as a silently partial scrape.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// credentialOutcomes are the outcome label values of credential checks.
+var credentialOutcomes = []string{app.CheckSucceeded, app.CheckFailed, app.CheckLocked, app.LockoutStarted, app.HashUpgraded}
+
+// ObserveCredentials counts one credential check outcome
+// (app.CredentialsObserver); unknown outcomes count as "other".
+func (m *Metrics) ObserveCredentials(outcome string) {
+	for _, o := range credentialOutcomes {
+		if o == outcome {
+			m.credentialChecks.WithLabelValues(outcome).Inc()
+			return
+		}
+	}
+	m.credentialChecks.WithLabelValues(outcomeOther).Inc()
 }

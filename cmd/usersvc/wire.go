@@ -30,6 +30,8 @@ func initService(ctx context.Context, cfg cli.Config, logger *slog.Logger, stdou
 		gormstore.ProviderSet,
 		wire.Bind(new(httpapi.Pinger), new(*gormstore.Store)),
 		wire.Bind(new(migrator), new(*gormstore.Store)),
+		wire.Bind(new(app.CredentialsStore), new(*gormstore.Store)),
+		wire.Bind(new(app.Hasher), new(*argon2id.Hasher)),
 		argon2id.ProviderSet,
 		sysclock.ProviderSet,
 		metrics.ProviderSet,
