@@ -132,6 +132,7 @@ func TestDocumentDeclaresAuthentication(t *testing.T) {
 		"GET /api/v1/users": domain.OpListUsers, "POST /api/v1/users": domain.OpCreateUser,
 		"GET /api/v1/users/{id}": domain.OpGetUser, "PUT /api/v1/users/{id}": domain.OpReplaceUser,
 		"PATCH /api/v1/users/{id}": domain.OpPatchUser, "DELETE /api/v1/users/{id}": domain.OpDeleteUser,
+		"POST /api/v1/credentials/verify": domain.OpVerifyCredentials,
 	}
 	for _, c := range contract {
 		op := doc.Paths.Find(c.path).GetOperation(c.method)

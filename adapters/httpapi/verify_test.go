@@ -14,6 +14,7 @@ import (
 
 	"github.com/marketplace/usersvc/adapters/argon2id"
 	"github.com/marketplace/usersvc/adapters/gormstore"
+	"github.com/marketplace/usersvc/adapters/jwtauth/jwttest"
 	"github.com/marketplace/usersvc/app/apptest"
 	"github.com/marketplace/usersvc/domain"
 )
@@ -309,4 +310,46 @@ func freshMySQLDatabase(t *testing.T) string {
 	mustNotFail(t, err)
 	u.Path = "/" + name
 	return u.String()
+}
+
+// The route needs credentials:verify, which no users:* scope grants, and
+// the guard answers before the body is read or anything hashed.
+func TestVerifyNeedsItsScope(t *testing.T) {
+	e, _, key := authEnv(t)
+	admin := jwttest.Mint(t, key, jwttest.Valid("admin", "users:read users:write users:delete"))
+	created := e.do(req{method: http.MethodPost, path: "/api/v1/users", body: userBody("scoped@example.ch"), ctype: "application/json",
+		headers: map[string]string{"Authorization": "Bearer " + admin}})
+	if created.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", created.status, created.body)
+	}
+	login := jwttest.Mint(t, key, jwttest.Valid("login-service", "credentials:verify"))
+	body := credsJSON("scoped@example.ch", "s3cret-pass")
+	for _, tc := range []struct {
+		name, authorization string
+		status              int
+	}{
+		{"no token", "", http.StatusUnauthorized},
+		{"every users scope", "Bearer " + admin, http.StatusForbidden},
+		{"credentials:verify", "Bearer " + login, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := jsonReq(http.MethodPost, verifyPath, body)
+			if tc.authorization != "" {
+				r.headers = map[string]string{"Authorization": tc.authorization}
+			}
+			before := e.hasher.calls()
+			res := e.do(r)
+			if res.status != tc.status {
+				t.Fatalf("status %d, want %d: %s", res.status, tc.status, res.body)
+			}
+			if tc.status == http.StatusForbidden {
+				if got := res.header.Get("WWW-Authenticate"); got != insufficient("credentials:verify") {
+					t.Errorf("WWW-Authenticate %q", got)
+				}
+			}
+			if tc.status != http.StatusOK && e.hasher.calls() != before {
+				t.Errorf("a refused caller caused hashing")
+			}
+		})
+	}
 }
