@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/pressly/goose/v3"
 
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
@@ -236,3 +237,18 @@ func appendMessages(t *testing.T, s *Store, msgs ...domain.Message) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// migrateUpTo applies the embedded migrations up to version, as a database
+// last migrated by an older release would be, and returns the provider to
+// go on from there.
+func migrateUpTo(t *testing.T, s *Store, version int64) *goose.Provider {
+	t.Helper()
+	p, err := s.migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(context.Background(), version); err != nil {
+		t.Fatalf("migrate up to %d: %v", version, err)
+	}
+	return p
+}

@@ -66,13 +66,7 @@ func TestSearchIndexBuiltForExistingRows(t *testing.T) {
 	forEachBackendURL(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		s := openStore(t, url)
-		p, err := s.migrations()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := p.UpTo(ctx, 4); err != nil {
-			t.Fatalf("migrate to 4: %v", err)
-		}
+		migrateUpTo(t, s, 4)
 		before := toRow(newUser("A", "Old", "old.timer@example.com", 0))
 		if err := s.db.Create(&before).Error; err != nil {
 			t.Fatal(err)

@@ -138,16 +138,10 @@ func TestCountryMigrationLeavesOlderUsersWithoutOne(t *testing.T) {
 	forEachBackendURL(t, func(t *testing.T, url string) {
 		ctx := context.Background()
 		s := openStore(t, url)
-		p, err := s.migrations()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := p.UpTo(ctx, 2); err != nil {
-			t.Fatalf("migrate up to 2: %v", err)
-		}
+		p := migrateUpTo(t, s, 2)
 		// A row as the schema before 00003 knew it.
 		at := dbTime(t0)
-		err = s.db.WithContext(ctx).Exec(`INSERT INTO users (email, email_ci, first_name, first_name_ci, last_name, last_name_ci,
+		err := s.db.WithContext(ctx).Exec(`INSERT INTO users (email, email_ci, first_name, first_name_ci, last_name, last_name_ci,
 			address, password_hash, version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			"old@example.com", "old@example.com", "Old", "old", "User", "user", "", "hash", 1, at, at).Error
 		if err != nil {
