@@ -63,7 +63,8 @@ type UserStore interface {
 //     counts unpublished messages and gives the earliest OccurredAt.
 //   - The relay lock has one holder at a time; unlock is idempotent (a stale
 //     unlock never frees a later holder's lock) and the end of the holder's
-//     context releases it.
+//     context releases it. The held context is live while the lock is held
+//     and ends on unlock.
 func RunUserStoreContract(t *testing.T, newStore func(t *testing.T) UserStore) {
 	t.Helper()
 	tests := []struct {
