@@ -1,7 +1,10 @@
 // Package apidocs serves the OpenAPI 3.1 description of the HTTP API
-// (openapi.json, the reference clients rely on) and interactive
-// documentation (Swagger UI) at /docs. Everything is embedded in the binary:
-// the documentation works on machines without Internet access.
+// (openapi.json, the reference clients rely on), interactive
+// documentation (Swagger UI) at /docs, and the event contract: the JSON
+// Schema of the event body (schemas/users-events.json) and the AsyncAPI
+// document of the Kafka topic and RabbitMQ exchange (schemas/asyncapi.json),
+// under /schemas/. Everything is embedded in the binary: the documentation
+// works on machines without Internet access.
 //
 // Mounting: Handler is a plain http.Handler answering exactly Paths() (and
 // a JSON 404 for anything else), so it fits any router:
@@ -44,10 +47,21 @@ import (
 const (
 	DocumentPath = "/api/v1/openapi.json"
 	DocsPath     = "/docs"
+	// EventSchemaPath serves schemas/users-events.json, the JSON Schema
+	// (2020-12) of every event body; AsyncAPIPath the AsyncAPI 3.0
+	// document, which references it by a relative URL.
+	EventSchemaPath = "/schemas/users-events.json"
+	AsyncAPIPath    = "/schemas/asyncapi.json"
 )
 
 //go:embed openapi.json
 var document []byte
+
+//go:embed schemas/users-events.json
+var eventSchema []byte
+
+//go:embed schemas/asyncapi.json
+var asyncAPI []byte
 
 // Only what the page loads, and the licences of what is vendored.
 //
@@ -58,6 +72,12 @@ var assetFiles embed.FS
 
 // Document returns a copy of the OpenAPI document (JSON).
 func Document() []byte { return bytes.Clone(document) }
+
+// EventSchema returns a copy of the event body's JSON Schema.
+func EventSchema() []byte { return bytes.Clone(eventSchema) }
+
+// AsyncAPI returns a copy of the AsyncAPI document (JSON).
+func AsyncAPI() []byte { return bytes.Clone(asyncAPI) }
 
 // Content-Security-Policy of each kind of answer. The page may load only
 // its own scripts, styles and images and fetch only this origin (the
@@ -121,6 +141,9 @@ func gzipBytes(b []byte) []byte {
 var assets = sync.OnceValue(func() map[string]*asset {
 	m := map[string]*asset{
 		DocumentPath: newAsset(document, contentTypes[".json"], documentCSP, "no-cache"),
+		// Their registered media types, so that tools know what they get.
+		EventSchemaPath: newAsset(eventSchema, "application/schema+json", documentCSP, "no-cache"),
+		AsyncAPIPath:    newAsset(asyncAPI, "application/asyncapi+json", documentCSP, "no-cache"),
 	}
 	// Embedded files cannot fail to read: an error here is a build defect.
 	err := fs.WalkDir(assetFiles, "assets", func(name string, d fs.DirEntry, err error) error {

@@ -72,6 +72,8 @@ var contract = []struct {
 	{http.MethodGet, "/readyz", []int{200, 503}},
 	{http.MethodGet, "/api/v1/openapi.json", []int{200}},
 	{http.MethodGet, "/docs", []int{200}},
+	{http.MethodGet, "/schemas/users-events.json", []int{200}},
+	{http.MethodGet, "/schemas/asyncapi.json", []int{200}},
 }
 
 func TestDocumentCoversTheContract(t *testing.T) {
@@ -303,6 +305,9 @@ func TestHandler(t *testing.T) {
 		{"Swagger UI styles", http.MethodGet, "/docs/swagger-ui/swagger-ui.css", nil, 200, "text/css; charset=utf-8", ".swagger-ui"},
 		{"icon", http.MethodGet, "/docs/swagger-ui/favicon-32x32.png", nil, 200, "image/png", "PNG"},
 		{"licence of the vendored files", http.MethodGet, "/docs/swagger-ui/LICENSE", nil, 200, "text/plain; charset=utf-8", "Apache License"},
+		{"event schema", http.MethodGet, EventSchemaPath, nil, 200, "application/schema+json", `"$schema": "https://json-schema.org/draft/2020-12/schema"`},
+		{"AsyncAPI document", http.MethodGet, AsyncAPIPath, nil, 200, "application/asyncapi+json", `"asyncapi": "3.0.0"`},
+		{"docs page links the event contract", http.MethodGet, "/docs", nil, 200, "text/html; charset=utf-8", `href="/schemas/asyncapi.json"`},
 		{"HEAD", http.MethodHead, "/docs", nil, 200, "text/html; charset=utf-8", ""},
 		{"unknown file", http.MethodGet, "/docs/nope.js", nil, 404, "application/json; charset=utf-8", `{"detail":"Not found."}`},
 		{"unknown path", http.MethodGet, "/elsewhere", nil, 404, "application/json; charset=utf-8", `{"detail":"Not found."}`},
@@ -413,7 +418,7 @@ func TestRegisterOnGin(t *testing.T) {
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
 	Register(r)
-	for _, p := range []string{DocumentPath, "/docs", "/docs/", "/docs/docs.js"} {
+	for _, p := range []string{DocumentPath, "/docs", "/docs/", "/docs/docs.js", EventSchemaPath, AsyncAPIPath} {
 		t.Run(p, func(t *testing.T) {
 			rec := httptest.NewRecorder()
 			r.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, p, nil))

@@ -411,6 +411,8 @@ var scenario = []call{
 	{name: "the docs page", method: "GET", path: "/docs", status: 200, conforming: true},
 	{name: "the docs page with a slash", method: "GET", path: "/docs/", status: 200, conforming: true},
 	{name: "POST on the docs", method: "POST", path: "/docs", status: 405},
+	{name: "the event schema", method: "GET", path: "/schemas/users-events.json", status: 200, conforming: true},
+	{name: "the AsyncAPI document", method: "GET", path: "/schemas/asyncapi.json", status: 200, conforming: true},
 }
 
 // TestRealResponsesMatchTheDocument drives the real handler through every
