@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/marketplace/usersvc/adapters/eventbus"
@@ -18,6 +17,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/rabbitmq"
 	"github.com/marketplace/usersvc/adapters/rabbitmq/rabbitmqtest"
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/test/containers"
 )
 
 func TestValidate(t *testing.T) {
@@ -100,15 +100,11 @@ func TestProvideRefusesInvalidConfig(t *testing.T) {
 }
 
 func TestProvideWithBrokersPublishesToKafka(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "users-events"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	addr := c.ListenAddrs()[0]
+	brokers, topic := containers.KafkaTopic(t, 1)
+	addr := brokers[0]
 
 	var out bytes.Buffer
-	pub, cleanup, err := eventbus.Provide(eventbus.Config{Brokers: addr, Extra: "linger.ms=1"}, nil, &out, nil)
+	pub, cleanup, err := eventbus.Provide(eventbus.Config{Brokers: addr, Topic: topic, Extra: "linger.ms=1"}, nil, &out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +125,7 @@ func TestProvideWithBrokersPublishesToKafka(t *testing.T) {
 		t.Errorf("with brokers, nothing should go to stdout; got %q", out.String())
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("users-events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func TestEventPublisherContract(t *testing.T) {
 			// checks them.
 			var recs []*kgo.Record
 			for want := n; len(recs) < n; want += n - len(recs) {
-				recs = slices.DeleteFunc(kafkatest.Consume(t, b.Addr(), topic, want, 10*time.Second), kafkatest.IsTombstone)
+				recs = slices.DeleteFunc(consume(t, b, want, 10*time.Second), kafkatest.IsTombstone)
 			}
 			got := make([]porttest.Delivered, len(recs))
 			for i, r := range recs {

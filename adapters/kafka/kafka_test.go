@@ -19,6 +19,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/kafka"
 	"github.com/marketplace/usersvc/adapters/kafka/kafkatest"
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/test/containers"
 	"github.com/marketplace/usersvc/test/syncbuf"
 )
 
@@ -32,11 +33,38 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
 }
 
-func startBroker(t *testing.T) *kafkatest.Broker { return kafkatest.Start(t, topic, 3) }
+func TestMain(m *testing.M) { containers.RunTests(m) }
 
-func newPublisher(t *testing.T, b *kafkatest.Broker, extra map[string]string) *kafka.Publisher {
+// target is where a test publishes and reads back: a broker address and a
+// topic.
+type target struct{ addr, topic string }
+
+// Addr is the broker's host:port.
+func (b target) Addr() string { return b.addr }
+
+// startBroker gives the test a three-partition topic of its own on the
+// package's Kafka-protocol broker: a container (Testcontainers: the
+// upstream apache/kafka image, or the local stand-in), or the broker
+// USERSVC_TEST_KAFKA_BROKERS names.
+func startBroker(t *testing.T) target {
 	t.Helper()
-	return kafkatest.NewPublisher(t, kafka.Config{Brokers: []string{b.Addr()}, Topic: topic, Source: "usersvc-test", Extra: extra}, testLogger(t))
+	brokers, name := containers.KafkaTopic(t, 3)
+	return target{brokers[0], name}
+}
+
+// startFaultyBroker runs a broker in this process for the tests that inject
+// faults no container offers: a stop and restart on the same address in
+// milliseconds, a request intercepted at the protocol level, compaction on
+// demand.
+func startFaultyBroker(t *testing.T, partitions int32) (*kafkatest.Broker, target) {
+	t.Helper()
+	b := kafkatest.Start(t, topic, partitions)
+	return b, target{b.Addr(), topic}
+}
+
+func newPublisher(t *testing.T, b target, extra map[string]string) *kafka.Publisher {
+	t.Helper()
+	return kafkatest.NewPublisher(t, kafka.Config{Brokers: []string{b.addr}, Topic: b.topic, Source: "usersvc-test", Extra: extra}, testLogger(t))
 }
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
@@ -60,9 +88,9 @@ func messages(t *testing.T, firstSeq int64, n, users int) []domain.Message {
 	return out
 }
 
-func consume(t *testing.T, addr string, want int, timeout time.Duration) []*kgo.Record {
+func consume(t *testing.T, b target, want int, timeout time.Duration) []*kgo.Record {
 	t.Helper()
-	return kafkatest.Consume(t, addr, topic, want, timeout)
+	return kafkatest.Consume(t, b.addr, b.topic, want, timeout)
 }
 
 // TestPublishKeepsEachUserOnOnePartition sends a volume of events for many
@@ -81,7 +109,7 @@ func TestPublishKeepsEachUserOnOnePartition(t *testing.T) {
 			t.Fatalf("Publish = %d, %v; want %d, nil", acked, err, len(chunk))
 		}
 	}
-	recs := consume(t, b.Addr(), len(msgs), 10*time.Second)
+	recs := consume(t, b, len(msgs), 10*time.Second)
 	if dups := kafkatest.CheckDelivered(t, recs, msgs, "usersvc-test"); dups != 0 {
 		t.Errorf("%d duplicates from an idempotent producer without failures", dups)
 	}
@@ -105,16 +133,16 @@ func TestPublishWaitsWhenTheLocalQueueIsFull(t *testing.T) {
 	if acked, err := p.Publish(ctx, msgs); err != nil || acked != len(msgs) {
 		t.Fatalf("Publish = %d, %v; want every message despite the full queue", acked, err)
 	}
-	kafkatest.CheckDelivered(t, consume(t, b.Addr(), len(msgs), 10*time.Second), msgs, "usersvc-test")
+	kafkatest.CheckDelivered(t, consume(t, b, len(msgs), 10*time.Second), msgs, "usersvc-test")
 }
 
 func TestPublishToMissingTopicFailsWithoutCreatingIt(t *testing.T) {
-	b := startBroker(t)
+	kb, b := startFaultyBroker(t, 3)
 	// Record whether any metadata request asks the broker to create topics.
 	var mu sync.Mutex
 	autoCreate := false
-	b.Cluster().ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		b.Cluster().KeepControl()
+	kb.Cluster().ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		kb.Cluster().KeepControl()
 		if mr := req.(*kmsg.MetadataRequest); mr.AllowAutoTopicCreation {
 			mu.Lock()
 			autoCreate = true
@@ -147,9 +175,9 @@ func TestPublishToMissingTopicFailsWithoutCreatingIt(t *testing.T) {
 }
 
 func TestPublishStopsWaitingWhenTheContextEnds(t *testing.T) {
-	b := startBroker(t)
+	kb, b := startFaultyBroker(t, 3)
 	p := newPublisher(t, b, nil)
-	b.Stop() // nothing will ever acknowledge
+	kb.Stop() // nothing will ever acknowledge
 
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -166,7 +194,7 @@ func TestPublishStopsWaitingWhenTheContextEnds(t *testing.T) {
 // While the broker is down, Publish waits (librdkafka retries) and
 // delivers everything once the broker is back on the same address.
 func TestPublisherRidesOutABrokerRestart(t *testing.T) {
-	b := startBroker(t)
+	kb, b := startFaultyBroker(t, 3)
 	p := newPublisher(t, b, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -175,7 +203,7 @@ func TestPublisherRidesOutABrokerRestart(t *testing.T) {
 		t.Fatalf("Publish before the outage = %d, %v", acked, err)
 	}
 
-	b.Stop()
+	kb.Stop()
 	during := messages(t, 51, 200, 7)
 	type result struct {
 		acked int
@@ -192,12 +220,12 @@ func TestPublisherRidesOutABrokerRestart(t *testing.T) {
 		t.Fatalf("Publish returned while the broker was down: %d, %v", r.acked, r.err)
 	default:
 	}
-	b.Restart()
+	kb.Restart()
 	r := <-res
 	if r.err != nil || r.acked != len(during) {
 		t.Fatalf("Publish across the restart = %d, %v; want %d, nil", r.acked, r.err, len(during))
 	}
-	recs := consume(t, b.Addr(), 250, 15*time.Second)
+	recs := consume(t, b, 250, 15*time.Second)
 	dups := kafkatest.CheckDelivered(t, recs, append(before, during...), "usersvc-test")
 	t.Logf("%d records, %d duplicates", len(recs), dups)
 }
@@ -206,7 +234,7 @@ func TestPublisherRidesOutABrokerRestart(t *testing.T) {
 // acknowledged prefix; sending the rest again after the restart delivers
 // everything (the relay's retry), with the idempotent producer still usable.
 func TestPublishRetriedAfterTimeoutDeliversEverything(t *testing.T) {
-	b := startBroker(t)
+	kb, b := startFaultyBroker(t, 3)
 	// Short timeouts so the outage outlasts message.timeout.ms, and a short
 	// reconnect backoff so the test does not wait for librdkafka's 10 s cap.
 	p := newPublisher(t, b, map[string]string{"message.timeout.ms": "1000", "reconnect.backoff.max.ms": "200"})
@@ -216,12 +244,12 @@ func TestPublishRetriedAfterTimeoutDeliversEverything(t *testing.T) {
 	if acked, err := p.Publish(ctx, all[:20]); err != nil || acked != 20 {
 		t.Fatalf("Publish before the outage = %d, %v", acked, err)
 	}
-	b.Stop()
+	kb.Stop()
 	acked, err := p.Publish(ctx, all[20:])
 	if err == nil || acked != 0 {
 		t.Fatalf("Publish during the outage = %d, %v; want 0 and an error", acked, err)
 	}
-	b.Restart()
+	kb.Restart()
 	rest := all[20:]
 	for attempt := 1; len(rest) > 0; attempt++ {
 		acked, err := p.Publish(ctx, rest)
@@ -234,7 +262,7 @@ func TestPublishRetriedAfterTimeoutDeliversEverything(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	recs := consume(t, b.Addr(), len(all), 15*time.Second)
+	recs := consume(t, b, len(all), 15*time.Second)
 	dups := kafkatest.CheckDelivered(t, recs, all, "usersvc-test")
 	t.Logf("%d records, %d duplicates", len(recs), dups)
 }
@@ -256,7 +284,7 @@ func TestPublisherRebuildsTheProducerAfterAFatalError(t *testing.T) {
 	if kafka.ProducerOf(p) == first {
 		t.Error("the producer was not replaced after its fatal error")
 	}
-	kafkatest.CheckDelivered(t, consume(t, b.Addr(), len(all), 10*time.Second), all, "usersvc-test")
+	kafkatest.CheckDelivered(t, consume(t, b, len(all), 10*time.Second), all, "usersvc-test")
 }
 
 // The library's default channels hold 1,000,000 slots each, allocated up
@@ -404,13 +432,13 @@ func TestParseExtraConfigDoesNotEchoValues(t *testing.T) {
 	}
 }
 
-func startTail(t *testing.T, b *kafkatest.Broker, fromBeginning bool) (*syncbuf.Buffer, func() error) {
+func startTail(t *testing.T, b target, fromBeginning bool) (*syncbuf.Buffer, func() error) {
 	t.Helper()
 	out := &syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- kafka.Tail(ctx, kafka.Config{Brokers: []string{b.Addr()}, Topic: topic}, fromBeginning, out)
+		done <- kafka.Tail(ctx, kafka.Config{Brokers: []string{b.addr}, Topic: b.topic}, fromBeginning, out)
 	}()
 	var once sync.Once
 	var err error

@@ -97,7 +97,7 @@ func TestDeleteIsFollowedByItsTombstone(t *testing.T) {
 	publishAll(t, p, after)
 
 	sent := slices.Concat(before, deletes, after)
-	recs := consume(t, b.Addr(), len(sent)+3, 10*time.Second)
+	recs := consume(t, b, len(sent)+3, 10*time.Second)
 	kafkatest.CheckDelivered(t, recs, sent, "usersvc-test")
 
 	tombstones := 0
@@ -155,10 +155,10 @@ func TestDeleteIsFollowedByItsTombstone(t *testing.T) {
 // KAFKA_TOMBSTONES=false publishes the delete event alone.
 func TestNoTombstonesWhenTurnedOff(t *testing.T) {
 	b := startBroker(t)
-	p := kafkatest.NewPublisher(t, kafka.Config{Brokers: []string{b.Addr()}, Topic: topic, Source: "usersvc-test", NoTombstones: true}, testLogger(t))
+	p := kafkatest.NewPublisher(t, kafka.Config{Brokers: []string{b.addr}, Topic: b.topic, Source: "usersvc-test", NoTombstones: true}, testLogger(t))
 	sent := []domain.Message{eventOf(t, 1, domain.ActionCreate, person(1)), eventOf(t, 2, domain.ActionDelete, person(1))}
 	publishAll(t, p, sent)
-	recs := consume(t, b.Addr(), 2, 10*time.Second)
+	recs := consume(t, b, 2, 10*time.Second)
 	kafkatest.CheckDelivered(t, recs, sent, "usersvc-test")
 	for _, r := range recs {
 		if kafkatest.IsTombstone(r) {
@@ -240,7 +240,7 @@ func TestCompactionForgetsADeletedUser(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			const compacted = "users-compacted"
-			b := kafkatest.Start(t, topic, 1)
+			b, _ := startFaultyBroker(t, 1)
 			createCompactedTopic(t, b.Addr(), compacted, map[string]string{"cleanup.policy": "compact", "delete.retention.ms": tc.retention})
 			p := kafkatest.NewPublisher(t, kafka.Config{Brokers: []string{b.Addr()}, Topic: compacted, Source: "usersvc-test", NoTombstones: tc.noTombstones}, testLogger(t))
 			gone, kept := person(1), person(2)

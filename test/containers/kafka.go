@@ -45,6 +45,8 @@ type Kafka struct {
 	ControllerPort int
 
 	container *testcontainers.DockerContainer
+	// seeds, when set, are an existing broker's addresses (no container).
+	seeds []string
 }
 
 func kafkaFlavor(image string) string {
@@ -99,6 +101,16 @@ func newClusterID() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// StartKafka starts a broker from the image the environment chooses
+// (USERS_TEST_KAFKA_IMAGE, or the local stand-in when no registry answers).
+func StartKafka(ctx context.Context) (*Kafka, error) {
+	if err := prepare(ctx); err != nil {
+		return nil, err
+	}
+	_, image := Images()
+	return startKafka(ctx, image)
+}
+
 func startKafka(ctx context.Context, image string) (*Kafka, error) {
 	image, err := resolveImage(ctx, image, KafkaImageEnv, LocalKfakeImage)
 	if err != nil {
@@ -134,7 +146,12 @@ func tryStartKafka(ctx context.Context, image string) (*Kafka, error) {
 func (k *Kafka) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(k.Port)) }
 
 // Brokers are the bootstrap servers (one: 127.0.0.1:port).
-func (k *Kafka) Brokers() []string { return []string{k.addr()} }
+func (k *Kafka) Brokers() []string {
+	if k.seeds != nil {
+		return k.seeds
+	}
+	return []string{k.addr()}
+}
 
 // Container is the running container.
 func (k *Kafka) Container() *testcontainers.DockerContainer { return k.container }
@@ -164,7 +181,7 @@ func (k *Kafka) terminate(ctx context.Context) error {
 }
 
 func (k *Kafka) client() (*kgo.Client, error) {
-	return kgo.NewClient(kgo.SeedBrokers(k.addr()), kgo.RequestRetries(0))
+	return kgo.NewClient(kgo.SeedBrokers(k.Brokers()...), kgo.RequestRetries(0))
 }
 
 // ping asks for cluster metadata: the broker is ready when it names itself

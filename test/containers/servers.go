@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,9 @@ const (
 	MySQLURLEnv    = "USERSVC_TEST_MYSQL_URL"
 	PostgresURLEnv = "USERSVC_TEST_POSTGRES_URL"
 	AMQPURLEnv     = "USERSVC_TEST_AMQP_URL"
+	// KafkaBrokersEnv names an existing Kafka-protocol broker (host:port,
+	// comma-separated) whose account may create topics.
+	KafkaBrokersEnv = "USERSVC_TEST_KAFKA_BROKERS"
 )
 
 // MySQLServerURL is the DATABASE_URL (mysql://root:...@127.0.0.1:port/mysql)
@@ -50,6 +54,23 @@ func AMQPURL(t testing.TB) string {
 		return u
 	}
 	return SharedRabbitMQ(t).URL()
+}
+
+// KafkaTopic creates a topic of its own for t (partitions of them) on a
+// Kafka-protocol broker for t's package and returns the bootstrap servers
+// and the topic: USERSVC_TEST_KAFKA_BROKERS when set, otherwise the
+// package's broker container (Main's, or one started on first use).
+func KafkaTopic(t testing.TB, partitions int32) (brokers []string, topic string) {
+	t.Helper()
+	if b := os.Getenv(KafkaBrokersEnv); b != "" {
+		k := &Kafka{}
+		for _, addr := range strings.Split(b, ",") {
+			k.seeds = append(k.seeds, strings.TrimSpace(addr))
+		}
+		return k.Brokers(), k.NewTopic(t, partitions)
+	}
+	k := SharedKafka(t)
+	return k.Brokers(), k.NewTopic(t, partitions)
 }
 
 // lazy is a server of the test package started on first use and removed by
@@ -121,6 +142,9 @@ var (
 	lazyRabbitMQ = &lazy[*RabbitMQ]{
 		what: "RabbitMQ", start: StartRabbitMQ, terminate: (*RabbitMQ).Terminate, addr: (*RabbitMQ).addr,
 	}
+	lazyKafka = &lazy[*Kafka]{
+		what: "Kafka-protocol broker", start: StartKafka, terminate: (*Kafka).terminate, addr: (*Kafka).addr,
+	}
 )
 
 // SharedMySQL returns the package's MySQL-compatible server: Main's when
@@ -148,9 +172,19 @@ func SharedRabbitMQ(t testing.TB) *RabbitMQ {
 	return lazyRabbitMQ.get(t)
 }
 
+// SharedKafka returns the package's Kafka-protocol broker: Main's when Main
+// started one, otherwise one started on first use.
+func SharedKafka(t testing.TB) *Kafka {
+	t.Helper()
+	if shared != nil {
+		return shared.Kafka
+	}
+	return lazyKafka.get(t)
+}
+
 // stopLazy removes the servers started on first use.
 func stopLazy(ctx context.Context) error {
-	return errors.Join(lazyMySQL.stop(ctx), lazyPostgres.stop(ctx), lazyRabbitMQ.stop(ctx))
+	return errors.Join(lazyMySQL.stop(ctx), lazyPostgres.stop(ctx), lazyRabbitMQ.stop(ctx), lazyKafka.stop(ctx))
 }
 
 // RunTests is a TestMain for packages whose tests ask for servers as they

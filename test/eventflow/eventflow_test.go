@@ -30,9 +30,14 @@ import (
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
+	"github.com/marketplace/usersvc/test/containers"
 )
 
+// topic is the in-process broker's, for the tests that stop and restart it;
+// the others take a topic of their own on the package's broker container.
 const topic = "users-events"
+
+func TestMain(m *testing.M) { containers.RunTests(m) }
 
 var client = netip.MustParseAddr("127.0.0.1")
 
@@ -57,8 +62,9 @@ type service struct {
 }
 
 // newService opens the database file dbPath (migrating it) and wires the
-// real use cases to it, with a relay publishing to the broker at addr.
-func newService(t *testing.T, dbPath, addr string, extra map[string]string) *service {
+// real use cases to it, with a relay publishing to topic on the broker at
+// addr.
+func newService(t *testing.T, dbPath, addr, topic string, extra map[string]string) *service {
 	t.Helper()
 	ctx := context.Background()
 	store, err := gormstore.Open(ctx, gormstore.Config{URL: "sqlite://" + dbPath})
@@ -240,7 +246,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 func TestEveryEventArrivesInOrderAcrossABrokerOutage(t *testing.T) {
 	const usersUp, usersDown = 200, 1000
 	b := kafkatest.Start(t, topic, 3)
-	s := newService(t, t.TempDir()+"/u.db", b.Addr(), map[string]string{"message.timeout.ms": "1000"})
+	s := newService(t, t.TempDir()+"/u.db", b.Addr(), topic, map[string]string{"message.timeout.ms": "1000"})
 	s.startRelay()
 
 	idsUp, latUp := s.mutate(t, "up", usersUp)
@@ -293,23 +299,23 @@ func TestEveryEventArrivesInOrderAcrossABrokerOutage(t *testing.T) {
 // process's relay publishes the pending events.
 func TestEventsCommittedBeforeARestartArePublishedByTheNextProcess(t *testing.T) {
 	const users = 50
-	b := kafkatest.Start(t, topic, 3)
+	brokers, topic := containers.KafkaTopic(t, 3)
 	dbPath := t.TempDir() + "/u.db"
 
-	first := newService(t, dbPath, b.Addr(), nil) // its relay never runs
+	first := newService(t, dbPath, brokers[0], topic, nil) // its relay never runs
 	ids, _ := first.mutate(t, "before-restart", users)
 	if n := first.backlog(t); n != 2*users {
 		t.Fatalf("outbox holds %d unpublished events after the commits, want %d", n, 2*users)
 	}
 	first.shutdown()
 
-	second := newService(t, dbPath, b.Addr(), nil)
+	second := newService(t, dbPath, brokers[0], topic, nil)
 	if n := second.backlog(t); n != 2*users {
 		t.Fatalf("after the restart the outbox holds %d unpublished events, want %d", n, 2*users)
 	}
 	second.startRelay()
 	second.waitDrained(t, 15*time.Second)
-	recs := kafkatest.Consume(t, b.Addr(), topic, 2*users, 15*time.Second)
+	recs := kafkatest.Consume(t, brokers[0], topic, 2*users, 15*time.Second)
 	if dups := checkEvents(t, recs, ids); dups != 0 {
 		t.Errorf("%d duplicates without any failure", dups)
 	}
@@ -321,8 +327,8 @@ func TestEventsCommittedBeforeARestartArePublishedByTheNextProcess(t *testing.T)
 // are, in order, then the id-only delete event and its tombstone; nothing
 // produced from the delete on holds the user's email, names or address.
 func TestNothingPublishedAfterADeleteHoldsTheUser(t *testing.T) {
-	b := kafkatest.Start(t, topic, 3)
-	s := newService(t, t.TempDir()+"/u.db", b.Addr(), nil)
+	brokers, topic := containers.KafkaTopic(t, 3)
+	s := newService(t, t.TempDir()+"/u.db", brokers[0], topic, nil)
 	ctx := context.Background()
 
 	// The relay is not running yet: the create and the update of the user
@@ -345,7 +351,7 @@ func TestNothingPublishedAfterADeleteHoldsTheUser(t *testing.T) {
 	s.waitDrained(t, 15*time.Second)
 
 	events := 3 + 2*len(later)
-	recs := kafkatest.Consume(t, b.Addr(), topic, events+1, 15*time.Second)
+	recs := kafkatest.Consume(t, brokers[0], topic, events+1, 15*time.Second)
 	key := strconv.FormatInt(gone.ID, 10)
 	var mine []*kgo.Record
 	for _, r := range recs {
