@@ -83,6 +83,10 @@ func (g gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (strin
 	elapsed := time.Since(begin)
 	level, msg := slog.LevelDebug, "database statement"
 	switch {
+	case err != nil && isDuplicateKey(err):
+		// A unique index refusing a row is an answer (409: the email is
+		// taken), not a failure of the database: no ERROR per conflict.
+		level, msg = slog.LevelDebug, "database statement refused by a unique index"
 	case err != nil && !errors.Is(err, gorm.ErrRecordNotFound):
 		level, msg = slog.LevelError, "database statement failed"
 	case elapsed > g.slow:
@@ -97,7 +101,7 @@ func (g gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (strin
 		slog.Duration("duration", elapsed),
 		slog.Int64("rows", rows),
 	}
-	if level == slog.LevelError {
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		attrs = append(attrs, slog.String("error", safeError(err)))
 	}
 	if level == slog.LevelWarn {

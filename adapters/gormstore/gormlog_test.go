@@ -59,10 +59,8 @@ func TestGormLogLevelsAndNoValues(t *testing.T) {
 	t.Run("failed statement at ERROR with the driver's code, not the data", func(t *testing.T) {
 		s, logs := openLogged(t, slog.LevelInfo, time.Hour)
 		insert(t, s, newUser("Ada", "L", secretEmail, 0))
-		u := newUser("Ada", "L", secretEmail, time.Second)
-		err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error { return tx.InsertUser(ctx, &u) })
-		if err == nil {
-			t.Fatal("a duplicate e-mail address was stored")
+		if err := s.db.WithContext(ctx).Exec("SELECT email FROM no_such_table WHERE email = ?", secretEmail).Error; err == nil {
+			t.Fatal("a statement on a missing table succeeded")
 		}
 		var failed []logLine
 		for _, l := range parseLogs(t, logs) {
@@ -71,13 +69,39 @@ func TestGormLogLevelsAndNoValues(t *testing.T) {
 			}
 		}
 		if len(failed) == 0 {
-			t.Fatalf("no ERROR line for the failed insert:\n%s", logs)
+			t.Fatalf("no ERROR line for the failed statement:\n%s", logs)
 		}
-		if !strings.Contains(failed[0].SQL, "INSERT") || !strings.Contains(failed[0].SQL, "?") || !strings.HasPrefix(failed[0].Error, "sqlite error") {
-			t.Errorf("failed statement logged as %+v, want the INSERT with placeholders and the sqlite code", failed[0])
+		if !strings.Contains(failed[0].SQL, "no_such_table") || !strings.Contains(failed[0].SQL, "?") || !strings.HasPrefix(failed[0].Error, "sqlite error") {
+			t.Errorf("failed statement logged as %+v, want the SELECT with placeholders and the sqlite code", failed[0])
 		}
 		if strings.Contains(logs.String(), "secret") || strings.Contains(logs.String(), "argon2id") {
 			t.Errorf("the log shows user data:\n%s", logs)
+		}
+	})
+	t.Run("a duplicate key is an answer, logged at DEBUG only", func(t *testing.T) {
+		for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+			s, logs := openLogged(t, level, time.Hour)
+			insert(t, s, newUser("Ada", "L", secretEmail, 0))
+			u := newUser("Ada", "L", secretEmail, time.Second)
+			err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error { return tx.InsertUser(ctx, &u) })
+			if !errors.Is(err, domain.ErrEmailTaken) {
+				t.Fatalf("inserting a taken email: %v, want ErrEmailTaken", err)
+			}
+			refused := 0
+			for _, l := range parseLogs(t, logs) {
+				if l.Level != "DEBUG" {
+					t.Errorf("at %v the conflict logged %+v, want nothing above DEBUG", level, l)
+				}
+				if l.Msg == "database statement refused by a unique index" && strings.HasPrefix(l.Error, "sqlite error") {
+					refused++
+				}
+			}
+			if want := map[slog.Level]int{slog.LevelInfo: 0, slog.LevelDebug: 1}[level]; refused != want {
+				t.Errorf("at %v: %d refusal lines, want %d:\n%s", level, refused, want, logs)
+			}
+			if strings.Contains(logs.String(), "secret") {
+				t.Errorf("the log shows user data:\n%s", logs)
+			}
 		}
 	})
 	t.Run("not found is no error", func(t *testing.T) {
