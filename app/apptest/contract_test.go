@@ -32,3 +32,7 @@ func TestGeolocatorContract(t *testing.T) {
 		Unknown: []netip.Addr{netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("2001:db8::2")},
 	})
 }
+
+func TestCredentialStoreContract(t *testing.T) {
+	porttest.RunCredentialStoreContract(t, func(*testing.T) porttest.CredentialStore { return apptest.NewStore() })
+}

@@ -3,7 +3,6 @@ package apptest
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
@@ -39,6 +38,7 @@ type Hasher struct {
 	mu          sync.Mutex
 	hashCalls   int
 	verifyCalls int
+	rehashCalls int
 	hashErr     error
 	verifyErr   error
 	onVerify    func()
@@ -85,7 +85,7 @@ func (h *Hasher) Verify(ctx context.Context, hash, password string) (bool, error
 	if !strings.HasPrefix(hash, hashPrefix) {
 		return false, fmt.Errorf("apptest: %q is not a hash of the fake hasher", hash)
 	}
-	return subtle.ConstantTimeCompare([]byte(hash), []byte(HashOf(password))) == 1, nil
+	return matches(hash, password), nil
 }
 
 // FailHash makes every Hash call fail with err (nil to stop).

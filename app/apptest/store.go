@@ -63,6 +63,7 @@ type Store struct {
 	lastList  domain.ListQuery
 	loseLock  context.CancelFunc
 	lockHeld  bool
+	failures  map[string]domain.LoginFailures // login failures by key
 }
 
 type outboxRow struct {
