@@ -127,6 +127,12 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, los
 	}
 	got, err := acquire(ctx, conn)
 	if err != nil || !got {
+		// The lease's short idle timeout must not go back to the pool with
+		// the connection: on PostgreSQL nothing else sets it, and the
+		// server would end the pooled session under a later request.
+		if err != nil || endLease(ctx, conn) != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
 		_ = conn.Close()
 		if err == nil {
 			err = errLockBusy
@@ -161,7 +167,7 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, los
 		once.Do(func() {
 			close(stop)
 			wg.Wait()
-			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			rctx, cancel := context.WithTimeout(context.Background(), s.releaseTimeout())
 			defer cancel()
 			if err := errors.Join(unlock(rctx, conn), endLease(rctx, conn)); err != nil {
 				// The lock dies with its session: make sure this connection
@@ -172,6 +178,17 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, los
 			_ = conn.Close()
 		})
 	}, nil
+}
+
+// releaseTimeout bounds freeing a lock: a database call like any other, so
+// within the statement timeout (at most 5 s). A holder that was cut off
+// gives up on its connection that much after the route is back, instead of
+// keeping it in use waiting for answers the fault dropped.
+func (s *Store) releaseTimeout() time.Duration {
+	if s.stmtTimeout > 0 {
+		return min(s.stmtTimeout, 5*time.Second)
+	}
+	return 5 * time.Second
 }
 
 // acquireFunc and unlockFunc take and free one named lock on a dedicated

@@ -189,3 +189,67 @@ func TestRelayLockLeaseOfABlackholedHolder(t *testing.T) {
 		})
 	}
 }
+
+// A relay that finds the lock taken gives its connection back to the pool
+// without the lease's short idle timeout: on PostgreSQL the server would
+// otherwise end that pooled session, under whichever request used it next.
+func TestBusyLockLeavesNoLeaseInThePool(t *testing.T) {
+	const lease = 3 * time.Second
+	direct := freshPostgresDatabase(t)
+	holder := openMigrated(t, direct)
+	if _, unlock, ok, err := holder.TryLock(context.Background()); !ok || err != nil {
+		t.Fatalf("holder TryLock = %v, %v", ok, err)
+	} else {
+		defer unlock()
+	}
+	other, err := Open(context.Background(), Config{URL: direct, LockLease: lease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Close() })
+	other.DB().SetMaxOpenConns(1) // the next query gets the lock attempt's connection
+	if _, _, ok, err := other.TryLock(context.Background()); ok || err != nil {
+		t.Fatalf("TryLock while held elsewhere = %v, %v; want false", ok, err)
+	}
+	var idle string
+	if err := other.DB().QueryRow("SELECT current_setting('idle_session_timeout')").Scan(&idle); err != nil {
+		t.Fatal(err)
+	}
+	if idle != "0" {
+		t.Errorf("a pooled session has idle_session_timeout %s after a busy lock attempt, want 0", idle)
+	}
+}
+
+// A replica cut off in the middle of a transaction must not keep its row
+// locks: a PostgreSQL session idle inside a transaction for the lock lease
+// is ended by the server, and another store updates the row.
+func TestPostgresIdleTransactionEndsAfterTheLease(t *testing.T) {
+	const lease = time.Second
+	direct := freshPostgresDatabase(t)
+	other := openMigrated(t, direct)
+	stuck, err := Open(context.Background(), Config{URL: direct, LockLease: lease})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stuck.Close() })
+	tx, err := stuck.DB().BeginTx(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.Exec("UPDATE user_counts SET n = n WHERE slot = 0"); err != nil {
+		t.Fatal(err)
+	}
+	// The transaction now waits on its client, as one whose replica was
+	// cut off does.
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), lease+5*time.Second)
+	defer cancel()
+	if _, err := other.DB().ExecContext(ctx, "UPDATE user_counts SET n = n WHERE slot = 0"); err != nil {
+		t.Fatalf("update of the row the idle transaction locked: %v after %v", err, time.Since(start))
+	}
+	if took := time.Since(start); took < lease/2 {
+		t.Errorf("the row was free after %v: the idle transaction never held it", took)
+	}
+	t.Logf("the row was free %v after the transaction went idle (lease %v)", time.Since(start), lease)
+}

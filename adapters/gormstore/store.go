@@ -271,7 +271,17 @@ func openMySQL(t Target, cfg Config) (*Store, error) {
 // openPostgres uses pgx's database/sql driver on the parsed configuration
 // (no DSN round trip, so nothing in the URL is re-interpreted).
 func openPostgres(t Target, cfg Config) (*Store, error) {
-	db := stdlib.OpenDB(*t.Postgres)
+	pc := t.Postgres.Copy()
+	// A replica cut off in the middle of a transaction leaves its session,
+	// and the row locks it holds, on the server, where other replicas wait
+	// for them (MySQL sessions end after the lease, see openMySQL). A
+	// PostgreSQL session idle inside a transaction for the lock lease is
+	// ended by the server, which frees them; the service's transactions
+	// never wait on their client that long.
+	if _, ok := pc.RuntimeParams["idle_in_transaction_session_timeout"]; !ok {
+		pc.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(lockLease(cfg).Milliseconds(), 10)
+	}
+	db := stdlib.OpenDB(*pc)
 	applyPool(db, serverPool(cfg))
 	return &Store{dialect: DialectPostgres, sqlDB: db, now: time.Now}, nil
 }
