@@ -198,6 +198,14 @@ func (r *Relay) Flush(ctx context.Context) error {
 }
 
 func (r *Relay) cycle(ctx context.Context) error {
+	// A publisher that cannot reach the broker fails here, before the lock:
+	// holding it through a connection attempt to an unreachable broker
+	// would stop every replica publishing for as long as the attempt lasts.
+	if c, ok := r.pub.(ports.BrokerConnector); ok {
+		if err := c.Connect(ctx); err != nil {
+			return fmt.Errorf("connect to the broker: %w", err)
+		}
+	}
 	held, unlock, ok, err := r.lock.TryLock(ctx)
 	if err != nil {
 		return fmt.Errorf("take relay lock: %w", err)

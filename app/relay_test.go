@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1173,4 +1174,60 @@ func TestRelayBacklogFollowsThePollWhileIdle(t *testing.T) {
 	})
 	calls := outbox.backlogCalls()
 	waitFor(t, "more polls to measure again", 2*time.Second, func() bool { return outbox.backlogCalls() >= calls+3 })
+}
+
+// connectingPublisher is a fakePublisher that is also a
+// ports.BrokerConnector, failing to connect while down is set.
+type connectingPublisher struct {
+	*fakePublisher
+	down     atomic.Bool
+	attempts atomic.Int32
+}
+
+var errBrokerUnreachable = errors.New("broker unreachable")
+
+func (p *connectingPublisher) Connect(context.Context) error {
+	p.attempts.Add(1)
+	if p.down.Load() {
+		return errBrokerUnreachable
+	}
+	return nil
+}
+
+// A relay whose publisher cannot reach the broker fails before taking the
+// relay lock, so that a replica cut off from the broker alone leaves the
+// lock to the others; once it connects again it publishes.
+func TestRelayConnectsBeforeTakingTheLock(t *testing.T) {
+	outbox := &fakeOutbox{}
+	for range 3 {
+		outbox.add("1", relayT0)
+	}
+	lock := &fakeLock{}
+	pub := &connectingPublisher{fakePublisher: &fakePublisher{}}
+	pub.down.Store(true)
+	relay := NewRelay(outbox, lock, pub, fixedClock{relayT0}, RelayConfig{})
+
+	err := relay.Flush(context.Background())
+	if !errors.Is(err, errBrokerUnreachable) {
+		t.Fatalf("Flush with the broker unreachable = %v, want the connection error", err)
+	}
+	if tries := lock.triesSoFar(); tries != 0 {
+		t.Errorf("the relay tried the lock %d times while it could not connect, want 0", tries)
+	}
+	if calls, _ := pub.snapshot(); len(calls) != 0 {
+		t.Errorf("Publish called %d times while the broker was unreachable", len(calls))
+	}
+
+	pub.down.Store(false)
+	if err := relay.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush after the broker is back: %v", err)
+	}
+	if tries := lock.triesSoFar(); tries != 1 {
+		t.Errorf("TryLock called %d times, want 1", tries)
+	}
+	_, delivered := pub.snapshot()
+	assertEveryMessageOnceInOrder(t, delivered, 3)
+	if got := pub.attempts.Load(); got != 2 {
+		t.Errorf("Connect called %d times, want once per cycle (2)", got)
+	}
 }

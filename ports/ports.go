@@ -93,6 +93,15 @@ type EventPublisher interface {
 	Publish(ctx context.Context, msgs []domain.Message) (acked int, err error)
 }
 
+// BrokerConnector is what an EventPublisher may add: Connect makes sure it
+// has a working connection to the broker (making one if it has none)
+// without sending anything. The relay calls it before taking the relay
+// lock, so that a replica cut off from the broker alone fails to connect
+// without holding the lock, while the others publish.
+type BrokerConnector interface {
+	Connect(ctx context.Context) error
+}
+
 // Geolocator places a client address.
 type Geolocator interface {
 	// Locate returns domain.UnknownLocation for addresses it cannot place

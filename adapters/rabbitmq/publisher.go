@@ -61,7 +61,10 @@ type Publisher struct {
 	closed  bool
 }
 
-var _ ports.EventPublisher = (*Publisher)(nil)
+var (
+	_ ports.EventPublisher  = (*Publisher)(nil)
+	_ ports.BrokerConnector = (*Publisher)(nil)
+)
 
 // NewPublisher validates cfg. It does not connect: the first Publish does,
 // so the service starts while the broker is down and events wait.
@@ -126,6 +129,25 @@ func (p *Publisher) Publish(ctx context.Context, msgs []domain.Message) (int, er
 		}
 	}
 	return acked, nil
+}
+
+// Connect makes sure the publisher has a working connection and channel,
+// making them when it has none; it sends nothing. Without a deadline of
+// ctx's own it is bounded by twice DialTimeout: the dial, then the
+// channel's set-up. The relay calls it before taking its lock, so a
+// replica that cannot reach the broker does not hold the lock meanwhile.
+func (p *Publisher) Connect(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*p.cfg.DialTimeout)
+		defer cancel()
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	return p.ensureChannel(ctx)
 }
 
 // publishChunk publishes at most chunkSize messages and waits for all their
@@ -238,7 +260,12 @@ func (p *Publisher) ensureChannel(ctx context.Context) error {
 			return err
 		}
 	}
-	ch, err := p.conn.Channel()
+	// The channel's set-up calls take no context: a connection that went
+	// silent after the dial would hold them until the heartbeats give up
+	// on it. Ending ctx closes the connection, which ends them.
+	conn := p.conn
+	defer context.AfterFunc(ctx, func() { _ = conn.CloseDeadline(time.Now()) })()
+	ch, err := conn.Channel()
 	if err != nil {
 		return p.connectionError(err)
 	}

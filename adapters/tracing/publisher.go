@@ -80,3 +80,12 @@ func (p *publisher) Publish(ctx context.Context, msgs []domain.Message) (int, er
 	}
 	return acked, err
 }
+
+// Connect passes ports.BrokerConnector on, so the relay still checks the
+// broker before taking its lock when tracing is on.
+func (p *publisher) Connect(ctx context.Context) error {
+	if c, ok := p.inner.(ports.BrokerConnector); ok {
+		return c.Connect(ctx)
+	}
+	return nil
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/marketplace/usersvc/adapters/tracing"
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
 )
 
 // recordingPublisher keeps what it was asked to send and acknowledges acks.
@@ -97,5 +98,40 @@ func TestPublisherOffIsTheInnerPublisher(t *testing.T) {
 	var none *tracing.Provider
 	if got := none.Publisher(inner, "kafka", "t"); got != inner {
 		t.Errorf("nil tracing wraps the publisher: %T", got)
+	}
+}
+
+// connectingPublisher is also a ports.BrokerConnector.
+type connectingPublisher struct {
+	recordingPublisher
+	err error
+}
+
+func (c *connectingPublisher) Connect(context.Context) error { return c.err }
+
+// The relay asks the publisher to connect before it takes its lock; the
+// traced publisher passes that on, and reports success for a publisher
+// that has no such step.
+func TestPublisherPassesConnectOn(t *testing.T) {
+	p, _ := newRecorded(t)
+	down := errors.New("broker unreachable")
+	for _, c := range []struct {
+		name  string
+		inner ports.EventPublisher
+		want  error
+	}{
+		{"connector down", &connectingPublisher{err: down}, down},
+		{"connector up", &connectingPublisher{}, nil},
+		{"publisher without a connect step", &recordingPublisher{}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pub, ok := p.Publisher(c.inner, "rabbitmq", "x").(ports.BrokerConnector)
+			if !ok {
+				t.Fatal("the traced publisher is not a ports.BrokerConnector")
+			}
+			if err := pub.Connect(context.Background()); !errors.Is(err, c.want) || (c.want == nil && err != nil) {
+				t.Errorf("Connect = %v, want %v", err, c.want)
+			}
+		})
 	}
 }
