@@ -52,7 +52,8 @@ func rawCall(method, path, ctype, body string) call {
 
 func get(path string) call { return call{method: http.MethodGet, path: path} }
 
-// with adds a request header.
+// with adds a request header; an empty value sends none (not even the
+// service's default token).
 func (c call) with(name, value string) call {
 	c.header = maps.Clone(c.header)
 	if c.header == nil {
@@ -90,7 +91,14 @@ func (s *service) do(t *testing.T, c call) reply {
 	if c.ctype != "" {
 		req.Header.Set("Content-Type", c.ctype)
 	}
+	if s.token != "" {
+		req.Header.Set("Authorization", "Bearer "+s.token)
+	}
 	for k, v := range c.header {
+		if v == "" {
+			req.Header.Del(k) // e.g. no Authorization at all
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	res, err := httpClient.Do(req)

@@ -21,13 +21,20 @@ type expectedEvent struct {
 	action  string
 	user    user     // as the API showed it after the change (before it, for a delete)
 	changed []string // updates only, sorted
+	actor   string   // the sub of the caller's token; "" for null
 }
 
-// expect records the event a successful mutation must produce.
+// expect records the event a successful mutation made with the service's
+// default token (or none) must produce.
 func (s *service) expect(action string, u user, changed ...string) {
+	s.expectBy(s.actor, action, u, changed...)
+}
+
+// expectBy records the event of a mutation made by the token of sub actor.
+func (s *service) expectBy(actor, action string, u user, changed ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.expected = append(s.expected, expectedEvent{action: action, user: u, changed: changed})
+	s.expected = append(s.expected, expectedEvent{action: action, user: u, changed: changed, actor: actor})
 }
 
 // The event contract, written out here rather than taken from the code.
@@ -193,8 +200,13 @@ func (s *service) checkEvent(t *testing.T, r *kgo.Record, want expectedEvent, se
 	if !eventID.MatchString(body.ID) {
 		t.Errorf("event id %q is not a UUID", body.ID)
 	}
-	if body.Actor != nil { // the service runs with AUTH_MODE=none: no caller is known
+	switch {
+	case want.actor == "" && body.Actor != nil: // AUTH_MODE=none: no caller is known
 		t.Errorf("event %s names the actor %q, want null", body.ID, *body.Actor)
+	case want.actor != "" && body.Actor == nil:
+		t.Errorf("event %s: actor null, want the caller's sub %q", body.ID, want.actor)
+	case want.actor != "" && *body.Actor != want.actor:
+		t.Errorf("event %s: actor %q, want the caller's sub %q", body.ID, *body.Actor, want.actor)
 	}
 	if seen[body.ID] {
 		t.Errorf("event id %s delivered twice", body.ID)

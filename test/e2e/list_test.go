@@ -36,9 +36,12 @@ type page struct {
 }
 
 // TestListing creates a known set of users on a service of its own and
-// checks filters, ordering and paging against it.
+// checks filters, ordering and paging against it. The service runs with
+// AUTH_MODE=jwt against a JWKS this test serves, so its callers also prove
+// who they are (testBearerTokens, after the listing: it adds users), and
+// its events name them; the other services run with AUTH_MODE=none.
 func TestListing(t *testing.T) {
-	s := startService(t, serviceOptions{geoStatic: "127.0.0.0/8=CH"})
+	s := startService(t, serviceOptions{geoStatic: "127.0.0.0/8=CH", issuer: newIssuer(t)})
 	users := make([]user, len(people))
 	for i, p := range people {
 		users[i] = s.create(t, s.input(p.first, p.last, p.email))
@@ -160,6 +163,7 @@ func TestListing(t *testing.T) {
 		})
 	}
 
+	t.Run("bearer tokens", func(t *testing.T) { testBearerTokens(t, s) })
 	t.Run("events", func(t *testing.T) { s.checkEvents(t) })
 }
 

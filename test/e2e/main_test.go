@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/marketplace/usersvc/adapters/jwtauth/jwttest"
 	"github.com/marketplace/usersvc/test/containers"
 )
 
@@ -34,6 +35,10 @@ type serviceOptions struct {
 	geoStatic string
 	// trustedProxies is TRUSTED_PROXIES; empty trusts no peer.
 	trustedProxies string
+	// issuer, when set, runs the service with AUTH_MODE=jwt against its
+	// JWKS; every request then carries issuer's token unless it says
+	// otherwise (see call.with). Unset: AUTH_MODE=none.
+	issuer *issuer
 }
 
 // service is one container of the service's image, on a database and a
@@ -45,6 +50,11 @@ type service struct {
 	topic string
 	db    containers.Database
 	svc   *containers.Service
+	// token is sent as a bearer token by default; actor is its sub, which
+	// the events of the mutations it makes must name ("": null).
+	token  string
+	actor  string
+	issuer *issuer
 
 	mu       sync.Mutex
 	secrets  []string // plaintext passwords sent, the database password
@@ -78,6 +88,14 @@ func startService(t *testing.T, opts serviceOptions) *service {
 	}
 	if opts.trustedProxies != "" {
 		vars["TRUSTED_PROXIES"] = opts.trustedProxies
+	}
+	if opts.issuer != nil {
+		vars["AUTH_MODE"] = "jwt"
+		vars["AUTH_JWKS_URL"] = opts.issuer.jwks.URL()
+		vars["AUTH_ISSUER"] = jwttest.Issuer
+		vars["AUTH_AUDIENCE"] = jwttest.Audience
+		s.issuer = opts.issuer
+		s.token, s.actor = s.tokenFor(t, defaultSub, defaultScopes), defaultSub
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -177,6 +195,10 @@ func (s *service) checkLogs(t *testing.T) {
 	s.mu.Unlock()
 	if got := strings.Count(logs, `"msg":"http request"`); got < answered {
 		t.Errorf("the service logged %d access lines for %d answers: this is not its log", got, answered)
+	}
+	// Under AUTH_MODE=jwt the access log names the caller.
+	if s.actor != "" && !strings.Contains(logs, `"sub":"`+s.actor+`"`) {
+		t.Errorf("no access line names the caller's sub %q", s.actor)
 	}
 	for _, leak := range s.leaks(logs) {
 		t.Errorf("the service's log contains %s", leak)
