@@ -18,6 +18,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/rabbitmq/rabbitmqtest"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/test/containers"
+	"github.com/marketplace/usersvc/test/eventschema"
 )
 
 func TestValidate(t *testing.T) {
@@ -131,6 +132,9 @@ func TestProvideWithBrokersPublishesToKafka(t *testing.T) {
 	}
 	defer cl.Close()
 	recs := cl.PollFetches(ctx).Records()
+	for _, r := range recs {
+		eventschema.Check(t, r.Value)
+	}
 	if len(recs) != 1 || string(recs[0].Value) != string(m.Payload) || string(recs[0].Key) != "7" {
 		t.Fatalf("topic holds %d records (%v), want the one event keyed 7", len(recs), recs)
 	}

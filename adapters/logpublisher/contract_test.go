@@ -10,6 +10,7 @@ import (
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
 	"github.com/marketplace/usersvc/ports/porttest"
+	"github.com/marketplace/usersvc/test/eventschema"
 	"github.com/marketplace/usersvc/test/syncbuf"
 )
 
@@ -31,6 +32,7 @@ func TestEventPublisherContract(t *testing.T) {
 				if err := json.Unmarshal(payload, &body); err != nil {
 					t.Fatalf("line %q is not the event contract: %v", line, err)
 				}
+				eventschema.Check(t, payload)
 				got = append(got, porttest.Delivered{Key: strconv.FormatInt(body.Data.ID, 10), Payload: payload})
 			}
 			// Publish wrote every line before it returned: nothing to wait for.

@@ -28,13 +28,20 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456789, time.UTC)
 func event(t *testing.T, seq int64, action domain.Action, userID int64) domain.Message {
 	t.Helper()
 	u := domain.User{ID: userID, Email: fmt.Sprintf("u%d@example.com", userID), CreatedAt: t0, UpdatedAt: t0}
-	m, err := domain.NewEvent(fmt.Sprintf("evt-%d", seq), action, u, nil, t0.Add(time.Duration(seq)*time.Second)).Message()
+	var changed []string
+	if action == domain.ActionUpdate {
+		changed = []string{domain.FieldEmail}
+	}
+	m, err := domain.NewEvent(evt(seq), action, u, changed, t0.Add(time.Duration(seq)*time.Second)).Message()
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Seq = seq
 	return m
 }
+
+// evt is the id of the seq-th event: UUIDv7-shaped, as the contract says.
+func evt(seq int64) string { return fmt.Sprintf("00000000-0000-7000-8000-%012d", seq) }
 
 func publishCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -157,9 +164,9 @@ func TestRoutingKeysAreEventTypes(t *testing.T) {
 		q    *rabbitmqtest.Queue
 		want []string
 	}{
-		{"users.user.*", all, []string{"evt-1", "evt-2", "evt-3", "evt-4"}},
-		{"users.user.deleted", deletes, []string{"evt-4"}},
-		{"created and updated", changes, []string{"evt-1", "evt-2", "evt-3"}},
+		{"users.user.*", all, []string{evt(1), evt(2), evt(3), evt(4)}},
+		{"users.user.deleted", deletes, []string{evt(4)}},
+		{"created and updated", changes, []string{evt(1), evt(2), evt(3)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -179,8 +186,8 @@ func TestUnroutableMessageIsNotAcknowledged(t *testing.T) {
 
 	// No queue at all.
 	n, err := p.Publish(publishCtx(t), msgs)
-	if n != 0 || !errors.Is(err, rabbitmq.ErrUnroutable) || !strings.Contains(err.Error(), "evt-1") {
-		t.Fatalf("Publish with no queue = %d, %v; want 0 and ErrUnroutable naming evt-1", n, err)
+	if n != 0 || !errors.Is(err, rabbitmq.ErrUnroutable) || !strings.Contains(err.Error(), evt(1)) {
+		t.Fatalf("Publish with no queue = %d, %v; want 0 and ErrUnroutable naming %s", n, err, evt(1))
 	}
 	// Only creations are routed: the update stops the acknowledged prefix.
 	created := rabbitmqtest.BindQueue(t, exchange, "users.user.created")
@@ -199,7 +206,7 @@ func TestUnroutableMessageIsNotAcknowledged(t *testing.T) {
 	for _, d := range created.Receive(t, 3, 10*time.Second) {
 		got = append(got, d.MessageId)
 	}
-	if want := []string{"evt-1", "evt-3", "evt-3"}; !slices.Equal(got, want) {
+	if want := []string{evt(1), evt(3), evt(3)}; !slices.Equal(got, want) {
 		t.Fatalf("creations queue received %v, want %v", got, want)
 	}
 }
@@ -213,7 +220,7 @@ func TestLargeBatchIsConfirmedInOrder(t *testing.T) {
 	p := newPublisher(t, rabbitmq.Config{Exchange: exchange})
 	msgs := make([]domain.Message, n)
 	for i := range msgs {
-		msgs[i] = event(t, int64(i+1), domain.ActionUpdate, int64(i%7))
+		msgs[i] = event(t, int64(i+1), domain.ActionUpdate, int64(i%7)+1)
 	}
 	if acked, err := p.Publish(publishCtx(t), msgs); acked != n || err != nil {
 		t.Fatalf("Publish = %d, %v; want %d", acked, err, n)
@@ -434,7 +441,7 @@ func TestConnectionLostMidBatchThenRecovers(t *testing.T) {
 	for _, d := range q.Receive(t, 1+2*len(batch), 10*time.Second) {
 		got = append(got, d.MessageId)
 	}
-	want := []string{"evt-1", "evt-2", "evt-3", "evt-4", "evt-2", "evt-3", "evt-4"}
+	want := []string{evt(1), evt(2), evt(3), evt(4), evt(2), evt(3), evt(4)}
 	if !slices.Equal(got, want) {
 		t.Fatalf("queue received %v, want %v", got, want)
 	}

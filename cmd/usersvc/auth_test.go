@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/marketplace/usersvc/adapters/jwtauth/jwttest"
+	"github.com/marketplace/usersvc/test/eventschema"
 )
 
 // TestJWTModeEndToEnd runs the binary with AUTH_MODE=jwt against a JWKS
@@ -62,6 +63,8 @@ func TestJWTModeEndToEnd(t *testing.T) {
 		{"index without token", http.MethodGet, "/", "", "", 200, ""},
 		{"openapi without token", http.MethodGet, "/api/v1/openapi.json", "", "", 200, ""},
 		{"docs without token", http.MethodGet, "/docs/", "", "", 200, ""},
+		{"event schema without token", http.MethodGet, "/schemas/users-events.json", "", "", 200, ""},
+		{"AsyncAPI document without token", http.MethodGet, "/schemas/asyncapi.json", "", "", 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := do(tc.method, tc.path, tc.token, tc.body)
@@ -110,6 +113,7 @@ func TestJWTModeEndToEnd(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("stdout line is not an event: %q", sc.Text())
 		}
+		eventschema.Check(t, sc.Bytes())
 		actors = append(actors, ev["actor"])
 	}
 	if len(actors) != 1 || actors[0] != "svc-signup" {

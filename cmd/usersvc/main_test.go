@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/marketplace/usersvc/test/eventschema"
 	"github.com/marketplace/usersvc/test/usersvcproc"
 )
 
@@ -129,6 +130,7 @@ func TestServeEndToEndWithEventsOnStdout(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("stdout line is not an event: %q", sc.Text())
 		}
+		eventschema.Check(t, sc.Bytes())
 		actions = append(actions, ev.Action)
 	}
 	if got := strings.Join(actions, ","); got != "create,update,delete" {

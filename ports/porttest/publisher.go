@@ -88,7 +88,8 @@ func RunEventPublisherContract(t *testing.T, newPublisher func(t *testing.T) (po
 
 // eventMessage is the message of a real event: action on user id, the
 // n-th change of that user. Names with markup, quotes and non-ASCII text
-// exercise the payload's bytes.
+// exercise the payload's bytes. Ids are UUIDv7-shaped, as the event
+// schema requires.
 func eventMessage(t *testing.T, seq int64, action domain.Action, userID int64, n int) domain.Message {
 	t.Helper()
 	created := t0.Add(time.Duration(userID) * time.Minute)
@@ -103,7 +104,7 @@ func eventMessage(t *testing.T, seq int64, action domain.Action, userID int64, n
 		changed = []string{domain.FieldFirstName, domain.FieldPassword}
 	}
 	at := t0.Add(time.Duration(seq)*time.Second + 123456789*time.Nanosecond)
-	m, err := domain.NewEvent(fmt.Sprintf("evt-%d-%d-%d", seq, userID, n), action, u, changed, at).Message()
+	m, err := domain.NewEvent(fmt.Sprintf("%08x-%04x-7000-8000-%012x", seq, n, userID), action, u, changed, at).Message()
 	mustNotFail(t, "build event message", err)
 	m.Seq = seq
 	return m

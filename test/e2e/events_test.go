@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"net/http"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/marketplace/usersvc/test/containers"
+	"github.com/marketplace/usersvc/test/eventschema"
 )
 
 // expectedEvent is what one successful mutation must put on the topic.
@@ -124,6 +126,24 @@ func (s *service) checkEvents(t *testing.T) {
 	recs := consume(t, s.topic, len(expected)+deletes, time.Second)
 	if len(recs) != len(expected)+deletes {
 		t.Errorf("%d records on the topic for %d successful mutations (%d deletes, each with a tombstone)", len(recs), len(expected), deletes)
+	}
+
+	// The events must match the schema the service itself serves (its
+	// event contract), not only this suite's idea of them.
+	served := s.do(t, get("/schemas/users-events.json"))
+	if served.status != http.StatusOK || served.header.Get("Content-Type") != "application/schema+json" {
+		t.Fatalf("GET /schemas/users-events.json = %d %q", served.status, served.header.Get("Content-Type"))
+	}
+	schema, err := eventschema.Compile(served.body)
+	if err != nil {
+		t.Fatalf("the served event schema: %v", err)
+	}
+	for _, r := range recs {
+		if r.Value != nil {
+			if err := eventschema.ValidateWith(schema, r.Value); err != nil {
+				t.Errorf("%v\nevent: %s", err, r.Value)
+			}
+		}
 	}
 
 	byUser := map[string][]*kgo.Record{}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/test/containers"
+	"github.com/marketplace/usersvc/test/eventschema"
 	"github.com/marketplace/usersvc/test/reliability/stack"
 )
 
@@ -66,6 +67,7 @@ func outboxEvents(t *testing.T, s *stack.Stack) []domain.EventBody {
 		if err := rows.Scan(&payload); err != nil {
 			t.Fatal(err)
 		}
+		eventschema.Check(t, payload) // what the relay will publish as it is
 		var ev domain.EventBody
 		if err := json.Unmarshal(payload, &ev); err != nil {
 			t.Fatal(err)

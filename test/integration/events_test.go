@@ -65,7 +65,7 @@ func TestPublisherDeliversEventsWithHeaders(t *testing.T) {
 	for i := range 60 {
 		u := newUser(fmt.Sprintf("user%d@example.com", i%5), i%5)
 		u.ID = int64(i%5) + 1
-		m := eventMessage(t, fmt.Sprintf("evt-%03d", i), actions[(i/5)%len(actions)], u, t0.Add(time.Duration(i)*time.Millisecond))
+		m := eventMessage(t, fmt.Sprintf("00000000-0000-7000-8000-%012d", i), actions[(i/5)%len(actions)], u, t0.Add(time.Duration(i)*time.Millisecond))
 		m.Seq = int64(i) + 1
 		batch = append(batch, m)
 		sent.add(m)
@@ -132,7 +132,7 @@ func TestRelayLosesNothingWhenTheBrokerRestartsMidStream(t *testing.T) {
 		for range count {
 			u := newUser(fmt.Sprintf("user%d@example.com", n%users), n%users)
 			u.ID = int64(n%users) + 1
-			m := eventMessage(t, fmt.Sprintf("evt-%04d", n), domain.ActionUpdate, u, time.Now())
+			m := eventMessage(t, fmt.Sprintf("00000000-0000-7000-8001-%012d", n), domain.ActionUpdate, u, time.Now())
 			if err := store.Do(ctx, func(ctx context.Context, tx ports.Tx) error { return tx.AppendMessage(ctx, m) }); err != nil {
 				t.Fatalf("commit %d: %v", n, err)
 			}

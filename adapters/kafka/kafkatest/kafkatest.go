@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/marketplace/usersvc/test/eventschema"
 )
 
 // Broker is a one-node kfake cluster on 127.0.0.1.
@@ -91,7 +93,9 @@ func (b *Broker) Cluster() *kfake.Cluster {
 
 // Consume reads topic from the start until at least want records arrived,
 // then for a short grace period so that duplicates show up too. It fails
-// the test after timeout.
+// the test after timeout, and fails it (without stopping it) for every
+// record that is neither a tombstone nor an event valid against the event
+// schema: every suite reading a topic checks the contract on the way.
 func Consume(t testing.TB, addr, topic string, want int, timeout time.Duration) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -113,6 +117,11 @@ func Consume(t testing.TB, addr, topic string, want int, timeout time.Duration) 
 	defer cancelGrace()
 	for grace.Err() == nil {
 		recs = append(recs, cl.PollFetches(grace).Records()...)
+	}
+	for _, r := range recs {
+		if !IsTombstone(r) {
+			eventschema.Check(t, r.Value)
+		}
 	}
 	return recs
 }

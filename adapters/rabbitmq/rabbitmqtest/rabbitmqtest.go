@@ -15,6 +15,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/marketplace/usersvc/test/containers"
+	"github.com/marketplace/usersvc/test/eventschema"
 )
 
 // URLEnv names an existing broker for tests; the user needs configure
@@ -129,7 +130,8 @@ func BindQueue(t testing.TB, exchange string, keys ...string) *Queue {
 
 // Receive waits until at least n messages arrived (failing t after
 // timeout), lets a moment pass for stray duplicates, and returns all of
-// them in arrival order.
+// them in arrival order. A body that is not an event valid against the
+// event schema fails t (without stopping it).
 func (q *Queue) Receive(t testing.TB, n int, timeout time.Duration) []amqp.Delivery {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
@@ -148,7 +150,11 @@ func (q *Queue) Receive(t testing.TB, n int, timeout time.Duration) []amqp.Deliv
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
-	return q.All()
+	got := q.All()
+	for _, d := range got {
+		eventschema.Check(t, d.Body)
+	}
+	return got
 }
 
 // All returns what arrived so far.

@@ -30,6 +30,7 @@ import (
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/test/containers"
+	"github.com/marketplace/usersvc/test/eventschema"
 	"github.com/marketplace/usersvc/test/netfault"
 	"github.com/marketplace/usersvc/test/reliability/stack"
 )
@@ -423,6 +424,7 @@ func (c *cluster) events(t *testing.T) []*kgo.Record {
 		n := 0
 		fs.EachRecord(func(r *kgo.Record) {
 			if r.Value != nil { // tombstones carry no event
+				eventschema.Check(t, r.Value)
 				recs = append(recs, r)
 			}
 			n++

@@ -25,6 +25,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/logpublisher"
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/test/eventschema"
 	"github.com/marketplace/usersvc/test/reliability/stack"
 )
 
@@ -336,6 +337,9 @@ func (e *eventCounter) observe(line []byte) {
 	if err := json.Unmarshal(line, &ev); err != nil {
 		e.fail(fmt.Sprintf("not an event: %q", line))
 		return
+	}
+	if err := eventschema.Validate(line); err != nil {
+		e.fail(err.Error())
 	}
 	if bytes.Contains(line, []byte(secretPassword)) || bytes.Contains(line, []byte(stack.HashMarker)) {
 		e.fail("event " + ev.ID + " carries a password or a hash")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/marketplace/usersvc/adapters/kafka/kafkatest"
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/test/eventschema"
 )
 
 // HashMarker starts every stored password hash (PHC format).
@@ -71,7 +72,8 @@ type Delivery struct {
 // FirstDeliveries decodes records as events (skipping the tombstones that
 // follow deletes) and keeps the first delivery of each event id, in the
 // order read; it counts the repeats (delivery is at
-// least once). A record that is not an event fails t.
+// least once). A record that is not an event fails t, and so does one
+// that does not match the event schema.
 func FirstDeliveries(t testing.TB, recs []*kgo.Record) (firsts []Delivery, duplicates int) {
 	t.Helper()
 	seen := map[string]bool{}
@@ -83,6 +85,7 @@ func FirstDeliveries(t testing.TB, recs []*kgo.Record) (firsts []Delivery, dupli
 		if err := json.Unmarshal(r.Value, &ev); err != nil {
 			t.Fatalf("record at %d/%d is not an event: %q", r.Partition, r.Offset, r.Value)
 		}
+		eventschema.Check(t, r.Value)
 		if seen[ev.ID] {
 			duplicates++
 			continue
