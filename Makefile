@@ -24,7 +24,7 @@ DOCKER_PKGS = $(call pkgs_docker,1)
 PKGS_UNIT   = $(call pkgs_docker,0)
 
 # Images for the container suites: upstream (mysql:8.4, postgres:16,
-# rabbitmq:3.13, apache/kafka:3.9.0) where a registry answers; without one
+# rabbitmq:3.13, redis:7, apache/kafka:3.9.0) where a registry answers; without one
 # the suites use the local stand-ins that `make test-images` builds
 # (Linux with debootstrap). auto builds them only when Docker Hub does not
 # answer; force either with `make test TEST_IMAGES=upstream|local`.
@@ -34,6 +34,7 @@ export USERS_TEST_MYSQL_IMAGE ?= usersvc-test/mariadb:10.11
 export USERS_TEST_KAFKA_IMAGE ?= usersvc-test/kfake:dev
 export USERS_TEST_POSTGRES_IMAGE ?= usersvc-test/postgres:15
 export USERS_TEST_RABBITMQ_IMAGE ?= usersvc-test/rabbitmq:3.10
+export USERS_TEST_REDIS_IMAGE ?= usersvc-test/redis:7.0
 endif
 
 # Development profile, for `make run` only: SQLite file, events to stdout,
@@ -68,7 +69,7 @@ test: docker-engine test-unit test-integration ## unit tests, then the suites th
 test-unit: ## the tests that need no Docker (SQLite, in-process Kafka-protocol broker, httptest)
 	$(GO) test -race -count=1 $(PKGS_UNIT)
 
-test-integration: docker-engine test-images-if-offline ## the tests that start MySQL, PostgreSQL, RabbitMQ and Kafka containers (needs Docker)
+test-integration: docker-engine test-images-if-offline ## the tests that start MySQL, PostgreSQL, RabbitMQ, Redis and Kafka containers (needs Docker)
 	$(GO) test -race -count=1 $(DOCKER_PKGS)
 
 docker-engine: ## make sure a Docker engine answers (any: Desktop, Colima, rootless, Podman; starts dockerd as root on Debian)

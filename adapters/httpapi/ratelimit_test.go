@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/marketplace/usersvc/adapters/ratelimit"
 	"github.com/marketplace/usersvc/ports"
+	"github.com/marketplace/usersvc/test/containers"
 )
 
 // from sends r as if from addr, through the trusted proxy ::1.
@@ -93,10 +93,8 @@ func TestRateLimits(t *testing.T) {
 // limit through Redis: the allowance is the same for the client whichever
 // replica it reaches.
 func TestRateLimitsSharedThroughRedis(t *testing.T) {
-	url := os.Getenv("USERSVC_TEST_REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379"
-	}
+	// USERSVC_TEST_REDIS_URL, else a Redis container of this test process.
+	url := containers.RedisURL(t)
 	name := "httpapi-" + strconv.FormatInt(time.Now().UnixNano(), 36) // apart from other runs
 	limit, err := ratelimit.ParseLimit("3/h")
 	if err != nil {
@@ -110,7 +108,7 @@ func TestRateLimitsSharedThroughRedis(t *testing.T) {
 		c := redis.NewClient(opts)
 		t.Cleanup(func() { _ = c.Close() })
 		if err := c.Ping(context.Background()).Err(); err != nil {
-			t.Fatalf("Redis at %s does not answer (start it, or set USERSVC_TEST_REDIS_URL): %v", url, err)
+			t.Fatalf("Redis at %s does not answer: %v", url, err)
 		}
 		l, err := ratelimit.NewRedis(c, name, limit)
 		if err != nil {

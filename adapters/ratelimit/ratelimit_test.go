@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"context"
 	"errors"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
+	"github.com/marketplace/usersvc/test/containers"
 )
 
 func TestParseLimit(t *testing.T) {
@@ -111,25 +111,20 @@ func TestMemory(t *testing.T) {
 	checkLimit(t, m, func(k string) string { return k }, clock.advance)
 }
 
-// redisURL is the Redis the tests use: USERSVC_TEST_REDIS_URL, else the
-// local one. The suite fails (it does not skip) when none answers.
-func redisURL() string {
-	if u := os.Getenv("USERSVC_TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379"
-}
-
+// redisClient connects to the package's Redis: USERSVC_TEST_REDIS_URL, else
+// a container of this test process (test/containers). The suite fails (it
+// does not skip) when neither answers.
 func redisClient(t *testing.T) *redis.Client {
 	t.Helper()
-	opts, err := redis.ParseURL(redisURL())
+	url := containers.RedisURL(t)
+	opts, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := redis.NewClient(opts)
 	t.Cleanup(func() { _ = c.Close() })
 	if err := c.Ping(context.Background()).Err(); err != nil {
-		t.Fatalf("Redis at %s does not answer (start it, or set USERSVC_TEST_REDIS_URL): %v", redisURL(), err)
+		t.Fatalf("Redis at %s does not answer: %v", url, err)
 	}
 	return c
 }
@@ -224,7 +219,7 @@ func TestProvide(t *testing.T) {
 	if _, ok := ls.Create.(*Memory); !ok || ls.Password != nil {
 		t.Errorf("without Redis: %T, %T; want in memory and none for the limit that is off", ls.Create, ls.Password)
 	}
-	ls, cleanup, err = Provide(ctx, Config{Create: threePerMinute, Password: threePerMinute, RedisURL: redisURL()})
+	ls, cleanup, err = Provide(ctx, Config{Create: threePerMinute, Password: threePerMinute, RedisURL: containers.RedisURL(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

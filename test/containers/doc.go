@@ -24,6 +24,12 @@
 // take the official variables and PGPORT, so nothing here differs between
 // them.
 //
+// Likewise RabbitMQ (SharedRabbitMQ, AMQPURL: USERS_TEST_RABBITMQ_IMAGE,
+// default rabbitmq:3.13, local usersvc-test/rabbitmq:3.10) and Redis
+// (SharedRedis, RedisURL: USERS_TEST_REDIS_IMAGE, default redis:7, local
+// usersvc-test/redis:7.0, Debian's redis-server); USERSVC_TEST_AMQP_URL and
+// USERSVC_TEST_REDIS_URL name existing servers instead.
+//
 // StartService runs the service's own image (USERS_TEST_SERVICE_IMAGE,
 // default usersvc:dev, built from deploy/Dockerfile) against them for
 // end-to-end suites.

@@ -184,11 +184,11 @@ func SharedKafka(t testing.TB) *Kafka {
 
 // stopLazy removes the servers started on first use.
 func stopLazy(ctx context.Context) error {
-	return errors.Join(lazyMySQL.stop(ctx), lazyPostgres.stop(ctx), lazyRabbitMQ.stop(ctx), lazyKafka.stop(ctx))
+	return errors.Join(lazyMySQL.stop(ctx), lazyPostgres.stop(ctx), lazyRabbitMQ.stop(ctx), lazyKafka.stop(ctx), lazyRedis.stop(ctx))
 }
 
 // RunTests is a TestMain for packages whose tests ask for servers as they
-// need them (MySQLServerURL, PostgresServerURL, AMQPURL and the Shared*
+// need them (MySQLServerURL, PostgresServerURL, AMQPURL, RedisURL and the Shared*
 // functions): it runs the tests, then removes the containers they started.
 // A package that never asks starts nothing and needs no Docker.
 func RunTests(m *testing.M) {

@@ -4,7 +4,7 @@
 # packages are fetched on the host by debootstrap, Go binaries are built on
 # the host, and every `docker build` runs with --network none.
 #
-#   test/images/build.sh [rootfs|mariadb|postgres|rabbitmq|kfake|service|all]...   (default: all)
+#   test/images/build.sh [rootfs|mariadb|postgres|rabbitmq|redis|kfake|service|all]...   (default: all)
 #
 # Idempotent: a root filesystem image that exists is kept; an image built
 # from a Dockerfile is rebuilt only when its inputs changed (their hash is
@@ -18,6 +18,8 @@
 #   usersvc-test/postgres:15            the above + test config + entrypoint
 #   usersvc-test/rabbitmq-rootfs:3.10   Debian + rabbitmq-server
 #   usersvc-test/rabbitmq:3.10          the above + entrypoint
+#   usersvc-test/redis-rootfs:7.0       Debian + redis-server
+#   usersvc-test/redis:7.0              the above + entrypoint
 #   usersvc-test/kfake:dev              kfake broker FROM scratch
 #   usersvc:dev                         the service (deploy/Dockerfile, local bases)
 #
@@ -42,6 +44,8 @@ POSTGRES_ROOTFS_IMAGE=usersvc-test/postgres-rootfs:15
 POSTGRES_IMAGE=usersvc-test/postgres:15
 RABBITMQ_ROOTFS_IMAGE=usersvc-test/rabbitmq-rootfs:3.10
 RABBITMQ_IMAGE=usersvc-test/rabbitmq:3.10
+REDIS_ROOTFS_IMAGE=usersvc-test/redis-rootfs:7.0
+REDIS_IMAGE=usersvc-test/redis:7.0
 KFAKE_IMAGE=usersvc-test/kfake:dev
 SERVICE_IMAGE=${USERSVC_IMAGE:-usersvc:dev}
 
@@ -215,37 +219,54 @@ phase_postgres() {
 		--build-arg "ROOTFS_IMAGE=$POSTGRES_ROOTFS_IMAGE"
 }
 
-# RabbitMQ gets a debootstrap tree of its own: Debian's rabbitmq-server and
-# the parts of Erlang it needs. The entrypoint writes the configuration at
-# start, so nothing else is prepared here.
-rabbitmq_rootfs() {
-	if have_image "$RABBITMQ_ROOTFS_IMAGE"; then
-		log "$RABBITMQ_ROOTFS_IMAGE exists"
+# A server on a debootstrap tree of its own: Debian's packages of it and
+# their libraries, imported as a root filesystem image. The entrypoints
+# configure the servers at start, so nothing else is prepared; a fix-up
+# function, when named, edits the tree before the import.
+packages_rootfs() { # image, what, fixup ('' for none), packages...
+	local image=$1 what=$2 fixup=$3
+	shift 3
+	if have_image "$image"; then
+		log "$image exists"
 		return 0
 	fi
-	local dir=$work/rabbitmq-rootfs t
+	local dir=$work/$what-rootfs t
 	t=$(now)
 	debootstrap_into "$dir"
-	log "debootstrap $suite minbase for RabbitMQ: $(since "$t")"
+	log "debootstrap $suite minbase for $what: $(since "$t")"
 	t=$(now)
-	chroot_install "$dir" rabbitmq-server
-	# The package's own environment file names the node and its addresses;
-	# the entrypoint sets them from the container's variables instead.
-	rm -f "$dir/etc/rabbitmq/rabbitmq-env.conf"
-	tar_rootfs "$dir" | docker import -c 'ENV LANG=C.UTF-8' - "$RABBITMQ_ROOTFS_IMAGE" >/dev/null
-	log "imported $RABBITMQ_ROOTFS_IMAGE ($(since "$t") for packages)"
+	chroot_install "$dir" "$@"
+	[ -z "$fixup" ] || "$fixup" "$dir"
+	tar_rootfs "$dir" | docker import -c 'ENV LANG=C.UTF-8' - "$image" >/dev/null
+	log "imported $image ($(since "$t") for packages)"
 	rm -rf "$dir"
 }
 
-phase_rabbitmq() {
-	rabbitmq_rootfs
-	local hash
+# The local image of a server: its root filesystem plus the Dockerfile and
+# entrypoint in test/images/NAME, rebuilt when any of them changed.
+server_image() { # image, rootfs image, folder under test/images
+	local image=$1 rootfs=$2 folder=$3 hash
 	hash=$({
-		docker image inspect -f '{{.Id}}' "$RABBITMQ_ROOTFS_IMAGE"
-		cat "$images/rabbitmq/Dockerfile" "$images/rabbitmq/entrypoint.sh"
+		docker image inspect -f '{{.Id}}' "$rootfs"
+		cat "$images/$folder/Dockerfile" "$images/$folder/entrypoint.sh"
 	} | sha256sum | cut -c1-16)
-	build_if_changed "$RABBITMQ_IMAGE" "$hash" "$images/rabbitmq" \
-		--build-arg "ROOTFS_IMAGE=$RABBITMQ_ROOTFS_IMAGE"
+	build_if_changed "$image" "$hash" "$images/$folder" --build-arg "ROOTFS_IMAGE=$rootfs"
+}
+
+# The rabbitmq-server package's own environment file names the node and its
+# addresses; the entrypoint sets them from the container's variables instead.
+rabbitmq_fixup() { rm -f "$1/etc/rabbitmq/rabbitmq-env.conf"; }
+
+phase_rabbitmq() {
+	packages_rootfs "$RABBITMQ_ROOTFS_IMAGE" rabbitmq rabbitmq_fixup rabbitmq-server
+	server_image "$RABBITMQ_IMAGE" "$RABBITMQ_ROOTFS_IMAGE" rabbitmq
+}
+
+# Redis: Debian's redis-server (7.0 in bookworm), configured by the command
+# line.
+phase_redis() {
+	packages_rootfs "$REDIS_ROOTFS_IMAGE" redis '' redis-server
+	server_image "$REDIS_IMAGE" "$REDIS_ROOTFS_IMAGE" redis
 }
 
 phase_kfake() {
@@ -303,13 +324,13 @@ main() {
 	local phases=("$@")
 	[ ${#phases[@]} -gt 0 ] || phases=(all)
 	if [ "${phases[*]}" = all ]; then
-		phases=(rootfs mariadb postgres rabbitmq kfake service)
+		phases=(rootfs mariadb postgres rabbitmq redis kfake service)
 	fi
 	for p in "${phases[@]}"; do
 		case $p in
-		rootfs | mariadb | postgres | rabbitmq | kfake | service) ;;
+		rootfs | mariadb | postgres | rabbitmq | redis | kfake | service) ;;
 		*)
-			log "unknown phase '$p' (want rootfs, mariadb, postgres, rabbitmq, kfake, service or all)" >&2
+			log "unknown phase '$p' (want rootfs, mariadb, postgres, rabbitmq, redis, kfake, service or all)" >&2
 			exit 2
 			;;
 		esac
@@ -320,8 +341,8 @@ main() {
 		exit 1
 	fi
 	for p in "${phases[@]}"; do
-		case $p in rootfs | mariadb | postgres | rabbitmq | service)
-			if ! command -v debootstrap >/dev/null 2>&1 && ! { have_image "$BASE_IMAGE" && have_image "$MARIADB_ROOTFS_IMAGE" && have_image "$POSTGRES_ROOTFS_IMAGE" && have_image "$RABBITMQ_ROOTFS_IMAGE"; }; then
+		case $p in rootfs | mariadb | postgres | rabbitmq | redis | service)
+			if ! command -v debootstrap >/dev/null 2>&1 && ! { have_image "$BASE_IMAGE" && have_image "$MARIADB_ROOTFS_IMAGE" && have_image "$POSTGRES_ROOTFS_IMAGE" && have_image "$RABBITMQ_ROOTFS_IMAGE" && have_image "$REDIS_ROOTFS_IMAGE"; }; then
 				log "debootstrap is missing; run test/images/ensure-docker.sh first" >&2
 				exit 1
 			fi
