@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/marketplace/usersvc/test/containers"
+	"github.com/marketplace/usersvc/test/netfault"
 )
 
 func TestMain(m *testing.M) { containers.Main(m) }
@@ -24,7 +25,11 @@ const faultFor = 20 * time.Second
 // not ready; the others keep serving; afterwards it recovers by itself
 // with a pool back within its bound.
 func TestDatabaseBlackholedOnOneReplica(t *testing.T) {
-	c := newCluster(t)
+	variants(t, []options{{postgres: true}}, testDatabaseBlackholedOnOneReplica)
+}
+
+func testDatabaseBlackholedOnOneReplica(t *testing.T, o options) {
+	c := newCluster(t, o)
 	l := c.startLoad(2)
 	time.Sleep(2 * time.Second)
 	cut := c.replicas[0]
@@ -38,7 +43,7 @@ func TestDatabaseBlackholedOnOneReplica(t *testing.T) {
 	if got := c.replicas[1].ready(); got != http.StatusOK {
 		t.Errorf("readiness of a healthy replica = %d during the fault, want 200", got)
 	}
-	time.Sleep(time.Until(from.Add(faultFor)))
+	time.Sleep(time.Until(from.Add(c.faultWindow())))
 	cut.db.Heal(t)
 	to := time.Now()
 
@@ -79,11 +84,19 @@ func TestDatabaseBlackholedOnOneReplica(t *testing.T) {
 // The replica whose relay holds the publishing lock is cut off from the
 // database: the lease ends its hold, and another replica's relay publishes
 // within takeoverBound. Nothing is lost.
+//
+// On PostgreSQL the lease is the holder session's idle_session_timeout
+// (PostgreSQL 14 or later): the server ends the silent session, and its
+// advisory lock with it.
 func TestRelayLockHolderCutOff(t *testing.T) {
-	c := newCluster(t)
+	variants(t, []options{{postgres: true}}, testRelayLockHolderCutOff)
+}
+
+func testRelayLockHolderCutOff(t *testing.T, o options) {
+	c := newCluster(t, o)
 	// A slow broker keeps each drain, and so each hold of the lock, long
 	// enough to cut the holder off in the middle of one.
-	c.kafka.Latency(t, 300*time.Millisecond)
+	c.brokers(func(p *netfault.Proxy) { p.Latency(t, 300*time.Millisecond) })
 	l := c.startLoad(1)
 	holder := -1
 	for deadline := time.Now().Add(20 * time.Second); holder < 0; {
@@ -98,7 +111,7 @@ func TestRelayLockHolderCutOff(t *testing.T) {
 	if c.relayHolder(t) != holder {
 		t.Log("the holder released the lock before the cut took hold; the takeover is then immediate")
 	}
-	c.kafka.Heal(t)
+	c.brokers(func(p *netfault.Proxy) { p.Heal(t) })
 
 	// A change made on another replica after the cut must be published
 	// within the bound: that needs another relay to hold the lock.
@@ -110,7 +123,7 @@ func TestRelayLockHolderCutOff(t *testing.T) {
 		t.Errorf("publishing resumed %v after the lock holder was cut off, over the bound %v", took, takeoverBound)
 	}
 	t.Logf("replica %d held the lock when cut off; a change made elsewhere was published %v later", holder, took)
-	time.Sleep(time.Until(from.Add(faultFor)))
+	time.Sleep(time.Until(from.Add(c.faultWindow())))
 	cut.db.Heal(t)
 	awaitStatus(t, cut, http.StatusOK, 15*time.Second)
 	outs := append(l.finish(), probe)
@@ -120,8 +133,17 @@ func TestRelayLockHolderCutOff(t *testing.T) {
 // The broker blackholed, then answering 2 s late, then resetting
 // connections: requests keep their latency (the API never waits for the
 // broker); the outbox grows, then drains; nothing is lost.
+//
+// On RabbitMQ every replica has its own proxy to the broker, and the fault
+// hits all of them: each publisher must notice a connection that went
+// silent (publisher confirms bounded by ConfirmTimeout, heartbeats) and
+// connect again once the broker answers.
 func TestBrokerFaults(t *testing.T) {
-	c := newCluster(t)
+	variants(t, []options{{rabbitmq: true}}, testBrokerFaults)
+}
+
+func testBrokerFaults(t *testing.T, o options) {
+	c := newCluster(t, o)
 	l := c.startLoad(1)
 	time.Sleep(3 * time.Second)
 	base := time.Now()
@@ -132,20 +154,20 @@ func TestBrokerFaults(t *testing.T) {
 	}
 	var grew bool
 	for _, p := range []phase{
-		{"blackholed", func() { c.kafka.Blackhole(t) }},
-		{"2s latency", func() { c.kafka.Latency(t, 2*time.Second) }},
-		{"connection resets", func() { c.kafka.ResetPeer(t, 0) }},
+		{"blackholed", func() { c.brokers(func(p *netfault.Proxy) { p.Blackhole(t) }) }},
+		{"2s latency", func() { c.brokers(func(p *netfault.Proxy) { p.Latency(t, 2*time.Second) }) }},
+		{"connection resets", func() { c.brokers(func(p *netfault.Proxy) { p.ResetPeer(t, 0) }) }},
 	} {
 		p.apply()
-		end := time.Now().Add(faultFor)
+		end := time.Now().Add(c.faultWindow())
 		for time.Now().Before(end) {
 			if n, _, err := c.db.Backlog(context.Background()); err == nil && n > 0 {
 				grew = true
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
-		c.kafka.Heal(t)
-		t.Logf("broker %s for %v", p.name, faultFor)
+		c.brokers(func(p *netfault.Proxy) { p.Heal(t) })
+		t.Logf("broker %s for %v", p.name, c.faultWindow())
 	}
 	to := time.Now()
 	time.Sleep(2 * time.Second)
@@ -166,11 +188,73 @@ func TestBrokerFaults(t *testing.T) {
 	c.verify(t, outs)
 }
 
+// One replica cut off from the broker alone while the others reach it
+// (RabbitMQ, a proxy per replica). If its relay holds the publishing lock
+// when the route dies, it gives the lock up once the broker has not
+// confirmed within ConfirmTimeout; from then on it fails to connect
+// before taking the lock, so the other relays publish everything, the
+// cut-off replica's own changes included. Its requests are served as
+// usual: they never wait for the broker.
+func TestBrokerCutOffFromOneReplica(t *testing.T) {
+	c := newCluster(t, options{rabbitmq: true})
+	// A slow broker keeps each drain, and so each hold of the lock, long
+	// enough to cut the holder off in the middle of one.
+	c.brokers(func(p *netfault.Proxy) { p.Latency(t, 300*time.Millisecond) })
+	l := c.startLoad(1)
+	holder := -1
+	for deadline := time.Now().Add(20 * time.Second); holder < 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no relay held the publishing lock within 20s")
+		}
+		holder = c.relayHolder(t)
+	}
+	cut := c.replicas[holder]
+	cut.broker.Blackhole(t)
+	from := time.Now()
+	for _, r := range c.replicas {
+		if r != cut {
+			r.broker.Heal(t)
+		}
+	}
+
+	// A change made on the cut-off replica itself: only another relay can
+	// publish it.
+	probe := createUser(t, cut, "cut-from-the-broker@network.test")
+	took := awaitEvent(t, c, probe.user, brokerCutBound+5*time.Second).Sub(from)
+	if took > brokerCutBound {
+		t.Errorf("publishing resumed %v after the lock holder was cut off from the broker, over the bound %v", took, brokerCutBound)
+	}
+	t.Logf("replica %d held the lock when cut off from the broker; its own change was published by another %v later", holder, took)
+	// Once it gave the lock up, the cut-off replica must not take it again
+	// while it cannot reach the broker: each hold would stop every relay
+	// for a connection attempt's length.
+	retaken := 0
+	for end := from.Add(c.faultWindow()); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if time.Since(from) > brokerCutBound && c.relayHolder(t) == holder {
+			retaken++
+		}
+	}
+	if retaken > 0 {
+		t.Errorf("the replica cut off from the broker held the publishing lock again (%d samples)", retaken)
+	}
+	to := time.Now()
+	cut.broker.Heal(t)
+	time.Sleep(2 * time.Second)
+	outs := append(l.finish(), probe)
+	if during := between(outs, from, to, holder); len(during) == 0 || !allBelow(during, 500) {
+		t.Errorf("the replica cut off from the broker answered %s, want only 2xx/4xx", summary(during))
+	}
+	if s := slowest(between(outs, from, to)); s.took > requestBound {
+		t.Errorf("a %s on replica %d took %v while a replica was cut off from the broker", s.op, s.replica, s.took)
+	}
+	c.verify(t, outs)
+}
+
 // Every packet to and from the database 200 ms late on every replica:
 // requests slow down, none takes longer than its bound, and the pools do
 // not grow past theirs.
 func TestDatabaseLatency(t *testing.T) {
-	c := newCluster(t)
+	c := newCluster(t, options{})
 	l := c.startLoad(2)
 	time.Sleep(2 * time.Second)
 	for _, r := range c.replicas {
@@ -205,9 +289,13 @@ func TestDatabaseLatency(t *testing.T) {
 // Connections reset in the middle of transactions that write a user and
 // its outbox row: each change is all there or not at all.
 func TestResetMidTransaction(t *testing.T) {
-	c := newCluster(t)
+	variants(t, []options{{postgres: true}}, testResetMidTransaction)
+}
+
+func testResetMidTransaction(t *testing.T, o options) {
+	c := newCluster(t, o)
 	l := c.startLoad(2)
-	end := time.Now().Add(faultFor)
+	end := time.Now().Add(c.faultWindow())
 	for time.Now().Before(end) {
 		time.Sleep(300 * time.Millisecond)
 		for _, r := range c.replicas {
@@ -227,9 +315,13 @@ func TestResetMidTransaction(t *testing.T) {
 	// a row state for every event; the outbox check makes it exact: every
 	// user row was created together with its event.
 	c.verify(t, outs)
+	idText := "CAST(u.id AS CHAR)"
+	if o.postgres {
+		idText = "CAST(u.id AS TEXT)"
+	}
 	var orphans int
 	err := c.db.DB().QueryRow(`SELECT COUNT(*) FROM users u WHERE NOT EXISTS (
-		SELECT 1 FROM outbox o WHERE o.event_type = 'users.user.created' AND o.msg_key = CAST(u.id AS CHAR))`).Scan(&orphans)
+		SELECT 1 FROM outbox o WHERE o.event_type = 'users.user.created' AND o.msg_key = ` + idText + `)`).Scan(&orphans)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +334,7 @@ func TestResetMidTransaction(t *testing.T) {
 // creates fail closed with 503 within GEO_TIMEOUT plus a small bound, and
 // nothing else slows down.
 func TestGeolocationSlowThenReset(t *testing.T) {
-	c := newCluster(t)
+	c := newCluster(t, options{})
 	l := c.startLoad(1)
 	time.Sleep(2 * time.Second)
 	base := time.Now()
