@@ -267,6 +267,44 @@ func TestPublishRetriedAfterTimeoutDeliversEverything(t *testing.T) {
 	t.Logf("%d records, %d duplicates", len(recs), dups)
 }
 
+// Connect is free while publishing works; after a failed Publish it asks
+// the cluster and fails, within its 2 s bound, while no broker answers, so
+// the relay of a replica cut off from the brokers does not take the relay
+// lock; once the broker is back it succeeds and publishing resumes.
+func TestConnectAfterAFailureAsksTheCluster(t *testing.T) {
+	kb, b := startFaultyBroker(t, 3)
+	p := newPublisher(t, b, map[string]string{"message.timeout.ms": "1000", "reconnect.backoff.max.ms": "200"})
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	all := messages(t, 1, 20, 3)
+	if acked, err := p.Publish(ctx, all[:10]); err != nil || acked != 10 {
+		t.Fatalf("Publish before the outage = %d, %v", acked, err)
+	}
+	kb.Stop()
+	start := time.Now()
+	if err := p.Connect(ctx); err != nil || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("Connect before any failure = %v after %v; want nil at once", err, time.Since(start))
+	}
+	if acked, err := p.Publish(ctx, all[10:]); err == nil || acked != 0 {
+		t.Fatalf("Publish during the outage = %d, %v; want 0 and an error", acked, err)
+	}
+	start = time.Now()
+	if err := p.Connect(ctx); err == nil || time.Since(start) > 4*time.Second {
+		t.Fatalf("Connect with the broker down = %v after %v; want an error within 4s", err, time.Since(start))
+	}
+	kb.Restart()
+	for attempt := 1; p.Connect(ctx) != nil; attempt++ {
+		if attempt > 20 {
+			t.Fatal("Connect still failing 20 attempts after the broker came back")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if acked, err := p.Publish(ctx, all[10:]); err != nil || acked != 10 {
+		t.Fatalf("Publish after the broker is back = %d, %v", acked, err)
+	}
+	kafkatest.CheckDelivered(t, consume(t, b, 20, 15*time.Second), all, "usersvc-test")
+}
+
 func TestPublisherRebuildsTheProducerAfterAFatalError(t *testing.T) {
 	b := startBroker(t)
 	p := newPublisher(t, b, nil)

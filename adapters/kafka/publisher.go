@@ -53,9 +53,44 @@ type Publisher struct {
 	// fatal is set by the event goroutine when librdkafka reports a fatal
 	// error; the next Publish then builds a new producer.
 	fatal atomic.Bool
+	// suspect is set when a Publish was not wholly acknowledged: the next
+	// Connect asks the cluster for the topic before the relay takes its lock.
+	suspect atomic.Bool
 }
 
-var _ ports.EventPublisher = (*Publisher)(nil)
+var (
+	_ ports.EventPublisher  = (*Publisher)(nil)
+	_ ports.BrokerConnector = (*Publisher)(nil)
+)
+
+// Connect returns at once while publishing works. After a Publish that
+// was not wholly acknowledged it asks the cluster for the topic's metadata
+// (within 2 s, or ctx's deadline) and fails when no broker answers, so the
+// relay of a replica cut off from the brokers does not take the relay lock
+// to wait out message.timeout.ms again while the others could publish.
+func (p *Publisher) Connect(ctx context.Context) error {
+	if !p.suspect.Load() {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	wait := metadataTimeout
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d))
+	}
+	if wait <= 0 {
+		return context.DeadlineExceeded
+	}
+	topic := p.cfg.Topic
+	if _, err := p.prod.GetMetadata(&topic, false, int(wait.Milliseconds())); err != nil {
+		return fmt.Errorf("ask %s for topic %s: %w", strings.Join(p.cfg.Brokers, ","), topic, err)
+	}
+	p.suspect.Store(false)
+	return nil
+}
 
 // NewPublisher validates cfg and starts the producer. It does not contact
 // the brokers: librdkafka connects in the background and retries.
@@ -185,6 +220,7 @@ func (p *Publisher) Publish(ctx context.Context, msgs []domain.Message) (int, er
 	produced, produceErr := p.produceAll(ctx, b, msgs, recs)
 	b.await(ctx)
 	acked := b.ackedPrefix()
+	p.suspect.Store(acked < len(recs))
 	if acked == len(recs) {
 		return ackedMessages(recs, acked, len(msgs)), nil
 	}
