@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
 )
 
 // slowSQL is a statement that runs far longer than any test: it ends only
@@ -73,15 +74,7 @@ func TestStatementsStopAtTheDeadline(t *testing.T) {
 
 		// The only connection busy with a slow statement: a point read
 		// waits for it no longer than its own deadline.
-		hold, release := context.WithCancel(context.Background())
-		held := make(chan struct{})
-		go func() {
-			defer close(held)
-			_, _ = s.DB().ExecContext(hold, slowSQL[s.dialect])
-		}()
-		for s.DB().Stats().InUse == 0 {
-			time.Sleep(5 * time.Millisecond)
-		}
+		release := holdTheOnlyConnection(s)
 		ctx, cancel = context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		start = time.Now()
@@ -90,9 +83,61 @@ func TestStatementsStopAtTheDeadline(t *testing.T) {
 			t.Errorf("GetUser behind a busy pool: %v after %s, want unavailable within %s", err, took, timeout+bound)
 		}
 		release()
-		<-held
 		if _, err := s.GetUser(context.Background(), ids[1]); err != nil {
 			t.Fatalf("point read after the release: %v", err)
+		}
+	})
+}
+
+// holdTheOnlyConnection keeps s's single pooled connection busy with a slow
+// statement until the returned release, which waits for it to end.
+func holdTheOnlyConnection(s *Store) (release func()) {
+	s.sqlDB.SetMaxOpenConns(1)
+	hold, cancel := context.WithCancel(context.Background())
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		_, _ = s.DB().ExecContext(hold, slowSQL[s.dialect])
+	}()
+	for s.DB().Stats().InUse == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return func() { cancel(); <-held }
+}
+
+// There is no separate pool acquisition timeout: the wait for a pooled
+// connection is part of the store call, and DB_STATEMENT_TIMEOUT bounds the
+// whole call. With the pool exhausted and no deadline from the caller (the
+// relay, a background job), a read and a write transaction both give up
+// within the statement timeout, as unavailable, and the store serves again
+// once a connection is free.
+func TestPoolWaitIsBoundedByTheStatementTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	const bound = time.Second
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ids := insert(t, s, newUser("Ann", "Zed", "ann@example.com", 0))
+		s.stmtTimeout = timeout // DB_STATEMENT_TIMEOUT
+		release := holdTheOnlyConnection(s)
+		defer release()
+		for _, c := range []struct {
+			name string
+			call func() error
+		}{
+			{"point read", func() error { _, err := s.GetUser(context.Background(), ids[0]); return err }},
+			{"write transaction", func() error {
+				return s.Do(context.Background(), func(context.Context, ports.Tx) error { return nil })
+			}},
+		} {
+			start := time.Now()
+			err := c.call()
+			took := time.Since(start)
+			if !errors.Is(err, domain.ErrUnavailable) || took < timeout/2 || took > timeout+bound {
+				t.Errorf("%s with the pool exhausted: %v after %v, want unavailable after about %v", c.name, err, took, timeout)
+			}
+		}
+		release()
+		if _, err := s.GetUser(context.Background(), ids[0]); err != nil {
+			t.Fatalf("point read once the connection is free: %v", err)
 		}
 	})
 }
