@@ -566,3 +566,52 @@ func TestTailRefusesAMissingTopic(t *testing.T) {
 		t.Errorf("Tail = %v, want ErrUnknownTopic", err)
 	}
 }
+
+// Each line names the trace of the request behind its event: the trace id
+// of the message's ce_traceparent (or, from another producer, of a plain
+// traceparent header), first in the line; a message without a valid trace
+// context prints as its value alone.
+func TestTailPrintsTheTraceIDOfEachMessage(t *testing.T) {
+	const (
+		traceA = "4bf92f3577b34da6a3ce929d0e0e4736"
+		traceB = "0af7651916cd43dd8448eb211c80319c"
+	)
+	b := startBroker(t)
+	p := newPublisher(t, b, nil)
+	msgs := messages(t, 1, 3, 1)
+	msgs[0].TraceParent, msgs[0].TraceState = "00-"+traceA+"-00f067aa0ba902b7-01", "congo=t61rcWkgMzE"
+	msgs[1].TraceParent = "not-a-traceparent"
+	if acked, err := p.Publish(context.Background(), msgs); err != nil || acked != len(msgs) {
+		t.Fatalf("Publish = %d, %v", acked, err)
+	}
+	// Another producer, with the plain W3C header only.
+	plain := messages(t, 10, 1, 1)[0]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rec := &kgo.Record{Topic: b.topic, Key: []byte(plain.Key), Value: plain.Payload,
+		Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte("00-" + traceB + "-b7ad6b7169203331-01")}}}
+	if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	out, stop := startTail(t, b, true)
+	lines := waitLines(t, out, 4, 15*time.Second)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`{"trace_id":"` + traceA + `",` + string(msgs[0].Payload[1:]),
+		string(msgs[1].Payload),
+		string(msgs[2].Payload),
+		`{"trace_id":"` + traceB + `",` + string(plain.Payload[1:]),
+	}
+	// Two producers may choose different partitions: compare as sets.
+	slices.Sort(lines)
+	slices.Sort(want)
+	if !slices.Equal(lines, want) {
+		t.Errorf("tail printed\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}

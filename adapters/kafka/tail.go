@@ -11,15 +11,20 @@ import (
 	"time"
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/marketplace/usersvc/adapters/logpublisher"
+	"github.com/marketplace/usersvc/adapters/tracing"
 )
 
 // tailMetadataTimeout bounds the topic lookup at the start of Tail.
 const tailMetadataTimeout = 10 * time.Second
 
 // Tail prints the topic's events to w until ctx ends, one JSON line per
-// event: exactly the message value (the event contract; the CloudEvents
-// headers repeat what it holds), as the log publisher prints without a
-// broker, so `| jq` works on both. A value that is not JSON is printed as a
+// event: the message value (the event contract; the CloudEvents headers
+// repeat what it holds), as the log publisher prints without a broker, so
+// `| jq` works on both, with "trace_id" put first when the message carries
+// a trace context (ce_traceparent): the trace of the request that caused
+// the event, for a trace viewer. A value that is not JSON is printed as a
 // JSON string; a tombstone (null value, written after a delete event) is
 // printed as {"tombstone":true,"key":"<user id>"}. fromBeginning starts at
 // the oldest retained event, otherwise at the end. Tail reads every partition present when it starts, commits
@@ -66,7 +71,7 @@ func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) erro
 			line.Reset()
 			if e.Value == nil {
 				writeTombstone(&line, e.Key)
-			} else if err := writeLine(&line, e.Value); err != nil {
+			} else if err := writeLine(&line, e.Value, traceID(e.Headers)); err != nil {
 				return err
 			}
 			if _, err := w.Write(line.Bytes()); err != nil {
@@ -105,21 +110,36 @@ func partitions(c *ckafka.Consumer, topic string) ([]int32, error) {
 	return out, nil
 }
 
-// writeLine appends v as one compact JSON line.
-func writeLine(buf *bytes.Buffer, v []byte) error {
+// writeLine appends v as one compact JSON line, led by traceID if any.
+func writeLine(buf *bytes.Buffer, v []byte, traceID string) error {
 	if json.Valid(v) {
-		if err := json.Compact(buf, v); err != nil {
+		if err := logpublisher.AppendLine(buf, v, traceID); err != nil {
 			return fmt.Errorf("compact event: %w", err)
 		}
-	} else {
-		s, err := json.Marshal(string(v))
-		if err != nil {
-			return fmt.Errorf("quote event: %w", err)
-		}
-		buf.Write(s)
+		return nil
 	}
+	s, err := json.Marshal(string(v))
+	if err != nil {
+		return fmt.Errorf("quote event: %w", err)
+	}
+	buf.Write(s)
 	buf.WriteByte('\n')
 	return nil
+}
+
+// traceID is the trace id the record's CloudEvents traceparent names (the
+// plain W3C header as a fallback), "" when it carries none.
+func traceID(headers []ckafka.Header) string {
+	var plain string
+	for _, h := range headers {
+		switch h.Key {
+		case "ce_traceparent":
+			return tracing.TraceID(string(h.Value))
+		case "traceparent":
+			plain = string(h.Value)
+		}
+	}
+	return tracing.TraceID(plain)
 }
 
 // tombstoneLine is how Tail shows a tombstone: no event has this shape

@@ -4,8 +4,9 @@
 //
 // A line is exactly the message value a Kafka consumer receives (the event
 // contract JSON: id, action, occurred_at, data, changed), which is also what
-// `usersvc events tail` prints; the CloudEvents attributes are all derivable
-// from it (ce_id = id, ce_type from action, ce_subject = data.id).
+// `usersvc events tail` prints (led there by the message's trace id, see
+// AppendLine); the CloudEvents attributes are all derivable from it (ce_id =
+// id, ce_type from action, ce_subject = data.id).
 package logpublisher
 
 import (
@@ -49,14 +50,40 @@ func (p *Publisher) Publish(ctx context.Context, msgs []domain.Message) (int, er
 			return i, err
 		}
 		p.buf.Reset()
-		// Compacting guarantees one line per event whatever the payload's layout.
-		if err := json.Compact(&p.buf, m.Payload); err != nil {
+		if err := AppendLine(&p.buf, m.Payload, ""); err != nil {
 			return i, fmt.Errorf("event %s (seq %d) is not JSON: %w", m.EventID, m.Seq, err)
 		}
-		p.buf.WriteByte('\n')
 		if _, err := p.w.Write(p.buf.Bytes()); err != nil {
 			return i, fmt.Errorf("write event %s (seq %d): %w", m.EventID, m.Seq, err)
 		}
 	}
 	return len(msgs), nil
+}
+
+// AppendLine appends the line of an event to buf: its JSON payload
+// compacted (one line per event whatever the payload's layout) and a
+// newline. A traceID (`events tail` passes the one of the message's
+// traceparent) is put first in an object payload as "trace_id", so a line
+// on the terminal leads to the trace of the request that caused the event;
+// the members after it are the payload's, byte for byte. On error buf is
+// left as it was.
+func AppendLine(buf *bytes.Buffer, payload []byte, traceID string) error {
+	start := buf.Len()
+	if err := json.Compact(buf, payload); err != nil {
+		buf.Truncate(start)
+		return err
+	}
+	if line := buf.Bytes()[start:]; traceID != "" && len(line) > 0 && line[0] == '{' {
+		members := bytes.Clone(line[1:]) // "}" for an empty object
+		buf.Truncate(start)
+		id, _ := json.Marshal(traceID) // cannot fail: a string
+		buf.WriteString(`{"trace_id":`)
+		buf.Write(id)
+		if len(members) > 1 {
+			buf.WriteByte(',')
+		}
+		buf.Write(members)
+	}
+	buf.WriteByte('\n')
+	return nil
 }

@@ -473,7 +473,8 @@ func TestUnconfirmedPublishTimesOut(t *testing.T) {
 }
 
 // Tail declares the exchange when the service has not yet, and prints
-// what is published from then on.
+// what is published from then on, with the trace id of each message that
+// carries a trace context.
 func TestTailPrintsEventsAsJSONLines(t *testing.T) {
 	exchange := rabbitmqtest.ExchangeName(t)
 	cfg := rabbitmq.Config{URL: rabbitmqtest.URL(t), Exchange: exchange, Source: testSource}
@@ -518,14 +519,20 @@ func TestTailPrintsEventsAsJSONLines(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("tail printed nothing for the probe")
 	}
-	msgs := []domain.Message{event(t, 1, domain.ActionCreate, 1), event(t, 2, domain.ActionDelete, 1)}
+	// A message with a trace context prints its trace id first, for a
+	// trace viewer; one without (or with a malformed one) prints its body.
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	msgs := []domain.Message{event(t, 1, domain.ActionCreate, 1), event(t, 2, domain.ActionUpdate, 1), event(t, 3, domain.ActionDelete, 1)}
+	msgs[0].TraceParent, msgs[0].TraceState = "00-"+traceID+"-00f067aa0ba902b7-01", "congo=t61rcWkgMzE"
+	msgs[1].TraceParent = "not-a-traceparent"
+	wants := []string{`{"trace_id":"` + traceID + `",` + string(msgs[0].Payload[1:]), string(msgs[1].Payload), string(msgs[2].Payload)}
 	if n, err := p.Publish(publishCtx(t), msgs); n != len(msgs) || err != nil {
 		t.Fatalf("Publish = %d, %v", n, err)
 	}
-	for _, m := range msgs {
+	for i, m := range msgs {
 		select {
 		case line := <-lines:
-			if want := string(m.Payload) + "\n"; line != want {
+			if want := wants[i] + "\n"; line != want {
 				t.Fatalf("tail printed %q, want %q", line, want)
 			}
 		case <-time.After(10 * time.Second):

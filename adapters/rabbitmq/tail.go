@@ -1,6 +1,7 @@
 package rabbitmq
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/marketplace/usersvc/adapters/logpublisher"
-	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/adapters/tracing"
 )
 
 // ErrNoHistory is Tail's answer to fromBeginning: an exchange keeps no
@@ -19,9 +20,9 @@ import (
 var ErrNoHistory = errors.New("RabbitMQ keeps no history of an exchange: tail shows events published from now on (drop --from-beginning)")
 
 // Tail prints the exchange's events to w until ctx ends, one compact JSON
-// line per event: the message body, printed by the log publisher, so the
-// lines are those the service prints without a broker and the Kafka tail
-// prints. A body that is not JSON (not one of ours) is skipped with a
+// line per event: the message body, printed as the log publisher prints it
+// and with "trace_id" first when the message carries a trace context
+// (cloudEvents:traceparent), so the lines are those the Kafka tail prints. A body that is not JSON (not one of ours) is skipped with a
 // warning on slog.Default. It reads through a queue of its own
 // (server-named, exclusive, deleted when Tail ends) bound with "#", so it
 // takes nothing from other consumers.
@@ -62,7 +63,7 @@ func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("consume: %w", err)
 	}
-	lines := logpublisher.New(w)
+	var line bytes.Buffer
 	for {
 		select {
 		case <-ctx.Done():
@@ -78,9 +79,13 @@ func Tail(ctx context.Context, cfg Config, fromBeginning bool, w io.Writer) erro
 				slog.Default().Warn("events tail: skipped a message that is not JSON", slog.String("routing_key", d.RoutingKey))
 				continue
 			}
-			msg := domain.Message{EventID: d.MessageId, Payload: d.Body}
-			if _, err := lines.Publish(context.WithoutCancel(ctx), []domain.Message{msg}); err != nil {
-				return err
+			line.Reset()
+			traceparent, _ := d.Headers["cloudEvents:traceparent"].(string)
+			if err := logpublisher.AppendLine(&line, d.Body, tracing.TraceID(traceparent)); err != nil {
+				return fmt.Errorf("compact event %s: %w", d.MessageId, err)
+			}
+			if _, err := w.Write(line.Bytes()); err != nil {
+				return fmt.Errorf("write event %s: %w", d.MessageId, err)
 			}
 		}
 	}
