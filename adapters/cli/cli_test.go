@@ -396,3 +396,49 @@ func TestPasswordHashParametersAgainstOWASP(t *testing.T) {
 		})
 	}
 }
+
+// LOGIN_LOG_KEY keys the email_hash of credential-check log lines: set (in
+// the environment or a mounted file), every process gets the same key; a
+// short one stops the start-up without echoing it; unset leaves the key to
+// the use case (random per process).
+func TestLoginLogKey(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef"
+	file := t.TempDir() + "/login-log-key"
+	if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		vars map[string]string
+		want string
+	}{
+		{"unset", nil, ""},
+		{"from the environment", map[string]string{"LOGIN_LOG_KEY": key}, key},
+		{"from a file", map[string]string{"LOGIN_LOG_KEY_FILE": file}, key},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(tc.vars))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(VerifyConfig(c, slog.New(slog.DiscardHandler)).LogKey); got != tc.want {
+				t.Errorf("VerifyConfig().LogKey = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	t.Run("too short", func(t *testing.T) {
+		short := "short-log-key-of-31-characters!"
+		_, err := Load(env(map[string]string{"LOGIN_LOG_KEY": short}))
+		if err == nil || !strings.HasPrefix(err.Error(), "invalid LOGIN_LOG_KEY ") || !strings.Contains(err.Error(), "at least 32") {
+			t.Fatalf("Load with a %d-character key = %v; want it refused, naming the variable", len(short), err)
+		}
+		if strings.Contains(err.Error(), short) {
+			t.Errorf("the error echoes the key: %v", err)
+		}
+	})
+	t.Run("both set", func(t *testing.T) {
+		if _, err := Load(env(map[string]string{"LOGIN_LOG_KEY": key, "LOGIN_LOG_KEY_FILE": file})); err == nil || !strings.Contains(err.Error(), "LOGIN_LOG_KEY_FILE") {
+			t.Fatalf("Load with both = %v, want an error naming LOGIN_LOG_KEY_FILE", err)
+		}
+	})
+}

@@ -52,6 +52,7 @@ type Config struct {
 	LoginMaxFailures   int
 	LoginWindow        time.Duration
 	LoginLockout       time.Duration
+	LoginLogKey        string
 	LogLevel           slog.Level
 	LogFormat          string
 	LogClientIP        httpapi.ClientIPLog
@@ -173,6 +174,16 @@ var Variables = []Variable{
 		set: func(c *Config, v string) (err error) { c.LoginWindow, err = positiveDuration(v); return }},
 	{Name: "LOGIN_LOCKOUT", Default: "15m", Help: "how long after its last failure a locked-out email is refused (429)",
 		set: func(c *Config, v string) (err error) { c.LoginLockout, err = positiveDuration(v); return }},
+	{Name: "LOGIN_LOG_KEY", Default: "", Secret: true, Help: "key (at least 32 characters) of the email_hash that names an email in credential-check log lines; the same on every replica and across restarts lets one account's attempts be followed; empty: a random key per process (lines of different replicas or restarts cannot be matched)",
+		set: func(c *Config, v string) error {
+			c.LoginLogKey = v
+			if v != "" && len(v) < minLoginLogKey {
+				return fmt.Errorf("must be at least %d characters", minLoginLogKey)
+			}
+			return nil
+		}},
+	{Name: "LOGIN_LOG_KEY_FILE", Default: "", Help: "file holding LOGIN_LOG_KEY (a mounted secret); setting both is an error",
+		set: func(*Config, string) error { return nil }},
 	{Name: "LOG_LEVEL", Default: "info", Help: "debug, info, warn or error",
 		set: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{Name: "LOG_FORMAT", Default: "json", Help: "json or text",
@@ -400,7 +411,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 // FileVariables are the secret-bearing variables that may instead be read
 // from a mounted file named by NAME_FILE (a Kubernetes Secret volume, a
 // Docker secret), so the value never sits in the process environment.
-var FileVariables = []string{"DATABASE_URL", "AMQP_URL", "KAFKA_CONFIG", "IPAPI_KEY"}
+var FileVariables = []string{"DATABASE_URL", "AMQP_URL", "KAFKA_CONFIG", "IPAPI_KEY", "LOGIN_LOG_KEY"}
+
+// minLoginLogKey is LOGIN_LOG_KEY's shortest length: a short key would let
+// whoever reads the logs confirm guessed emails by brute force.
+const minLoginLogKey = 32
 
 // lookupWithFile reads name, or the file named by name_FILE; setting both
 // is an error, as is an unreadable file. One trailing newline is dropped.

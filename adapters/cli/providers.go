@@ -56,6 +56,7 @@ func HashConfig(c Config) argon2id.Config {
 func VerifyConfig(c Config, logger *slog.Logger) app.VerifyConfig {
 	return app.VerifyConfig{
 		Policy: domain.LoginPolicy{MaxFailures: c.LoginMaxFailures, Window: c.LoginWindow, Lockout: c.LoginLockout},
+		LogKey: []byte(c.LoginLogKey), // empty: NewVerifyCredentials draws one
 		Logger: logger,
 	}
 }

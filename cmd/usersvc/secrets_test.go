@@ -17,7 +17,8 @@ import (
 
 // The secret scan of issue 20: a known secret in every secret-bearing
 // variable (DATABASE_URL's userinfo and password parameter, IPAPI_KEY
-// through its _FILE variant, KAFKA_CONFIG's SASL password, AMQP_URL), then
+// through its _FILE variant, KAFKA_CONFIG's SASL password, AMQP_URL,
+// LOGIN_LOG_KEY), then
 // start-up, connection and request errors; the secret must appear in no
 // output: stdout, stderr, or any answer.
 func TestSecretsAppearInNoOutput(t *testing.T) {
@@ -32,6 +33,7 @@ func TestSecretsAppearInNoOutput(t *testing.T) {
 		"GEO_PROVIDER=ipapi", "IPAPI_BASE_URL=http://" + closed, "IPAPI_KEY_FILE=" + keyFile,
 		"KAFKA_CONFIG=security.protocol=SASL_PLAINTEXT,sasl.mechanisms=PLAIN,sasl.username=usersvc,sasl.password=" + secret + ",reconnect.backoff.max.ms=200",
 		"AMQP_URL=amqp://usersvc:" + secret + "@" + closed + "/",
+		"LOGIN_LOG_KEY=" + secret + "-long-enough-for-a-key",
 	}
 	scan := func(t *testing.T, what, out string) {
 		t.Helper()
@@ -60,6 +62,7 @@ func TestSecretsAppearInNoOutput(t *testing.T) {
 		for _, bad := range []string{
 			"DATABASE_URL=oracle://usersvc:" + secret + "@db/users",
 			"DATABASE_URL=postgres://usersvc@db/users?password=" + secret + "&connect_timeout=never",
+			"LOGIN_LOG_KEY=" + secret, // too short
 		} {
 			cmd := exec.Command(usersvcproc.Binary(t), "serve")
 			cmd.Env = append(os.Environ(), append(common, bad, "EVENT_BUS=log")...)
@@ -86,6 +89,13 @@ func TestSecretsAppearInNoOutput(t *testing.T) {
 		// Requests that fail: a forwarded address the provider must place
 		// is not believed here (no trusted proxy), so probe the usual
 		// error paths instead.
+		// A failed credentials check: its log line carries the keyed hash.
+		if res, err := http.Post(s.Base+"/api/v1/credentials/verify", "application/json",
+			strings.NewReader(`{"email":"ada@example.ch","password":"wrong-password-1"}`)); err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			scan(t, "verify response", string(body))
+		}
 		for _, path := range []string{"/api/v1/users/999", "/api/v1/users?page=x", "/nope"} {
 			if res, err := http.Get(s.Base + path); err == nil {
 				body, _ := io.ReadAll(res.Body)
@@ -98,6 +108,9 @@ func TestSecretsAppearInNoOutput(t *testing.T) {
 		scan(t, "stderr", s.Stderr.String())
 		if !strings.Contains(s.Stderr.String(), "starting usersvc") {
 			t.Errorf("no start-up log line: the scan read nothing")
+		}
+		if !strings.Contains(s.Stderr.String(), `"email_hash"`) {
+			t.Errorf("no credentials check was logged: LOGIN_LOG_KEY's use was not scanned")
 		}
 	})
 }
