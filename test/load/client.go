@@ -94,6 +94,12 @@ func (c *client) put(cc *clientConn) {
 // do sends one request and reads the whole answer. route names the request
 // in error messages.
 func (c *client) do(ctx context.Context, method, route, path string, body []byte, want int) error {
+	return c.doWith(ctx, method, route, path, "", body, want)
+}
+
+// doWith is do with extra header lines (each ending in "\r\n"), written as
+// they are: a caller's bearer token or an If-Match.
+func (c *client) doWith(ctx context.Context, method, route, path, header string, body []byte, want int) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s %s: %w", method, route, err)
 	}
@@ -101,7 +107,7 @@ func (c *client) do(ctx context.Context, method, route, path string, body []byte
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, route, err)
 	}
-	status, n, keep, err := c.exchange(ctx, cc, method, path, body)
+	status, n, keep, err := c.exchange(ctx, cc, method, path, header, body)
 	if err != nil || !keep {
 		_ = cc.nc.Close()
 	} else {
@@ -120,7 +126,7 @@ func (c *client) do(ctx context.Context, method, route, path string, body []byte
 
 // exchange writes the request and reads the answer on cc. keep reports
 // whether the connection may carry another request.
-func (c *client) exchange(ctx context.Context, cc *clientConn, method, path string, body []byte) (status int, n int64, keep bool, err error) {
+func (c *client) exchange(ctx context.Context, cc *clientConn, method, path, header string, body []byte) (status int, n int64, keep bool, err error) {
 	deadline := time.Now().Add(c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -136,6 +142,7 @@ func (c *client) exchange(ctx context.Context, cc *clientConn, method, path stri
 	b.WriteString(" HTTP/1.1\r\nHost: ")
 	b.WriteString(c.host)
 	b.WriteString("\r\nUser-Agent: usersvc-load\r\n")
+	b.WriteString(header)
 	if body != nil {
 		b.WriteString("Content-Type: application/json\r\nContent-Length: ")
 		b.WriteString(strconv.Itoa(len(body)))

@@ -147,7 +147,9 @@ type population struct {
 const (
 	usersPerLastName = 20
 	firstNames       = 200
-	seedPasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$bG9hZHRlc3RzYWx0MTIzNA$6X1n0wWl0u4nJpA7Y0c3oQy0dGgZf9y4iC2mJm0bq3E"
+	// seedPassword hashed with the production parameters (argon2id
+	// OWASP, m=9216 t=4 p=1), so that checking it upgrades nothing.
+	seedPasswordHash = "$argon2id$v=19$m=9216,t=4,p=1$2XBY309zm7d4Lt3DD6dx+w$Y8Hq0dTETX1Ews7TYo3/YLqyvKvZCTEtukhvBw6/QE8"
 )
 
 func newPopulation(users int) population {
@@ -159,6 +161,11 @@ func (p population) randomID(r interface{ Int64N(int64) int64 }) int64 {
 }
 
 func lastName(k int) string { return "Lastname" + strconv.Itoa(k) }
+
+// seededEmail is the email of seeded user i (0 <= i < pop.Users).
+func seededEmail(i int, pop population) string {
+	return strings.ToLower("First"+strconv.Itoa(i%firstNames)+"."+lastName(i%pop.LastNames)+"."+strconv.Itoa(i)) + "@example" + strconv.Itoa(i%97) + ".com"
+}
 
 // seedResult says how the users table was filled.
 type seedResult struct {
@@ -266,7 +273,7 @@ func insertBatch(ctx context.Context, db *sql.DB, lo, hi int, pop population) er
 		sb.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
 		first := "First" + strconv.Itoa(i%firstNames)
 		last := lastName(i % pop.LastNames)
-		email := strings.ToLower(first+"."+last+"."+strconv.Itoa(i)) + "@example" + strconv.Itoa(i%97) + ".com"
+		email := seededEmail(i, pop)
 		at := seedEpoch.Add(time.Duration(i) * time.Second)
 		args = append(args, email, email, first, strings.ToLower(first), last, strings.ToLower(last),
 			strconv.Itoa(i)+" Main Street", seedPasswordHash, 1, at, at)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,6 +119,12 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("workloads %v", o.Workloads)
 			}
 		}},
+		{name: "timing concurrency at most the concurrency", args: []string{"-concurrency", "1"}, check: func(t *testing.T, o options) {
+			if o.TimingConc != 1 {
+				t.Errorf("timing concurrency %d with -concurrency 1, want 1", o.TimingConc)
+			}
+		}},
+		{name: "no timing workers", args: []string{"-timing-concurrency", "0"}, wantErr: "-timing-concurrency"},
 		{name: "unknown workload", args: []string{"-workloads", "get,delete"}, wantErr: `unknown "delete"`},
 		{name: "no users", args: []string{"-users", "0"}, wantErr: "-users"},
 		{name: "unbounded duration", args: []string{"-duration", "2h"}, wantErr: "-duration"},
@@ -148,6 +155,9 @@ func TestEvaluate(t *testing.T) {
 			{Name: "get", MinRatio: 0.5, Service: phase(600, 0), Raw: phase(1000, 0), Ratio: 0.6},
 			{Name: "list", MinRatio: 0.4, Service: phase(300, 0), Raw: phase(1000, 0), Ratio: 0.3},
 			{Name: "patch", Service: phase(100, 2), Raw: phase(100, 0), Ratio: 1},
+			{Name: "get-token", MinRatio: 0.9, Sides: [2]string{"token", "no auth"}, Service: phase(850, 0), Raw: phase(1000, 0), Ratio: 0.85},
+			{Name: "verify-fail", MaxMedianGap: 0.1, Sides: [2]string{"unknown email", "wrong password"}, Service: phase(10, 0), Raw: phase(10, 0)},
+			{Name: "stale-if-match", MaxMedianGap: 0.1, Sides: [2]string{"right password", "wrong password"}, Service: phase(10, 0), Raw: phase(10, 0)},
 		},
 		Relay: &RelayResult{EventsPerS: 9000},
 		Lag:   &LagResult{Rate: 500, Lag: Latency{P99: Millis(40 * time.Millisecond)}},
@@ -158,16 +168,29 @@ func TestEvaluate(t *testing.T) {
 			{Workload: "filter", Users: 200_000, OtherUsers: 100_000, Growth: 9}, // too close in size
 		},
 	}
+	// Medians 20 against 21.9 ms (9.5% apart) and 20 against 22.1 ms (10.5%).
+	median := func(w *WorkloadResult, a, b time.Duration) {
+		w.Service.Latency.P50, w.Raw.Latency.P50 = Millis(a), Millis(b)
+		w.finish()
+	}
+	median(&r.Workloads[4], 20*time.Millisecond, 21900*time.Microsecond)
+	median(&r.Workloads[5], 22100*time.Microsecond, 20*time.Millisecond)
 	want := map[string]bool{
-		"get throughput vs raw":                true,
-		"get errors":                           true,
-		"list throughput vs raw":               false,
-		"list errors":                          true,
-		"patch errors":                         false,
-		"list p99 at 1000000 vs 10000 users":   true,
-		"filter p99 at 1000000 vs 10000 users": false,
-		"relay throughput":                     false,
-		"event lag p99 at 500 mutations/s":     true,
+		"get-token throughput vs no auth":                     false,
+		"get-token errors":                                    true,
+		"verify-fail p50 unknown email vs wrong password":     true,
+		"verify-fail errors":                                  true,
+		"stale-if-match p50 right password vs wrong password": false,
+		"stale-if-match errors":                               true,
+		"get throughput vs raw":                               true,
+		"get errors":                                          true,
+		"list throughput vs raw":                              false,
+		"list errors":                                         true,
+		"patch errors":                                        false,
+		"list p99 at 1000000 vs 10000 users":                  true,
+		"filter p99 at 1000000 vs 10000 users":                false,
+		"relay throughput":                                    false,
+		"event lag p99 at 500 mutations/s":                    true,
 	}
 	got := map[string]bool{}
 	for _, tg := range evaluate(r) {
@@ -245,16 +268,42 @@ func TestRunSmoke(t *testing.T) {
 			}
 			var report bytes.Buffer
 			printReport(&report, res)
-			for _, want := range []string{"service/raw", "get", "mixed", "peak RSS", "relay:", "event lag", "targets (issue 7)"} {
+			for _, w := range res.Workloads {
+				want := o.Concurrency
+				if w.Name == "verify-fail" || w.Name == "stale-if-match" {
+					want = o.TimingConc
+				}
+				if w.Concurrency != want {
+					t.Errorf("%s ran at concurrency %d, want %d", w.Name, w.Concurrency, want)
+				}
+			}
+			var targets []string
+			for _, tg := range res.Targets {
+				targets = append(targets, tg.Name)
+			}
+			for _, want := range []string{"get-token throughput vs no auth", "verify throughput vs raw",
+				"verify-fail p50 unknown email vs wrong password", "stale-if-match p50 right password vs wrong password"} {
+				if !slices.Contains(targets, want) {
+					t.Errorf("no target %q among %q", want, targets)
+				}
+			}
+			for _, want := range []string{"service/raw", "get", "mixed", "peak RSS", "relay:", "event lag", "targets (issues 7, 14, 15, 20)",
+				"get-token", "create-token", "no auth", "verify", "unknown email", "stale-if-match", "right password"} {
 				if !strings.Contains(report.String(), want) {
 					t.Errorf("report lacks %q:\n%s", want, report.String())
 				}
 			}
-			if strings.Contains(report.String(), loadPassword) {
-				t.Error("the report shows the password the created users got")
-			}
 			if err := writeJSON(out, res); err != nil {
 				t.Fatal(err)
+			}
+			written, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, secret := range []string{loadPassword, seedPassword, wrongPassword, "Bearer", "eyJ"} {
+				if strings.Contains(report.String(), secret) || strings.Contains(string(written), secret) {
+					t.Errorf("the report or the JSON file shows a password or the token (%q)", secret)
+				}
 			}
 			back, err := readJSON(out)
 			if err != nil {

@@ -48,6 +48,7 @@ type options struct {
 	Warmup        time.Duration `json:"warmup_ns"`
 	Rounds        int           `json:"rounds"`
 	Concurrency   int           `json:"concurrency"`
+	TimingConc    int           `json:"timing_concurrency"`
 	Workloads     []string      `json:"workloads"`
 	MaxPage       int           `json:"max_page"`
 	RSSConns      int           `json:"rss_conns"`
@@ -81,6 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Warmup, "warmup", time.Second, "per workload: service calibration and warm-up, then raw warm-up (segments also settle for two typical latencies)")
 	fs.IntVar(&o.Rounds, "rounds", 4, "service and raw alternate up to this many times per workload, so background load hits both alike (fewer when a segment would last under 10 typical latencies)")
 	fs.IntVar(&o.Concurrency, "concurrency", 32, "closed-loop workers (and keep-alive connections)")
+	fs.IntVar(&o.TimingConc, "timing-concurrency", 2, "closed-loop workers of the timing comparisons (verify-fail, stale-if-match): few, so that a median is the service's time, not a queue's")
 	workloadList := fs.String("workloads", strings.Join(workloadNames(), ","), "comma-separated workloads to run")
 	fs.IntVar(&o.MaxPage, "max-page", 100, "list pages are drawn uniformly from 1..max-page")
 	fs.IntVar(&o.RSSConns, "rss-conns", 256, "keep-alive connections of the peak-RSS check (0: skip it)")
@@ -120,8 +122,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.Users < 1 || o.Users > 10_000_000:
 		return o, errors.New("-users: 1 to 10,000,000")
-	case o.Concurrency < 1 || o.Concurrency > 4096, o.RSSConns < 0 || o.RSSConns > 4096:
-		return o, errors.New("-concurrency and -rss-conns: up to 4096")
+	case o.Concurrency < 1 || o.Concurrency > 4096, o.RSSConns < 0 || o.RSSConns > 4096, o.TimingConc < 1:
+		return o, errors.New("-concurrency and -rss-conns: up to 4096; -timing-concurrency at least 1")
 	case o.Duration <= 0 || o.Duration > time.Hour, o.Warmup < 0, o.LagDuration <= 0 || o.LagDuration > time.Hour:
 		return o, errors.New("-duration and -lag-duration: more than 0, at most 1h; -warmup not negative")
 	case o.Rounds < 1 || o.Rounds > 100, o.MaxPage < 1, o.Partitions < 1, o.SeedBatch < 1, o.SeedWorkers < 1:
@@ -137,6 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		}
 	}
 	o.MaxPage = min(o.MaxPage, max(1, (o.Users+9)/10))
+	o.TimingConc = min(o.TimingConc, o.Concurrency)
 	return o, nil
 }
 
@@ -281,6 +284,12 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 		pop: pop, client: cl, raw: raw, hasher: newHasher(o.CheapHash), maxPage: o.MaxPage,
 		nonce: strconv.FormatInt(time.Now().UnixNano(), 36), seq: &atomic.Uint64{}, servicePool: svc.store.DB(),
 	}
+	auth, stopAuth, err := newAuthEnv(ctx, o, svc, e, pool)
+	if err != nil {
+		return res, err
+	}
+	defer stopAuth()
+	e.auth = auth
 
 	for _, name := range o.Workloads {
 		w := workloads[slices.IndexFunc(workloads, func(w workload) bool { return w.Name == name })]
@@ -355,7 +364,10 @@ const (
 // merged until each segment lasts latenciesPerSegment of them, and each
 // segment starts with an unmeasured settling time of two.
 func runWorkload(ctx context.Context, o options, w workload, e *env, p progress) (*WorkloadResult, error) {
-	wr := &WorkloadResult{Name: w.Name, Doc: w.Doc, MinRatio: w.MinRatio, Service: &Phase{}, Raw: &Phase{}}
+	if w.Timing {
+		return runPaired(ctx, o, w, e, p)
+	}
+	wr := &WorkloadResult{Name: w.Name, Doc: w.Doc, MinRatio: w.MinRatio, Sides: w.Sides, Concurrency: o.Concurrency, Service: &Phase{}, Raw: &Phase{}}
 	cal := closedLoop(ctx, o.Concurrency, 0, o.Warmup, 1<<32, w.service(e))
 	typical := cal.latency.Quantile(0.5)
 	if cal.Requests == 0 {

@@ -39,6 +39,14 @@ type WorkloadResult struct {
 	Raw      *Phase  `json:"raw"`
 	Ratio    float64 `json:"ratio"`
 	MinRatio float64 `json:"min_ratio,omitempty"`
+	// Sides names the sides when they are not "service" and "raw".
+	Sides [2]string `json:"sides,omitempty"`
+	// MedianGap is how far the larger of the sides' medians is above the
+	// smaller (0.05: 5%); MaxMedianGap its target (0: none).
+	MedianGap    float64 `json:"median_gap"`
+	MaxMedianGap float64 `json:"max_median_gap,omitempty"`
+	// Concurrency is the workers of each side.
+	Concurrency int `json:"concurrency"`
 	// CPURatio compares requests per CPU-second of this process and the
 	// database server together: the ratio the sides would have if each had
 	// the same CPU, whatever other processes took meanwhile. The service's
@@ -59,7 +67,18 @@ func (w *WorkloadResult) finish() *WorkloadResult {
 	if s, r := w.Service.perCore(), w.Raw.perCore(); r > 0 {
 		w.CPURatio = s / r
 	}
+	if a, b := w.Service.Latency.P50, w.Raw.Latency.P50; a > 0 && b > 0 {
+		w.MedianGap = float64(max(a, b))/float64(min(a, b)) - 1
+	}
 	return w
+}
+
+// sideNames are the names of the service and the raw side.
+func (w *WorkloadResult) sideNames() [2]string {
+	if w.Sides[0] == "" {
+		return [2]string{"service", "raw"}
+	}
+	return w.Sides
 }
 
 // Comparison sets this run's p99 against another run's, workload by workload.
@@ -117,13 +136,19 @@ const (
 func evaluate(r *Results) []Target {
 	var ts []Target
 	for _, w := range r.Workloads {
+		few := ""
+		if n := min(w.Service.Requests, w.Raw.Requests); n < fewSamples {
+			few = fmt.Sprintf(" (only %d requests on one side)", n)
+		}
+		sides := w.sideNames()
 		if w.MinRatio > 0 {
-			got := fmt.Sprintf("%.0f%%", w.Ratio*100)
-			if n := min(w.Service.Requests, w.Raw.Requests); n < fewSamples {
-				got += fmt.Sprintf(" (only %d requests on one side)", n)
-			}
-			ts = append(ts, Target{Name: w.Name + " throughput vs raw", Want: fmt.Sprintf(">= %.0f%%", w.MinRatio*100),
-				Got: got, Pass: w.Ratio >= w.MinRatio})
+			ts = append(ts, Target{Name: w.Name + " throughput vs " + sides[1], Want: fmt.Sprintf(">= %.0f%%", w.MinRatio*100),
+				Got: fmt.Sprintf("%.0f%%", w.Ratio*100) + few, Pass: w.Ratio >= w.MinRatio})
+		}
+		if w.MaxMedianGap > 0 {
+			ts = append(ts, Target{Name: w.Name + " p50 " + sides[0] + " vs " + sides[1], Want: fmt.Sprintf("within %.0f%%", w.MaxMedianGap*100),
+				Got:  fmt.Sprintf("%.1f%% (%v vs %v ms)", w.MedianGap*100, w.Service.Latency.P50, w.Raw.Latency.P50) + few,
+				Pass: w.Service.Latency.P50 > 0 && w.Raw.Latency.P50 > 0 && w.MedianGap <= w.MaxMedianGap})
 		}
 		ts = append(ts, Target{Name: w.Name + " errors", Want: "0",
 			Got: fmt.Sprintf("%d (raw %d)", w.Service.Errors, w.Raw.Errors), Pass: w.Service.Errors == 0 && w.Raw.Errors == 0})
@@ -177,21 +202,26 @@ func printReport(w io.Writer, r *Results) {
 	if len(r.Workloads) > 0 {
 		fmt.Fprintln(w, "\nservice/raw compares requests per second; per CPU compares requests per CPU-second of this process and the database")
 		fmt.Fprintln(w, "together (the service side pays the load generator too). CPU: cores used by this process / the database server / everything else.")
+		fmt.Fprintln(w, "Rows with named sides compare two kinds of request to the service instead of the service and the raw baseline.")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "workload\tside\treq/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tservice/raw\tper CPU\tCPU self/db/other\t")
 		for _, x := range r.Workloads {
+			names := x.sideNames()
 			for _, side := range []struct {
 				name  string
 				p     *Phase
 				ratio string
 				cpu   string
-			}{{"service", x.Service, fmt.Sprintf("%.2f", x.Ratio), fmt.Sprintf("%.2f", x.CPURatio)}, {"raw", x.Raw, "", ""}} {
+			}{{names[0], x.Service, fmt.Sprintf("%.2f", x.Ratio), fmt.Sprintf("%.2f", x.CPURatio)}, {names[1], x.Raw, "", ""}} {
 				fmt.Fprintf(tw, "%s\t%s\t%.0f\t%v\t%v\t%v\t%d\t%s\t%s\t%v\t\n", x.Name, side.name, side.p.RPS,
 					side.p.Latency.P50, side.p.Latency.P99, side.p.Latency.P999, side.p.Errors, side.ratio, side.cpu, side.p.CPU)
 			}
 		}
 		tw.Flush()
 		for _, x := range r.Workloads {
+			if x.Concurrency != r.Options.Concurrency {
+				fmt.Fprintf(w, "  %s: concurrency %d on each side\n", x.Name, x.Concurrency)
+			}
 			if n := min(x.Service.Requests, x.Raw.Requests); n < fewSamples {
 				fmt.Fprintf(w, "  %s: only %d requests measured on one side (typical latency %v ms, %d rounds): a longer -duration makes it meaningful\n",
 					x.Name, n, x.Typical, x.Rounds)
@@ -228,7 +258,7 @@ func printReport(w io.Writer, r *Results) {
 		}
 	}
 	if len(r.Targets) > 0 {
-		fmt.Fprintln(w, "\ntargets (issue 7):")
+		fmt.Fprintln(w, "\ntargets (issues 7, 14, 15, 20):")
 		for _, t := range r.Targets {
 			mark := "PASS"
 			if !t.Pass {

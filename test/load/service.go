@@ -24,6 +24,7 @@ import (
 	"github.com/marketplace/usersvc/adapters/httpapi"
 	"github.com/marketplace/usersvc/adapters/jwtauth"
 	"github.com/marketplace/usersvc/adapters/metrics"
+	"github.com/marketplace/usersvc/adapters/ratelimit"
 	"github.com/marketplace/usersvc/adapters/sysclock"
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
@@ -87,6 +88,13 @@ type service struct {
 	stop     func()
 	relayEnd chan error
 	cleanups []func()
+
+	// handlerFor builds the HTTP handler over the service's use cases for
+	// a configuration (authentication, rate limits); env and logger are the
+	// service's own.
+	handlerFor func(context.Context, cli.Config) (http.Handler, func(), error)
+	env        map[string]string
+	logger     *slog.Logger
 }
 
 // serviceEnv is the environment the in-process service runs with.
@@ -120,7 +128,7 @@ func startService(ctx context.Context, env map[string]string, cheapHash bool) (_
 		return nil, err
 	}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	s := &service{lag: newLagTracker(), probe: newRelayProbe()}
+	s := &service{lag: newLagTracker(), probe: newRelayProbe(), env: env}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -128,7 +136,11 @@ func startService(ctx context.Context, env map[string]string, cheapHash bool) (_
 	}()
 
 	// The order of cmd/usersvc/wire_gen.go, where the dependencies allow.
-	hasher := newHasher(cheapHash)
+	hashCfg := cli.HashConfig(cfg)
+	if cheapHash {
+		hashCfg.Params = argon2id.Cheap
+	}
+	hasher := argon2id.NewPool(hashCfg)
 	store, cleanup, err := gormstore.Provide(ctx, cli.StoreConfig(cfg, logger))
 	if err != nil {
 		return nil, err
@@ -156,14 +168,31 @@ func startService(ctx context.Context, env map[string]string, cheapHash bool) (_
 		return nil, err
 	}
 	s.cleanups = append(s.cleanups, cleanup)
-	users := app.NewUsers(cli.ValidationRules(cfg), cli.CountryPolicy(cfg), geo, hasher, store, trackingUnitOfWork{store, s.lag}, clock, s.relay, nil)
-	readiness := httpapi.NewReadiness(store)
-	auth, cleanup, err := jwtauth.Provide(ctx, cli.AuthConfig(cfg, logger), m)
+	verify := app.NewVerifyCredentials(cli.ValidationRules(cfg), store, hasher, clock, m, cli.VerifyConfig(cfg, logger))
+	users := app.ProvideUsers(cli.ValidationRules(cfg), cli.CountryPolicy(cfg), geo, hasher, store, trackingUnitOfWork{store, s.lag}, clock, s.relay, nil, verify)
+	readiness := httpapi.ReadinessCheck(httpapi.NewReadiness(store))
+	// The handler's authentication and rate limits come from a
+	// configuration, so that serveWithAuth can put the same use cases
+	// behind a second listener with AUTH_MODE=jwt.
+	s.handlerFor = func(ctx context.Context, cfg cli.Config) (http.Handler, func(), error) {
+		auth, cleanupAuth, err := jwtauth.Provide(ctx, cli.AuthConfig(cfg, logger), m)
+		if err != nil {
+			return nil, nil, err
+		}
+		limits, cleanupLimits, err := ratelimit.Provide(ctx, cli.RateLimitConfig(cfg))
+		if err != nil {
+			cleanupAuth()
+			return nil, nil, err
+		}
+		h := httpapi.NewHandler(users, readiness, cli.ServeHTTPConfig(cfg, logger, m, cli.CursorKey(cfg, store), auth, limits, nil))
+		return h, func() { cleanupLimits(); cleanupAuth() }, nil
+	}
+	s.logger = logger
+	handler, cleanup, err := s.handlerFor(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	s.cleanups = append(s.cleanups, cleanup)
-	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(readiness), cli.InstrumentedHTTPConfig(cfg, logger, m, cli.CursorKey(cfg, store), auth, nil))
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

@@ -23,8 +23,17 @@ type workload struct {
 	Doc string
 	// MinRatio is the issue's target for service/raw throughput (0: none).
 	MinRatio float64
-	service  func(*env) Op
-	raw      func(*env) Op
+	// Sides names the two sides when they are not the service and the raw
+	// baseline (e.g. with and without a token).
+	Sides [2]string
+	// MaxMedianGap is a target on the sides' medians: the larger at most
+	// this much above the smaller (0: none).
+	MaxMedianGap float64
+	// Timing makes the workload a timing comparison (runPaired): the two
+	// sides interleaved request by request at -timing-concurrency.
+	Timing  bool
+	service func(*env) Op
+	raw     func(*env) Op
 }
 
 // env is what the operations need: the population to pick from, the
@@ -40,6 +49,7 @@ type env struct {
 	seq     *atomic.Uint64 // shared by copies of env
 	// servicePool is the store's pool, watched for waits and reconnects.
 	servicePool *sql.DB
+	auth        *authEnv // workloads_auth.go
 }
 
 func (e *env) unique() string {
@@ -68,9 +78,13 @@ func (e *env) serviceSearch(ctx context.Context, rng *rand.Rand) error {
 }
 
 func (e *env) serviceCreate(ctx context.Context, rng *rand.Rand) error {
-	body := `{"first_name":"Load","last_name":"` + e.randomLastName(rng) + `","email":"load.` + e.unique() +
-		`@example.com","password":"` + loadPassword + `","address":"1 Load Street"}`
-	return e.client.do(ctx, http.MethodPost, "/api/v1/users", "/api/v1/users", []byte(body), http.StatusCreated)
+	return e.client.do(ctx, http.MethodPost, "/api/v1/users", "/api/v1/users", e.createBody(rng), http.StatusCreated)
+}
+
+// createBody is a new user with a new email.
+func (e *env) createBody(rng *rand.Rand) []byte {
+	return []byte(`{"first_name":"Load","last_name":"` + e.randomLastName(rng) + `","email":"load.` + e.unique() +
+		`@example.com","password":"` + loadPassword + `","address":"1 Load Street"}`)
 }
 
 func (e *env) servicePatch(ctx context.Context, rng *rand.Rand) error {
