@@ -227,7 +227,7 @@ func TestRunSmoke(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "results.json")
 			args := append([]string{
 				"-users", "300", "-duration", "300ms", "-warmup", "0", "-rounds", "1", "-concurrency", "4",
-				"-rss-conns", "8", "-relay-events", "300", "-lag-rate", "50", "-lag-duration", "300ms", "-timeout", "2m", "-cheap-hash",
+				"-rss-conns", "8", "-relay-events", "300", "-lag-rate", "50", "-lag-duration", "300ms", "-timeout", "4m", "-cheap-hash",
 			}, b.args...)
 			o, err := parseFlags(args, io.Discard)
 			if err != nil {
