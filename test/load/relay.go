@@ -59,12 +59,14 @@ func relayThroughput(ctx context.Context, svc *service, db *sql.DB, pop populati
 		}
 	}
 	published := svc.relay.Stats().Published
+	// Reset before the commit: a poll tick right after it may read and
+	// publish the rows before this goroutine runs again.
+	svc.probe.reset()
 	if err := tx.Commit(); err != nil {
 		return nil, err
 	}
 	committed := time.Now()
 	cpu0 := readCPU()
-	svc.probe.reset()
 	svc.relay.Notify()
 	want := published + uint64(n)
 	deadline := time.Now().Add(timeout)
