@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"maps"
+	"mime"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -122,7 +123,9 @@ func (s *service) do(t *testing.T, c call) reply {
 		t.Errorf("%s %s: the answer contains %s", c.method, c.path, leak)
 	}
 	if len(body) > 0 {
-		if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, mediaJSON) {
+		// application/json, or a JSON-based type such as the event
+		// schema's application/schema+json.
+		if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, mediaJSON) && !isJSONSuffixed(ct) {
 			t.Errorf("%s %s: Content-Type %q, want JSON", c.method, c.path, ct)
 		}
 		if !json.Valid(body) {
@@ -130,6 +133,12 @@ func (s *service) do(t *testing.T, c call) reply {
 		}
 	}
 	return r
+}
+
+// isJSONSuffixed reports a structured-syntax "+json" media type (RFC 6839).
+func isJSONSuffixed(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
 // expectJSON fails t unless r has the status and a body equal to want as
