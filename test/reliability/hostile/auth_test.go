@@ -97,6 +97,7 @@ func TestHostileAuthorization(t *testing.T) {
 					{"GET", "/api/v1/users", ""},
 					{"POST", "/api/v1/users", `{"first_name":"A","last_name":"B","email":"a@example.ch","password":"long-enough-1"}`},
 					{"DELETE", "/api/v1/users/1", ""},
+					{"POST", "/api/v1/credentials/verify", `{"email":"a@example.ch","password":"long-enough-1"}`},
 				} {
 					req, _ := http.NewRequest(target.method, s.URL+target.path, strings.NewReader(target.body))
 					req.Header.Set("Content-Type", "application/json")

@@ -92,6 +92,7 @@ func corpus(w world) []hostileCase {
 	headerAbuse(w, add)
 	forms(w, add)
 	protocol(w, add)
+	verifyRoute(w, add)
 	return cs
 }
 

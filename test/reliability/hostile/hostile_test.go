@@ -37,7 +37,8 @@ var databases = []struct {
 }
 
 func runCorpus(t *testing.T, databaseURL string) {
-	s := stack.Start(t, stack.Options{DatabaseURL: databaseURL})
+	hasher := newCountingHasher()
+	s := stack.Start(t, stack.Options{DatabaseURL: databaseURL, Hasher: hasher})
 	w := seed(t, s)
 	cases := corpus(w)
 	if len(cases) < minCases {
@@ -55,6 +56,7 @@ func runCorpus(t *testing.T, databaseURL string) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := s.Snapshot(t)
+			hashed := hasher.calls.Load()
 			var res stack.Response
 			if c.raw != "" {
 				res = s.Raw(t, c.raw)
@@ -81,7 +83,18 @@ func runCorpus(t *testing.T, databaseURL string) {
 			if after := s.Snapshot(t); after != before {
 				t.Errorf("stored data changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
+			if n := hasher.calls.Load() - hashed; isVerify(c) && n != 0 {
+				t.Errorf("the refused check ran the hasher %d times, want none", n)
+			}
 		})
+	}
+	// Control: a well-formed wrong password does reach the counted hasher
+	// (and the lockout table), so the zeros above mean something.
+	before, hashed := s.Snapshot(t), hasher.calls.Load()
+	res := s.Do(t, stack.JSON(http.MethodPost, verifyPath, encode(map[string]any{"email": w.emails[0], "password": "wrong-password-1"})))
+	if res.Status != http.StatusBadRequest || hasher.calls.Load() == hashed || s.Snapshot(t) == before {
+		t.Errorf("a wrong password: %d %s, %d hasher calls, failure recorded: %v; want 400, a check, a recorded failure",
+			res.Status, clip(res.Body), hasher.calls.Load()-hashed, s.Snapshot(t) != before)
 	}
 	statuses := slices.Sorted(maps.Keys(byStatus))
 	var summary []string

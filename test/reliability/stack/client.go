@@ -133,7 +133,7 @@ func (s *Stack) Raw(t testing.TB, raw string) Response {
 }
 
 // Tables whose content Snapshot captures: every row the service writes.
-var snapshotTables = []string{"users", "user_counts", "outbox"}
+var snapshotTables = []string{"users", "user_counts", "outbox", "login_failures"}
 
 // Snapshot renders every row of the service's tables, for before/after
 // comparisons. Outbox rows are shown without published_at so a running

@@ -57,8 +57,13 @@ type Options struct {
 	AllowedCountries []string
 	// TrustedProxies is TRUSTED_PROXIES; empty trusts no peer.
 	TrustedProxies string
-	// Hasher hashes passwords; nil uses argon2id with argon2id.Cheap.
+	// Hasher hashes passwords; nil uses argon2id with argon2id.Cheap. The
+	// credentials route is served when it also tells which hashes need an
+	// upgrade (app.Hasher), as argon2id's does.
 	Hasher ports.PasswordHasher
+	// LoginPolicy is the credentials check's lockout; the zero value is
+	// the service's defaults (5 failures in 15m, locked 15m).
+	LoginPolicy domain.LoginPolicy
 	// Relay runs the outbox relay, publishing to Publisher (nil: JSON lines
 	// into Stack.Events, the logpublisher adapter) with RelayConfig.
 	Relay       bool
@@ -179,6 +184,13 @@ func start(opts Options) (*Stack, error) {
 	}
 	rules := domain.NewRules(0)
 	users := app.NewUsers(rules, policy, geo, hasher, persistence.Reader, persistence.UnitOfWork, sysclock.Clock{}, notifier, nil)
+	if h, ok := hasher.(app.Hasher); ok {
+		login := opts.LoginPolicy
+		if login == (domain.LoginPolicy{}) {
+			login = domain.LoginPolicy{MaxFailures: 5, Window: 15 * time.Minute, Lockout: 15 * time.Minute}
+		}
+		users.Verify = app.NewVerifyCredentials(rules, store, h, sysclock.Clock{}, nil, app.VerifyConfig{Policy: login, Logger: logger})
+	}
 	s.Readiness = httpapi.NewReadiness(store)
 	handler := httpapi.NewHandler(users, httpapi.ReadinessCheck(s.Readiness), httpapi.Config{
 		TrustedProxies: trusted,
