@@ -10,15 +10,21 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/marketplace/usersvc/adapters/argon2id"
 	"github.com/marketplace/usersvc/adapters/gormstore"
 	"github.com/marketplace/usersvc/adapters/staticgeo"
 	"github.com/marketplace/usersvc/adapters/sysclock"
+	"github.com/marketplace/usersvc/adapters/tracing"
 	"github.com/marketplace/usersvc/app"
 	"github.com/marketplace/usersvc/domain"
 	"github.com/marketplace/usersvc/ports"
@@ -70,11 +76,20 @@ const benchHandlerUsers = 10_000
 // newBenchHandler is the production chain on an SQLite file with n users:
 // use cases, GORM store, static geolocation, argon2id (OWASP; only patches
 // without a password run here, so it never hashes), JSON access log at
-// info level written to io.Discard.
-func newBenchHandler(b *testing.B, n int) http.Handler {
+// info level written to io.Discard. With tr (nil: tracing off) it is
+// instrumented as the composition root instruments it: a server span per
+// request and a span per statement.
+func newBenchHandler(b *testing.B, n int, tr *tracing.Provider) http.Handler {
 	b.Helper()
 	ctx := context.Background()
-	store, err := gormstore.Open(ctx, gormstore.Config{URL: "sqlite://" + filepath.Join(b.TempDir(), "bench.db")})
+	storeCfg := gormstore.Config{URL: "sqlite://" + filepath.Join(b.TempDir(), "bench.db")}
+	cfg := Config{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}
+	if tr.Enabled() {
+		storeCfg.Tracing = tr.TracerProvider()
+		cfg.Logger = slog.New(tracing.LogHandler(cfg.Logger.Handler()))
+		cfg.Tracing = &Tracing{Provider: tr.TracerProvider(), Propagator: tr.Propagator()}
+	}
+	store, err := gormstore.Open(ctx, storeCfg)
 	if err != nil {
 		b.Fatalf("open store: %v", err)
 	}
@@ -111,7 +126,7 @@ func newBenchHandler(b *testing.B, n int) http.Handler {
 		b.Fatal(err)
 	}
 	rules, hasher := domain.NewRules(0), argon2id.New(argon2id.OWASP, 0)
-	mutations := app.NewMutations(store, sysclock.Clock{}, noopNotifier{}, nil)
+	mutations := app.NewMutations(store, sysclock.Clock{}, noopNotifier{}, tr)
 	users := &app.Users{
 		Create:  app.NewCreateUser(rules, geo, policy, hasher, mutations),
 		Get:     app.NewGetUser(store),
@@ -120,11 +135,11 @@ func newBenchHandler(b *testing.B, n int) http.Handler {
 		Patch:   app.NewPatchUser(rules, store, hasher, mutations),
 		Delete:  app.NewDeleteUser(mutations),
 	}
-	return NewHandler(users, nil, Config{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	return NewHandler(users, nil, cfg)
 }
 
 func BenchmarkHandler(b *testing.B) {
-	h := newBenchHandler(b, benchHandlerUsers)
+	h := newBenchHandler(b, benchHandlerUsers, nil)
 	cases := []struct {
 		name   string
 		method string
@@ -161,4 +176,99 @@ func BenchmarkHandler(b *testing.B) {
 			}
 		})
 	}
+}
+
+// tracingCases are the settings BenchmarkTracingGetByID compares.
+var tracingCases = []struct {
+	name  string
+	ratio float64 // < 0: tracing off
+}{
+	{"off", -1},
+	{"ratio 1.0", 1},
+	{"ratio 0.01", 0.01},
+}
+
+// benchTracing is tracing as OTEL_TRACES_SAMPLER=parentbased_traceidratio
+// with ratio sets it up, spans going through a batch span processor to an
+// exporter that drops them; nil (off) for a negative ratio.
+func benchTracing(b *testing.B, ratio float64) *tracing.Provider {
+	b.Helper()
+	if ratio < 0 {
+		return nil
+	}
+	sdk := sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(tracetest.NewNoopExporter()),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithResource(resource.Default()),
+	)
+	b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+	return tracing.New(sdk)
+}
+
+// getByID serves one get of user 1+i%benchHandlerUsers and requires 200.
+func getByID(b *testing.B, h http.Handler, i int) {
+	req := httptest.NewRequest(http.MethodGet, "/api/v1/users/"+strconv.Itoa(1+i%benchHandlerUsers), nil)
+	req.RemoteAddr = "127.0.0.1:40000"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		b.Fatalf("GET %s: status %d: %s", req.URL, rec.Code, rec.Body)
+	}
+}
+
+// BenchmarkTracingGetByID is what tracing costs on the hottest read: the
+// whole chain of a get by id with tracing off (the default without
+// OTEL_EXPORTER_OTLP_ENDPOINT), and on with OTEL_TRACES_SAMPLER=
+// parentbased_traceidratio at 100% and 1% of the requests. Spans go, as in
+// production, through a batch span processor, here to an exporter that
+// drops them, so the figures are the service's own cost (span creation,
+// attributes, the GORM plugin, the log handler), without the network.
+//
+// "paired" serves the three settings (and tracing off a second time, on a
+// chain of its own) in turn within each iteration and reports each one's
+// median time per request: on a shared machine whose
+// load drifts, the separate sub-benchmarks compare runs taken at different
+// moments, the paired one compares requests taken side by side.
+func BenchmarkTracingGetByID(b *testing.B) {
+	for _, c := range tracingCases {
+		b.Run(c.name, func(b *testing.B) {
+			h := newBenchHandler(b, benchHandlerUsers, benchTracing(b, c.ratio))
+			i := 0
+			for b.Loop() {
+				getByID(b, h, i)
+				i++
+			}
+		})
+	}
+	b.Run("paired", func(b *testing.B) {
+		// A second handler with tracing off shows the spread between two
+		// identical chains (their own SQLite files, caches, order): a
+		// difference smaller than that is noise.
+		cases := append(slices.Clone(tracingCases), tracingCases[0])
+		handlers := make([]http.Handler, len(cases))
+		for j, c := range cases {
+			handlers[j] = newBenchHandler(b, benchHandlerUsers, benchTracing(b, c.ratio))
+		}
+		took := make([][]time.Duration, len(cases))
+		i := 0
+		for b.Loop() {
+			for k := range handlers {
+				j := (i + k) % len(handlers) // each setting goes first in turn
+				start := time.Now()
+				getByID(b, handlers[j], i)
+				took[j] = append(took[j], time.Since(start))
+			}
+			i++
+		}
+		medians := make([]float64, len(took))
+		for j, d := range took {
+			slices.Sort(d)
+			medians[j] = float64(d[len(d)/2].Nanoseconds())
+		}
+		b.ReportMetric(0, "ns/op") // an iteration is four requests: the medians below are the figures
+		b.ReportMetric(medians[0], "ns-off")
+		b.ReportMetric(medians[1], "ns-ratio1")
+		b.ReportMetric(medians[2], "ns-ratio0.01")
+		b.ReportMetric(medians[3], "ns-off-again")
+	})
 }
