@@ -95,7 +95,8 @@ func (b *Broker) Cluster() *kfake.Cluster {
 // then for a short grace period so that duplicates show up too. It fails
 // the test after timeout, and fails it (without stopping it) for every
 // record that is neither a tombstone nor an event valid against the event
-// schema: every suite reading a topic checks the contract on the way.
+// schema with the headers the AsyncAPI document lists: every suite reading
+// a topic checks the contract on the way.
 func Consume(t testing.TB, addr, topic string, want int, timeout time.Duration) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -121,6 +122,11 @@ func Consume(t testing.TB, addr, topic string, want int, timeout time.Duration) 
 	for _, r := range recs {
 		if !IsTombstone(r) {
 			eventschema.Check(t, r.Value)
+			headers := make(map[string]any, len(r.Headers))
+			for _, h := range r.Headers {
+				headers[h.Key] = string(h.Value)
+			}
+			eventschema.CheckHeaders(t, eventschema.Kafka, headers)
 		}
 	}
 	return recs

@@ -131,7 +131,8 @@ func BindQueue(t testing.TB, exchange string, keys ...string) *Queue {
 // Receive waits until at least n messages arrived (failing t after
 // timeout), lets a moment pass for stray duplicates, and returns all of
 // them in arrival order. A body that is not an event valid against the
-// event schema fails t (without stopping it).
+// event schema, or headers other than the AsyncAPI document's, fail t
+// (without stopping it).
 func (q *Queue) Receive(t testing.TB, n int, timeout time.Duration) []amqp.Delivery {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
@@ -153,6 +154,7 @@ func (q *Queue) Receive(t testing.TB, n int, timeout time.Duration) []amqp.Deliv
 	got := q.All()
 	for _, d := range got {
 		eventschema.Check(t, d.Body)
+		eventschema.CheckHeaders(t, eventschema.AMQP, d.Headers)
 	}
 	return got
 }
