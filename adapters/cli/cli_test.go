@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/marketplace/usersvc/adapters/rabbitmq"
 )
 
 // authSettings are the variables AUTH_MODE=jwt (the default) requires;
@@ -441,4 +443,30 @@ func TestLoginLogKey(t *testing.T) {
 			t.Fatalf("Load with both = %v, want an error naming LOGIN_LOG_KEY_FILE", err)
 		}
 	})
+}
+
+// AMQP_CONFIRM_TIMEOUT reaches the event bus configuration (which hands it
+// to the RabbitMQ publisher); its default is the adapter's.
+func TestBusConfigCarriesTheConfirmTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want time.Duration
+	}{
+		{"set", map[string]string{"EVENT_BUS": "rabbitmq", "AMQP_CONFIRM_TIMEOUT": "7s"}, 7 * time.Second},
+		{"default", map[string]string{"EVENT_BUS": "rabbitmq"}, rabbitmq.DefaultConfirmTimeout},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := BusConfig(c).AMQPConfirmTimeout; got != tc.want {
+				t.Errorf("AMQPConfirmTimeout = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if _, err := Load(env(map[string]string{"AMQP_CONFIRM_TIMEOUT": "0s"})); err == nil || !strings.Contains(err.Error(), "AMQP_CONFIRM_TIMEOUT") {
+		t.Errorf("AMQP_CONFIRM_TIMEOUT=0s: %v, want an error naming it", err)
+	}
 }

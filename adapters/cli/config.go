@@ -78,10 +78,13 @@ type Config struct {
 	KafkaTombstones bool
 	AMQPURL         string
 	AMQPTLS         tlsfiles.Files
-	EventExchange   string
-	EventSource     string
-	OutboxPoll      time.Duration
-	OutboxRetention time.Duration
+	// AMQPConfirmTimeout (AMQP_CONFIRM_TIMEOUT) bounds the relay's wait for
+	// RabbitMQ's publisher confirms.
+	AMQPConfirmTimeout time.Duration
+	EventExchange      string
+	EventSource        string
+	OutboxPoll         time.Duration
+	OutboxRetention    time.Duration
 
 	AuthMode       string
 	AuthJWKSURL    string
@@ -252,6 +255,8 @@ var Variables = []Variable{
 		set: func(c *Config, v string) error { c.AMQPTLS.Cert = v; return nil }},
 	{Name: "AMQP_TLS_KEY", Default: "", Help: "PEM private key of AMQP_TLS_CERT",
 		set: func(c *Config, v string) error { c.AMQPTLS.Key = v; return nil }},
+	{Name: "AMQP_CONFIRM_TIMEOUT", Default: "30s", Help: "longest wait for RabbitMQ's confirms of one batch; past it the connection is given up on and the batch retried, and the relay lock moves to another replica when this one's route to the broker died",
+		set: func(c *Config, v string) (err error) { c.AMQPConfirmTimeout, err = positiveDuration(v); return }},
 	{Name: "EVENT_EXCHANGE", Default: rabbitmq.DefaultExchange, Help: "RabbitMQ topic exchange the events are published to (declared durable by the service)",
 		set: func(c *Config, v string) error { c.EventExchange = v; return nonEmpty(v) }},
 	{Name: "EVENT_SOURCE", Default: "usersvc", Help: "CloudEvents source attribute (Kafka ce_source, RabbitMQ cloudEvents:source)",

@@ -163,7 +163,7 @@ func BusConfig(c Config) eventbus.Config {
 	return eventbus.Config{
 		Bus:     c.EventBus,
 		Brokers: c.KafkaBrokers, Topic: c.KafkaTopic, Extra: c.KafkaConfig, NoTombstones: !c.KafkaTombstones,
-		AMQPURL: c.AMQPURL, AMQPTLS: c.AMQPTLS, Exchange: c.EventExchange,
+		AMQPURL: c.AMQPURL, AMQPTLS: c.AMQPTLS, Exchange: c.EventExchange, AMQPConfirmTimeout: c.AMQPConfirmTimeout,
 		Source: c.EventSource,
 	}
 }

@@ -71,6 +71,9 @@ type Config struct {
 	// AMQPTLS (AMQP_TLS_CA, AMQP_TLS_CERT, AMQP_TLS_KEY) are the broker's
 	// CA and a client certificate for amqps://.
 	AMQPTLS tlsfiles.Files
+	// AMQPConfirmTimeout (AMQP_CONFIRM_TIMEOUT, default 30s) bounds the
+	// wait for RabbitMQ's confirms of one batch.
+	AMQPConfirmTimeout time.Duration
 	// Exchange (EVENT_EXCHANGE, default users-events) is the RabbitMQ
 	// topic exchange.
 	Exchange string
@@ -116,7 +119,10 @@ func (c Config) Selected() (string, error) {
 }
 
 func (c Config) rabbitConfig() rabbitmq.Config {
-	return rabbitmq.Config{URL: c.AMQPURL, Exchange: c.Exchange, Source: c.Source, CloseTimeout: c.FlushTimeout, TLS: c.AMQPTLS}
+	return rabbitmq.Config{
+		URL: c.AMQPURL, Exchange: c.Exchange, Source: c.Source, TLS: c.AMQPTLS,
+		CloseTimeout: c.FlushTimeout, ConfirmTimeout: c.AMQPConfirmTimeout,
+	}
 }
 
 func (c Config) kafkaConfig() (kafka.Config, error) {
