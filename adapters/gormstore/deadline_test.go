@@ -141,3 +141,35 @@ func TestPoolWaitIsBoundedByTheStatementTimeout(t *testing.T) {
 		}
 	})
 }
+
+// A search term under three characters has no trigram and scans the
+// emails (README.md): on a table large enough for that to be slow, the
+// store's own statement bound (DB_STATEMENT_TIMEOUT) ends it even when the
+// caller set no deadline, as unavailable (503), in page and cursor mode.
+func TestShortSearchStopsAtTheStatementTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	const bound = time.Second
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		insert(t, s, newUser("Ann", "Zed", "ann@example.com", 0))
+		s.stmtTimeout = timeout
+		makeQueriesSlow(t, s)
+		for _, c := range []struct {
+			name string
+			q    domain.ListQuery
+		}{
+			{"page", domain.ListQuery{Search: "an"}},
+			{"cursor", domain.ListQuery{Search: "an", Keyset: &domain.Keyset{}}},
+			{"one character", domain.ListQuery{Search: "a"}},
+		} {
+			start := time.Now()
+			_, err := s.ListUsers(context.Background(), c.q)
+			took := time.Since(start)
+			if !errors.Is(err, domain.ErrUnavailable) {
+				t.Errorf("%s: short search past the statement timeout: %v, want unavailable", c.name, err)
+			}
+			if took > timeout+bound {
+				t.Errorf("%s: returned after %s, want within %s", c.name, took, timeout+bound)
+			}
+		}
+	})
+}

@@ -1,9 +1,12 @@
 package gormstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -48,7 +51,8 @@ func captureQueries(t *testing.T, s *Store) (take func() []statement) {
 // fullScans asks the database's planner for st's plan and returns the
 // steps that read the whole users table (an index read in full, as for an
 // ORDER BY walked until LIMIT, is not one).
-func fullScans(ctx context.Context, s *Store, st statement) ([]string, string, error) {
+// pgSettings are extra SET LOCAL statements for PostgreSQL's EXPLAIN.
+func fullScans(ctx context.Context, s *Store, st statement, pgSettings ...string) ([]string, string, error) {
 	var (
 		rows *sql.Rows
 		err  error
@@ -65,7 +69,12 @@ func fullScans(ctx context.Context, s *Store, st statement) ([]string, string, e
 			return nil, "", terr
 		}
 		defer tx.Rollback() //nolint:errcheck // read-only
-		if _, err = tx.ExecContext(ctx, "SET LOCAL enable_seqscan = off"); err == nil {
+		for _, set := range append([]string{"enable_seqscan = off"}, pgSettings...) {
+			if err == nil {
+				_, err = tx.ExecContext(ctx, "SET LOCAL "+set)
+			}
+		}
+		if err == nil {
 			rows, err = tx.QueryContext(ctx, "EXPLAIN "+st.sql, st.vars...)
 		}
 	default:
@@ -188,4 +197,149 @@ func TestSelectiveListsUseIndexes(t *testing.T) {
 			t.Error("a query on an unindexed column shows no full scan: the check cannot fail")
 		}
 	})
+}
+
+// TestDeepCursorPageSeeksTheIndex asks each planner for an unfiltered
+// cursor page deep in the table (90% in, forward; 10% in, backward: the
+// few rows left either way), for every ordering: the page must start with
+// a seek into the ordering's index (PostgreSQL: an Index Cond; MySQL: a
+// range read; SQLite: a SEARCH) and need no sort, so its cost is the page
+// whatever the depth.
+func TestDeepCursorPageSeeksTheIndex(t *testing.T) {
+	const rows = 3000
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		seedUserRows(t, s, rows) // no search: the trigram backfill is not needed
+		analyze := "ANALYZE users"
+		if s.dialect == DialectMySQL {
+			analyze = "ANALYZE TABLE users"
+		}
+		if err := s.db.Exec(analyze).Error; err != nil {
+			t.Fatal(err)
+		}
+		take := captureQueries(t, s)
+		var all []domain.User
+		for after := int64(0); ; {
+			page, err := s.ListUsers(ctx, domain.ListQuery{PageSize: domain.MaxPageSize, SinceID: &after})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, page.Users...)
+			if len(page.Users) < domain.MaxPageSize {
+				break
+			}
+			after = page.Users[len(page.Users)-1].ID
+		}
+		take()
+		if len(all) != rows {
+			t.Fatalf("read %d users, seeded %d", len(all), rows)
+		}
+		orderings := [][]domain.OrderField{nil}
+		for _, f := range []string{domain.SortID, domain.SortFirstName, domain.SortLastName, domain.SortEmail, domain.SortCreatedAt} {
+			orderings = append(orderings, []domain.OrderField{{Field: f}}, []domain.OrderField{{Field: f, Desc: true}})
+		}
+		cases := []struct {
+			name     string
+			backward bool
+			at       int // rank of the position in the order
+		}{
+			{"forward at 90%", false, rows * 9 / 10},
+			{"backward at 10%", true, rows / 10},
+		}
+		for _, order := range orderings {
+			for _, c := range cases {
+				q := domain.ListQuery{Ordering: order, PageSize: domain.DefaultPageSize}
+				sorted := sortedBy(all, q.KeyOrder())
+				from := domain.KeyOf(sorted[c.at])
+				q.Keyset = &domain.Keyset{From: &from, Backward: c.backward}
+				what := fmt.Sprintf("%s by %v", c.name, q.KeyOrder())
+				page, err := s.ListUsers(ctx, q)
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				if len(page.Users) != domain.DefaultPageSize {
+					t.Fatalf("%s: %d users, want a full page", what, len(page.Users))
+				}
+				sts := take()
+				if len(sts) != 1 {
+					t.Fatalf("%s: %d statements, want the page's one", what, len(sts))
+				}
+				// On a small table PostgreSQL prefers to sort a bitmap's few
+				// rows; with both priced out, a sort left means no index
+				// gives the order.
+				scans, plan, err := fullScans(ctx, s, sts[0], "enable_bitmapscan = off", "enable_sort = off")
+				if err != nil {
+					t.Fatalf("%s: explain: %v", what, err)
+				}
+				if problem := seekProblem(s.dialect, scans, plan); problem != "" {
+					t.Errorf("%s: %s\n%s\nplan:\n%s", what, problem, sts[0].sql, plan)
+				}
+			}
+		}
+		// The check can fail: a keyset page on a column without an index.
+		unindexed := statement{sql: "SELECT id FROM users WHERE address > ? ORDER BY address, id LIMIT 10", vars: []any{"1 Main"}}
+		if s.dialect == DialectPostgres {
+			unindexed.sql = strings.Replace(unindexed.sql, "?", "$1", 1)
+		}
+		scans, plan, err := fullScans(ctx, s, unindexed, "enable_bitmapscan = off", "enable_sort = off")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seekProblem(s.dialect, scans, plan) == "" {
+			t.Errorf("a page on an unindexed column passes the check:\n%s", plan)
+		}
+	})
+}
+
+// seekProblem says why a plan is not an index seek without a sort ("" when
+// it is one).
+func seekProblem(dialect string, scans []string, plan string) string {
+	switch {
+	case len(scans) > 0:
+		return "full scan of users"
+	case dialect == DialectMySQL && strings.Contains(plan, "Using filesort"):
+		return "sorts (filesort)"
+	case dialect == DialectMySQL && !strings.Contains(plan, "type=range"):
+		return "no range read of an index"
+	case dialect == DialectPostgres && regexp.MustCompile(`(^|->\s+)(Incremental )?Sort\b`).MatchString(plan):
+		return "sorts"
+	case dialect == DialectPostgres && !strings.Contains(plan, "Index Cond"):
+		return "no index condition"
+	case dialect == DialectSQLite && strings.Contains(plan, "TEMP B-TREE"):
+		return "sorts (temp b-tree)"
+	case dialect == DialectSQLite && !strings.Contains(plan, "SEARCH users"):
+		return "no index search"
+	}
+	return ""
+}
+
+// sortedBy returns users in order (names and emails folded, as stored); the
+// test needs only ranks near an end, not the database's exact collation.
+func sortedBy(users []domain.User, order []domain.OrderField) []domain.User {
+	out := slices.Clone(users)
+	slices.SortFunc(out, func(a, b domain.User) int {
+		for _, f := range order {
+			var c int
+			switch f.Field {
+			case domain.SortFirstName:
+				c = cmp.Compare(fold(a.FirstName), fold(b.FirstName))
+			case domain.SortLastName:
+				c = cmp.Compare(fold(a.LastName), fold(b.LastName))
+			case domain.SortEmail:
+				c = cmp.Compare(fold(a.Email), fold(b.Email))
+			case domain.SortCreatedAt:
+				c = a.CreatedAt.Compare(b.CreatedAt)
+			default:
+				c = cmp.Compare(a.ID, b.ID)
+			}
+			if f.Desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
+	return out
 }

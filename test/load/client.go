@@ -55,6 +55,9 @@ func newClient(base string, conns int) (*client, error) {
 	return &client{addr: addr, host: u.Host, timeout: requestTimeout, idle: make(chan *clientConn, conns)}, nil
 }
 
+// base is the URL the client was made for.
+func (c *client) base() string { return "http://" + c.host }
+
 // Close closes the idle connections.
 func (c *client) Close() {
 	for {
@@ -100,6 +103,12 @@ func (c *client) do(ctx context.Context, method, route, path string, body []byte
 // doWith is do with extra header lines (each ending in "\r\n"), written as
 // they are: a caller's bearer token or an If-Match.
 func (c *client) doWith(ctx context.Context, method, route, path, header string, body []byte, want int) error {
+	return c.doInto(ctx, method, route, path, header, body, want, io.Discard)
+}
+
+// doInto is doWith with the answer's body copied to dst (a cursor walk
+// reads its links).
+func (c *client) doInto(ctx context.Context, method, route, path, header string, body []byte, want int, dst io.Writer) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s %s: %w", method, route, err)
 	}
@@ -107,7 +116,7 @@ func (c *client) doWith(ctx context.Context, method, route, path, header string,
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, route, err)
 	}
-	status, n, keep, err := c.exchange(ctx, cc, method, path, header, body)
+	status, n, keep, err := c.exchange(ctx, cc, method, path, header, body, dst)
 	if err != nil || !keep {
 		_ = cc.nc.Close()
 	} else {
@@ -126,7 +135,7 @@ func (c *client) doWith(ctx context.Context, method, route, path, header string,
 
 // exchange writes the request and reads the answer on cc. keep reports
 // whether the connection may carry another request.
-func (c *client) exchange(ctx context.Context, cc *clientConn, method, path, header string, body []byte) (status int, n int64, keep bool, err error) {
+func (c *client) exchange(ctx context.Context, cc *clientConn, method, path, header string, body []byte, dst io.Writer) (status int, n int64, keep bool, err error) {
 	deadline := time.Now().Add(c.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -157,7 +166,7 @@ func (c *client) exchange(ctx context.Context, cc *clientConn, method, path, hea
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("read answer: %w", err)
 	}
-	n, err = io.Copy(io.Discard, res.Body)
+	n, err = io.Copy(dst, res.Body)
 	_ = res.Body.Close()
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("read answer: %w", err)

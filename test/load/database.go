@@ -12,6 +12,7 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/marketplace/usersvc/adapters/gormstore"
 )
@@ -45,19 +46,23 @@ func prepareDatabase(ctx context.Context, dbURL, adminURL, name string, keep boo
 	}
 	admin, err := openRawPool(adminURL, 1)
 	if err != nil {
-		return nil, fmt.Errorf("-mysql-admin: %w", err)
+		return nil, fmt.Errorf("admin URL: %w", err)
 	}
 	defer admin.Close()
+	adminTarget, err := gormstore.ParseURL(adminURL)
+	if err != nil {
+		return nil, err
+	}
+	dialect := adminTarget.Dialect
 	if !keep {
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name); err != nil {
+		if _, err := admin.ExecContext(ctx, dropDatabaseSQL(dialect, name)); err != nil {
 			return nil, fmt.Errorf("drop leftover database %s: %w", name, err)
 		}
 	}
-	res, err := admin.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+name)
+	created, err := createDatabase(ctx, admin, dialect, name)
 	if err != nil {
 		return nil, fmt.Errorf("create database %s: %w", name, err)
 	}
-	n, _ := res.RowsAffected()
 	u, err := url.Parse(adminURL)
 	if err != nil {
 		return nil, err
@@ -67,7 +72,7 @@ func prepareDatabase(ctx context.Context, dbURL, adminURL, name string, keep boo
 	if err != nil {
 		return nil, err
 	}
-	db := &database{url: u.String(), target: t, created: n > 0}
+	db := &database{url: u.String(), target: t, created: created}
 	if !keep {
 		db.drop = func(ctx context.Context) error {
 			admin, err := openRawPool(adminURL, 1)
@@ -75,7 +80,7 @@ func prepareDatabase(ctx context.Context, dbURL, adminURL, name string, keep boo
 				return err
 			}
 			defer admin.Close()
-			_, err = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name)
+			_, err = admin.ExecContext(ctx, dropDatabaseSQL(dialect, name))
 			return err
 		}
 	}
@@ -114,6 +119,8 @@ func openRawPool(dbURL string, conns int) (*sql.DB, error) {
 			return nil, err
 		}
 		db = sql.OpenDB(c)
+	case gormstore.DialectPostgres:
+		db = stdlib.OpenDB(*t.Postgres)
 	case gormstore.DialectSQLite:
 		db, err = sql.Open(sqlite.DriverName, t.Path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
 		if err != nil {
@@ -164,7 +171,7 @@ func lastName(k int) string { return "Lastname" + strconv.Itoa(k) }
 
 // seededEmail is the email of seeded user i (0 <= i < pop.Users).
 func seededEmail(i int, pop population) string {
-	return strings.ToLower("First"+strconv.Itoa(i%firstNames)+"."+lastName(i%pop.LastNames)+"."+strconv.Itoa(i)) + "@example" + strconv.Itoa(i%97) + ".com"
+	return emailTag(i%pop.LastNames) + "." + strconv.Itoa(i) + "@example" + strconv.Itoa(i%97) + ".com"
 }
 
 // seedResult says how the users table was filled.
@@ -190,7 +197,7 @@ func seed(ctx context.Context, db *sql.DB, dialect string, n, batch, workers int
 		var lo, inRange int64
 		err := db.QueryRowContext(ctx, "SELECT MIN(id) FROM users").Scan(&lo)
 		if err == nil {
-			err = db.QueryRowContext(ctx, "SELECT COUNT(*) FROM users WHERE id >= ? AND id < ? AND email LIKE 'first%'", lo, lo+int64(n)).Scan(&inRange)
+			err = db.QueryRowContext(ctx, rebind(dialect, "SELECT COUNT(*) FROM users WHERE id >= ? AND id < ? AND email LIKE '%@example%'"), lo, lo+int64(n)).Scan(&inRange)
 		}
 		if err != nil {
 			return pop, seedResult{}, fmt.Errorf("inspect existing users: %w", err)
@@ -210,7 +217,7 @@ func seed(ctx context.Context, db *sql.DB, dialect string, n, batch, workers int
 	for range workers {
 		go func() {
 			for lo := range next {
-				if err := insertBatch(ctx, db, lo, min(lo+batch, n), pop); err != nil {
+				if err := insertBatch(ctx, db, dialect, lo, min(lo+batch, n), pop); err != nil {
 					errs <- err
 					for range next {
 					}
@@ -238,12 +245,17 @@ func seed(ctx context.Context, db *sql.DB, dialect string, n, batch, workers int
 		return pop, seedResult{}, err
 	}
 	// Every slot but one at zero: the sum is the exact count the service reads.
-	if _, err := db.ExecContext(ctx, "UPDATE user_counts SET n = CASE WHEN slot = 0 THEN ? ELSE 0 END", n); err != nil {
+	if _, err := db.ExecContext(ctx, rebind(dialect, "UPDATE user_counts SET n = CASE WHEN slot = 0 THEN ? ELSE 0 END"), n); err != nil {
 		return pop, seedResult{}, fmt.Errorf("set user counter: %w", err)
 	}
 	analyze := "ANALYZE"
-	if dialect == gormstore.DialectMySQL {
+	switch dialect {
+	case gormstore.DialectMySQL:
 		analyze = "ANALYZE TABLE users"
+	case gormstore.DialectPostgres:
+		// VACUUM also sets the visibility map, without which PostgreSQL's
+		// index-only scans (counts, the trigram bitmap) visit the heap.
+		analyze = "VACUUM (ANALYZE) users"
 	}
 	if _, err := db.ExecContext(ctx, analyze); err != nil {
 		return pop, seedResult{}, fmt.Errorf("analyze: %w", err)
@@ -260,12 +272,14 @@ const userInsertColumns = "(email, email_ci, first_name, first_name_ci, last_nam
 var seedEpoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // insertBatch inserts users lo..hi-1 in one statement. User i is
-// First<i%200> Lastname<i%LastNames>, email first<i%200>.lastname<k>.<i>@example<i%97>.com.
-func insertBatch(ctx context.Context, db *sql.DB, lo, hi int, pop population) error {
+// First<i%200> Lastname<k> (k = i%LastNames), email <tag(k)>.<i>@example<i%97>.com,
+// tag(k) six letters shared by the users of last name k (see emailTag).
+func insertBatch(ctx context.Context, db *sql.DB, dialect string, lo, hi int, pop population) error {
 	var sb strings.Builder
 	sb.Grow(32 + (hi-lo)*26)
 	sb.WriteString("INSERT INTO users " + userInsertColumns + " VALUES ")
 	args := make([]any, 0, (hi-lo)*11)
+	emails := make([]string, 0, hi-lo)
 	for i := lo; i < hi; i++ {
 		if i > lo {
 			sb.WriteByte(',')
@@ -274,12 +288,36 @@ func insertBatch(ctx context.Context, db *sql.DB, lo, hi int, pop population) er
 		first := "First" + strconv.Itoa(i%firstNames)
 		last := lastName(i % pop.LastNames)
 		email := seededEmail(i, pop)
+		emails = append(emails, email)
 		at := seedEpoch.Add(time.Duration(i) * time.Second)
 		args = append(args, email, email, first, strings.ToLower(first), last, strings.ToLower(last),
 			strconv.Itoa(i)+" Main Street", seedPasswordHash, 1, at, at)
 	}
-	if _, err := db.ExecContext(ctx, sb.String(), args...); err != nil {
+	if dialect != gormstore.DialectMySQL {
+		if _, err := db.ExecContext(ctx, rebind(dialect, sb.String()), args...); err != nil {
+			return fmt.Errorf("seed users %d-%d: %w", lo, hi-1, err)
+		}
+		return nil
+	}
+	// MySQL: the users and their trigram rows in one transaction, as the
+	// store writes them. A multi-row INSERT takes consecutive ids from
+	// the first one it reports (innodb_autoinc_lock_mode 0 or 1; seeding
+	// checks the ids it got).
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, sb.String(), args...)
+	if err != nil {
 		return fmt.Errorf("seed users %d-%d: %w", lo, hi-1, err)
 	}
-	return nil
+	first, err := res.LastInsertId()
+	if err != nil {
+		return err
+	}
+	if err := seedTrigrams(ctx, tx, first, emails); err != nil {
+		return err
+	}
+	return tx.Commit()
 }

@@ -125,6 +125,12 @@ func TestParseFlags(t *testing.T) {
 			}
 		}},
 		{name: "no timing workers", args: []string{"-timing-concurrency", "0"}, wantErr: "-timing-concurrency"},
+		{name: "postgres store", args: []string{"-store", "postgres"}, check: func(t *testing.T, o options) {
+			if o.Store != "postgres" || o.Admin != defaultPostgresAdmin {
+				t.Errorf("store %q admin %q", o.Store, o.Admin)
+			}
+		}},
+		{name: "unknown store", args: []string{"-store", "oracle"}, wantErr: "-store"},
 		{name: "unknown workload", args: []string{"-workloads", "get,delete"}, wantErr: `unknown "delete"`},
 		{name: "no users", args: []string{"-users", "0"}, wantErr: "-users"},
 		{name: "unbounded duration", args: []string{"-duration", "2h"}, wantErr: "-duration"},
@@ -221,12 +227,14 @@ func TestRunSmoke(t *testing.T) {
 		// USERSVC_TEST_MYSQL_URL), not the benchmark's default admin URL.
 		{"mariadb", []string{"-mysql-admin", containers.MySQLServerURL(t), "-dbname", "usersvc_load_smoke_" + hex.EncodeToString(suffix), "-innodb-buffer-pool", "256MiB"}},
 		{"sqlite", []string{"-db", "sqlite://" + filepath.Join(t.TempDir(), "load.db")}},
+		{"postgres", []string{"-store", "postgres", "-postgres-admin", containers.PostgresServerURL(t), "-dbname", "usersvc_load_smoke_" + hex.EncodeToString(suffix)}},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "results.json")
 			args := append([]string{
-				"-users", "300", "-duration", "300ms", "-warmup", "0", "-rounds", "1", "-concurrency", "4",
+				// 3,000 users: the walk's pages of 100 end between 90% and the last page.
+				"-users", "3000", "-walk", "-search-scan", "-duration", "300ms", "-warmup", "0", "-rounds", "1", "-concurrency", "4",
 				"-rss-conns", "8", "-relay-events", "300", "-lag-rate", "50", "-lag-duration", "300ms", "-timeout", "4m", "-cheap-hash",
 			}, b.args...)
 			o, err := parseFlags(args, io.Discard)
@@ -256,9 +264,18 @@ func TestRunSmoke(t *testing.T) {
 			if len(res.Workloads) != len(workloads) {
 				t.Errorf("%d workloads measured, want %d", len(res.Workloads), len(workloads))
 			}
+			if w := res.Scale.Walk; w == nil || w.Rows != 3000 || w.RawRows != 3000 || w.Errors != 0 || w.RowsPerS <= 0 || w.RawPerS <= 0 {
+				t.Errorf("walk %+v", w)
+			}
+			if p := res.Scale.SearchScan; p == nil || p.Requests == 0 || p.Errors != 0 {
+				t.Errorf("search scan %+v", p)
+			}
+			if res.Scale.DeepDepth != 2700 {
+				t.Errorf("deep cursors after row %d, want 2700", res.Scale.DeepDepth)
+			}
 			if res.RSS == nil || res.RSS.PeakBytes <= 0 || res.RSS.ReadsPeakBytes <= 0 || res.RSS.PeakConns < 8 ||
 				res.RSS.Phase.Errors != 0 || res.RSS.Reads.Errors != 0 || res.RSS.Reads.Requests == 0 {
-				t.Errorf("rss check %+v", res.RSS)
+				t.Errorf("rss check %+v; mixed %+v; reads %+v", res.RSS, res.RSS.Phase, res.RSS.Reads)
 			}
 			if res.Relay == nil || res.Relay.Events != 300 || res.Relay.EventsPerS <= 0 || res.Relay.Relay.Messages < 300 {
 				t.Errorf("relay %+v", res.Relay)
@@ -287,7 +304,7 @@ func TestRunSmoke(t *testing.T) {
 					t.Errorf("no target %q among %q", want, targets)
 				}
 			}
-			for _, want := range []string{"service/raw", "get", "mixed", "peak RSS", "relay:", "event lag", "targets (issues 7, 14, 15, 20)",
+			for _, want := range []string{"service/raw", "get", "mixed", "peak RSS", "relay:", "event lag", "targets (issues 7, 14, 15, 18, 20)", "deep", "walk of every user", "LIKE scan",
 				"get-token", "create-token", "no auth", "verify", "unknown email", "stale-if-match", "right password"} {
 				if !strings.Contains(report.String(), want) {
 					t.Errorf("report lacks %q:\n%s", want, report.String())

@@ -67,6 +67,9 @@ type options struct {
 	PprofDir      string        `json:"-"`
 	Quiet         bool          `json:"-"`
 	CheapHash     bool          `json:"cheap_hash,omitempty"`
+	Store         string        `json:"store"`
+	Walk          bool          `json:"walk"`
+	SearchScan    bool          `json:"search_scan"`
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -75,7 +78,11 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.IntVar(&o.Users, "users", 100_000, "users to seed (1000000 supported)")
 	fs.StringVar(&o.DB, "db", "", "DATABASE_URL of an existing database (mysql://... or sqlite:///path); empty: create -dbname on -mysql-admin")
-	fs.StringVar(&o.Admin, "mysql-admin", "mysql://root@127.0.0.1:3306/mysql", "MySQL server URL used to create and drop -dbname")
+	fs.StringVar(&o.Admin, "mysql-admin", "mysql://root@127.0.0.1:3306/mysql", "MySQL server URL used to create and drop -dbname (-store mysql)")
+	pgAdmin := fs.String("postgres-admin", defaultPostgresAdmin, "PostgreSQL server URL used to create and drop -dbname (-store postgres)")
+	fs.StringVar(&o.Store, "store", "mysql", "server -dbname is created on when -db is empty: mysql (MySQL/MariaDB) or postgres")
+	fs.BoolVar(&o.Walk, "walk", false, "walk every user by cursor (100 a page) through the service and as a raw keyset walk, before the workloads")
+	fs.BoolVar(&o.SearchScan, "search-scan", false, "after search, measure the LIKE scan search was before the trigram indexes (raw, at most 4 at a time)")
 	fs.StringVar(&o.DBName, "dbname", "usersvc_load", "database created (after dropping a leftover) when -db is empty")
 	fs.BoolVar(&o.Keep, "keep", false, "keep -dbname after the run, and reuse it when it already holds the seeded users")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measured time per workload and side (split over -rounds)")
@@ -118,6 +125,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.LagDuration == 0 {
 		o.LagDuration = o.Duration
+	}
+	switch o.Store {
+	case "mysql":
+	case "postgres":
+		o.Admin = *pgAdmin
+	default:
+		return o, fmt.Errorf("-store %q: want mysql or postgres", o.Store)
 	}
 	switch {
 	case o.Users < 1 || o.Users > 10_000_000:
@@ -291,6 +305,9 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 	defer stopAuth()
 	e.auth = auth
 
+	if err := walkAndCollect(ctx, o, e, p, res); err != nil {
+		return res, err
+	}
 	for _, name := range o.Workloads {
 		w := workloads[slices.IndexFunc(workloads, func(w workload) bool { return w.Name == name })]
 		wr, err := runWorkload(ctx, o, w, e, p)
@@ -299,6 +316,9 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 		}
 		if err != nil {
 			return res, err
+		}
+		if name == "search" && o.SearchScan {
+			res.Scale.SearchScan = measureSearchScan(ctx, o, e, p)
 		}
 		// Events of this workload must not be drained on the next one's time.
 		if err := svc.waitForRelay(ctx, time.Minute); err != nil {
@@ -318,7 +338,7 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 	}
 	if o.RelayEvents > 0 {
 		p.printf("relay: committing %d outbox rows, then draining them", o.RelayEvents)
-		r, err := relayThroughput(ctx, svc, pool, pop, o.RelayEvents, e.nonce, 5*time.Minute)
+		r, err := relayThroughput(ctx, svc, pool, db.target.Dialect, pop, o.RelayEvents, e.nonce, 5*time.Minute)
 		res.Relay = r
 		if err != nil {
 			return res, err

@@ -26,7 +26,7 @@ type RelayResult struct {
 // transaction (batched multi-row inserts, so the relay sees none before the
 // commit), wakes the relay and times until it has marked them all
 // published. The outbox must be empty before.
-func relayThroughput(ctx context.Context, svc *service, db *sql.DB, pop population, n int, nonce string, timeout time.Duration) (*RelayResult, error) {
+func relayThroughput(ctx context.Context, svc *service, db *sql.DB, dialect string, pop population, n int, nonce string, timeout time.Duration) (*RelayResult, error) {
 	if err := svc.waitForRelay(ctx, timeout); err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func relayThroughput(ctx context.Context, svc *service, db *sql.DB, pop populati
 			}
 			args = append(args, m.EventID, m.Type, m.Key, m.Payload, m.OccurredAt, now)
 		}
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+		if _, err := tx.ExecContext(ctx, rebind(dialect, sb.String()), args...); err != nil {
 			return nil, fmt.Errorf("insert outbox rows %d-%d: %w", lo, hi-1, err)
 		}
 	}

@@ -27,6 +27,7 @@ type Results struct {
 	Relay        *RelayResult     `json:"relay,omitempty"`
 	Lag          *LagResult       `json:"event_lag,omitempty"`
 	PeakRSSBytes int64            `json:"peak_rss_bytes_whole_run"`
+	Scale        ScaleResults     `json:"scale"`
 	Compare      []Comparison     `json:"compare,omitempty"`
 	Targets      []Target         `json:"targets"`
 }
@@ -174,6 +175,7 @@ func evaluate(r *Results) []Target {
 		ts = append(ts, Target{Name: "relay throughput", Want: fmt.Sprintf(">= %d events/s", targetRelayPerS),
 			Got: fmt.Sprintf("%.0f events/s", r.Relay.EventsPerS), Pass: r.Relay.EventsPerS >= targetRelayPerS})
 	}
+	ts = append(ts, evaluateScale(r)...)
 	if r.Lag != nil {
 		ok := r.Lag.Errors == 0 && r.Lag.Unacked == 0 && r.Lag.Missed == 0 && time.Duration(r.Lag.Lag.P99) < targetLagP99
 		ts = append(ts, Target{Name: fmt.Sprintf("event lag p99 at %.0f mutations/s", r.Lag.Rate), Want: "< 100 ms, no error",
@@ -251,6 +253,7 @@ func printReport(w io.Writer, r *Results) {
 			x.Rate, x.Duration, x.Lag.P50, x.Lag.P99, x.Lag.P999, x.Lag.Max, x.Events, x.RequestP99, x.Errors, x.Missed, x.Unacked)
 		fmt.Fprintf(w, "  relay steps: %v\n", x.Relay)
 	}
+	printScale(w, r)
 	if len(r.Compare) > 0 {
 		fmt.Fprintln(w, "\np99 against the other run:")
 		for _, c := range r.Compare {
@@ -258,7 +261,7 @@ func printReport(w io.Writer, r *Results) {
 		}
 	}
 	if len(r.Targets) > 0 {
-		fmt.Fprintln(w, "\ntargets (issues 7, 14, 15, 20):")
+		fmt.Fprintln(w, "\ntargets (issues 7, 14, 15, 18, 20):")
 		for _, t := range r.Targets {
 			mark := "PASS"
 			if !t.Pass {

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"github.com/marketplace/usersvc/adapters/argon2id"
@@ -50,6 +49,8 @@ type env struct {
 	// servicePool is the store's pool, watched for waits and reconnects.
 	servicePool *sql.DB
 	auth        *authEnv // workloads_auth.go
+	// deep holds the cursors of the deep workload (see workloads_scale.go).
+	deep *deepCursors
 }
 
 func (e *env) unique() string {
@@ -71,10 +72,6 @@ func (e *env) serviceList(ctx context.Context, rng *rand.Rand) error {
 
 func (e *env) serviceFilter(ctx context.Context, rng *rand.Rand) error {
 	return e.client.do(ctx, http.MethodGet, "/api/v1/users?last_name", "/api/v1/users?last_name="+e.randomLastName(rng), nil, http.StatusOK)
-}
-
-func (e *env) serviceSearch(ctx context.Context, rng *rand.Rand) error {
-	return e.client.do(ctx, http.MethodGet, "/api/v1/users?search", "/api/v1/users?search="+strings.ToLower(e.randomLastName(rng)), nil, http.StatusOK)
 }
 
 func (e *env) serviceCreate(ctx context.Context, rng *rand.Rand) error {
@@ -103,10 +100,6 @@ func (e *env) rawList(ctx context.Context, rng *rand.Rand) error {
 
 func (e *env) rawFilter(ctx context.Context, rng *rand.Rand) error {
 	return e.raw.filterByLastName(ctx, e.randomLastName(rng))
-}
-
-func (e *env) rawSearch(ctx context.Context, rng *rand.Rand) error {
-	return e.raw.search(ctx, e.randomLastName(rng))
 }
 
 func (e *env) rawCreate(ctx context.Context, _ *rand.Rand) error {
@@ -156,11 +149,17 @@ var workloads = []workload{
 	{Name: "list", MinRatio: 0.4,
 		Doc:     "GET /api/v1/users?page=P, P uniform in 1..max-page | raw: page select + counter-table sum",
 		service: func(e *env) Op { return e.serviceList }, raw: func(e *env) Op { return e.rawList }},
+	{Name: "first", MinRatio: 0.4,
+		Doc:     "GET /api/v1/users?cursor= (first page, cursor mode) | raw: the keyset select of the first page",
+		service: func(e *env) Op { return e.serviceFirst }, raw: func(e *env) Op { return e.rawFirst }},
+	{Name: "deep", MinRatio: 0.4,
+		Doc:     "GET /api/v1/users?cursor=C, C one of 64 next-page cursors at 90% of the table's depth | raw: the keyset select after the same row",
+		service: func(e *env) Op { return e.serviceDeep }, raw: func(e *env) Op { return e.rawDeep }},
 	{Name: "filter", MinRatio: 0.4,
 		Doc:     "GET /api/v1/users?last_name=X, X uniform over the last names (20 users each) | raw: page select + count",
 		service: func(e *env) Op { return e.serviceFilter }, raw: func(e *env) Op { return e.rawFilter }},
 	{Name: "search", MinRatio: 0.4,
-		Doc:     "GET /api/v1/users?search=x (last name equals or email contains) | raw: OR page select + the two counts",
+		Doc:     "GET /api/v1/users?search=x, x the six-letter e-mail tag of one last name (20 users) | raw: the store's trigram-index page select + count",
 		service: func(e *env) Op { return e.serviceSearch }, raw: func(e *env) Op { return e.rawSearch }},
 	{Name: "create", MinRatio: 0.8,
 		Doc:     "POST /api/v1/users with a new email (argon2id OWASP, country check, insert + outbox) | raw: argon2id hash alone",
