@@ -160,7 +160,7 @@ func newAuthEnv(ctx context.Context, o options, svc *service, e *env, pool *sql.
 			// hasher costs and upgrades nothing.
 			cheap, err := e.hasher.Hash(ctx, seedPassword)
 			if err == nil {
-				_, err = pool.ExecContext(ctx, "UPDATE users SET password_hash = ? WHERE password_hash = ?", cheap, seedPasswordHash)
+				_, err = pool.ExecContext(ctx, rebind(e.raw.dialect, "UPDATE users SET password_hash = ? WHERE password_hash = ?"), cheap, seedPasswordHash)
 			}
 			if err != nil {
 				return nil, stop, fmt.Errorf("give the seeded users a cheap hash: %w", err)
@@ -168,7 +168,7 @@ func newAuthEnv(ctx context.Context, o options, svc *service, e *env, pool *sql.
 			want = cheap
 		}
 		var h string
-		if err := pool.QueryRowContext(ctx, "SELECT password_hash FROM users WHERE id = ?", e.pop.MinID).Scan(&h); err != nil {
+		if err := pool.QueryRowContext(ctx, rebind(e.raw.dialect, "SELECT password_hash FROM users WHERE id = ?"), e.pop.MinID).Scan(&h); err != nil {
 			return nil, stop, fmt.Errorf("read a seeded user's password hash: %w", err)
 		}
 		if h != want {
