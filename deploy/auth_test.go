@@ -16,8 +16,8 @@ const adminPort = 9090
 // port to callers and the admin port to monitoring only.
 func TestAdminPortAndAuthentication(t *testing.T) {
 	m := loadManifests(t)
-	_, c := workload(t, m)
-	env := podEnvironment(t, m, c)
+	d, c := workload(t, m)
+	env := podEnvironment(t, m, d.Spec.Template.Spec, c)
 
 	cfg, err := cli.Load(lookupIn(env))
 	if err != nil {

@@ -618,27 +618,22 @@ func TestDeployment(t *testing.T) {
 			if pause <= 0 {
 				t.Error("no preStop pause: the load balancer may still route to a draining pod")
 			}
-			budget := shutdownBudget(t, podEnvironment(t, m, c))
+			budget := shutdownBudget(t, podEnvironment(t, m, pod, c))
 			if grace <= pause+budget {
 				t.Errorf("terminationGracePeriodSeconds %v <= preStop %v + SHUTDOWN_DRAIN_DELAY + SHUTDOWN_TIMEOUT %v", grace, pause, budget)
 			}
 		}},
-		{"environment comes from the ConfigMap and a required Secret", func(t *testing.T) {
-			var cms, secrets []string
+		{"environment comes from the ConfigMap, secrets from a required Secret volume", func(t *testing.T) {
+			var cms []string
 			for _, e := range c.EnvFrom {
 				if e.ConfigMapRef != nil {
 					cms = append(cms, e.ConfigMapRef.Name)
 				}
-				if e.SecretRef != nil {
-					secrets = append(secrets, e.SecretRef.Name)
-					if isTrue(e.SecretRef.Optional) {
-						t.Errorf("secret %s is optional: pods would start on the SQLite default", e.SecretRef.Name)
-					}
-				}
 			}
-			if !slices.Equal(cms, []string{serviceName}) || !slices.Equal(secrets, []string{serviceName}) {
-				t.Errorf("envFrom ConfigMaps %v Secrets %v, want [%s] each", cms, secrets, serviceName)
+			if !slices.Equal(cms, []string{serviceName}) {
+				t.Errorf("envFrom ConfigMaps %v, want [%s]", cms, serviceName)
 			}
+			checkSecretsAsFiles(t, pod, c)
 		}},
 	}
 	for _, tt := range tests {
@@ -646,9 +641,11 @@ func TestDeployment(t *testing.T) {
 	}
 }
 
-// podEnvironment is what the container sees: the ConfigMap and Secret
-// (example) it imports, then its own env entries, which win.
-func podEnvironment(t *testing.T, m manifests, c container) map[string]string {
+// podEnvironment is what the container sees: the ConfigMap (and any Secret)
+// it imports, then its own env entries, which win. A *_FILE variable is
+// pointed at a file holding what the pod's mounted Secret volume would hold
+// there (the example Secret's value), so the binary reads it as in the pod.
+func podEnvironment(t *testing.T, m manifests, pod podSpec, c container) map[string]string {
 	t.Helper()
 	env := map[string]string{}
 	for _, e := range c.EnvFrom {
@@ -662,7 +659,52 @@ func podEnvironment(t *testing.T, m manifests, c container) map[string]string {
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
 	}
+	dir := t.TempDir()
+	for _, name := range sortedKeys(env) {
+		if !strings.HasSuffix(name, "_FILE") {
+			continue
+		}
+		file := filepath.Join(dir, name)
+		if err := os.WriteFile(file, []byte(mountedSecretValue(t, m, pod, c, env[name])), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env[name] = file
+	}
 	return env
+}
+
+// mountedSecretValue is the content of path in container c: a key of the
+// Secret whose volume is mounted over it.
+func mountedSecretValue(t *testing.T, m manifests, pod podSpec, c container, path string) string {
+	t.Helper()
+	for _, vm := range c.VolumeMounts {
+		rel, ok := strings.CutPrefix(path, strings.TrimSuffix(vm.MountPath, "/")+"/")
+		if !ok {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name != vm.Name {
+				continue
+			}
+			if v.Secret == nil {
+				t.Fatalf("%s is on volume %s, which is not a Secret", path, v.Name)
+			}
+			key := rel
+			for _, item := range v.Secret.Items {
+				if item.Path == rel {
+					key = item.Key
+				}
+			}
+			value, ok := secretData(t, m, v.Secret.SecretName)[key]
+			if !ok {
+				t.Errorf("%s: Secret %s has no key %s, so the file would be missing", path, v.Secret.SecretName, key)
+			}
+			return value
+		}
+		t.Fatalf("%s: container %s mounts volume %s, which the pod does not define", path, c.Name, vm.Name)
+	}
+	t.Errorf("%s is not inside any volume container %s mounts", path, c.Name)
+	return ""
 }
 
 func configMapData(t *testing.T, m manifests, name string) map[string]string {
@@ -717,7 +759,7 @@ func secretVariable(name string) bool {
 
 func TestKubernetesEnvironmentIsKnownToTheBinary(t *testing.T) {
 	m := loadManifests(t)
-	_, c := workload(t, m)
+	d, c := workload(t, m)
 	cm := configMapData(t, m, serviceName)
 	sec := secretData(t, m, serviceName)
 
@@ -759,7 +801,7 @@ func TestKubernetesEnvironmentIsKnownToTheBinary(t *testing.T) {
 			}
 		}},
 		{"the binary accepts the pod's environment", func(t *testing.T) {
-			cfg, err := cli.Load(lookupIn(podEnvironment(t, m, c)))
+			cfg, err := cli.Load(lookupIn(podEnvironment(t, m, d.Spec.Template.Spec, c)))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -54,8 +54,36 @@ type labelSelector struct {
 
 type podSpec struct {
 	TerminationGracePeriodSeconds *int64          `yaml:"terminationGracePeriodSeconds"`
+	RestartPolicy                 string          `yaml:"restartPolicy"`
 	SecurityContext               securityContext `yaml:"securityContext"`
 	Containers                    []container     `yaml:"containers"`
+	Volumes                       []volume        `yaml:"volumes"`
+}
+
+// volume is a pod volume; only Secret volumes are read.
+type volume struct {
+	Name   string `yaml:"name"`
+	Secret *struct {
+		SecretName string `yaml:"secretName"`
+		Optional   *bool  `yaml:"optional"`
+		Items      []struct {
+			Key  string `yaml:"key"`
+			Path string `yaml:"path"`
+		} `yaml:"items"`
+	} `yaml:"secret"`
+}
+
+// job is a batch/v1 Job.
+type job struct {
+	object `yaml:",inline"`
+	Spec   struct {
+		BackoffLimit          *int `yaml:"backoffLimit"`
+		ActiveDeadlineSeconds *int `yaml:"activeDeadlineSeconds"`
+		Template              struct {
+			Metadata objectMeta `yaml:"metadata"`
+			Spec     podSpec    `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
 }
 
 // securityContext merges the pod's and the container's fields; a container
@@ -75,16 +103,25 @@ type securityContext struct {
 }
 
 type container struct {
-	Name  string `yaml:"name"`
-	Image string `yaml:"image"`
-	Ports []struct {
+	Name    string   `yaml:"name"`
+	Image   string   `yaml:"image"`
+	Command []string `yaml:"command"`
+	Args    []string `yaml:"args"`
+	Ports   []struct {
 		Name          string `yaml:"name"`
 		ContainerPort int    `yaml:"containerPort"`
 	} `yaml:"ports"`
 	Env []struct {
-		Name  string `yaml:"name"`
-		Value string `yaml:"value"`
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom any    `yaml:"valueFrom"`
 	} `yaml:"env"`
+	VolumeMounts []struct {
+		Name      string `yaml:"name"`
+		MountPath string `yaml:"mountPath"`
+		SubPath   string `yaml:"subPath"`
+		ReadOnly  bool   `yaml:"readOnly"`
+	} `yaml:"volumeMounts"`
 	EnvFrom []struct {
 		ConfigMapRef *envSource `yaml:"configMapRef"`
 		SecretRef    *envSource `yaml:"secretRef"`
@@ -182,6 +219,12 @@ type kustomization struct {
 	APIVersion string   `yaml:"apiVersion"`
 	Kind       string   `yaml:"kind"`
 	Resources  []string `yaml:"resources"`
+	Images     []struct {
+		Name    string `yaml:"name"`
+		NewName string `yaml:"newName"`
+		NewTag  string `yaml:"newTag"`
+		Digest  string `yaml:"digest"`
+	} `yaml:"images"`
 }
 
 // composeFile is the part of the Compose specification the checks read.
