@@ -184,10 +184,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.markBatch, s.purgeBatch = defaultMarkBatch, defaultPurgeBatch
 	s.stmtTimeout, s.lockLease = statementTimeout(cfg), lockLease(cfg)
-	s.tracing = cfg.Tracing
 	s.tracer = noop.NewTracerProvider().Tracer("")
 	if cfg.Tracing != nil {
-		s.tracer = cfg.Tracing.Tracer(tracerName)
+		s.tracing = statementTracing{cfg.Tracing}
+		s.tracer = s.tracing.Tracer(tracerName)
 	}
 	if err := s.initGorm(cfg); err != nil {
 		_ = s.Close()

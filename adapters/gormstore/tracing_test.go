@@ -1,0 +1,68 @@
+package gormstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
+)
+
+// A failed statement shows in its span as failed, with the database's
+// error code, but the span never quotes the data: MySQL's duplicate-key
+// message names the duplicate email, and traces leave the service.
+func TestFailedStatementSpansDoNotQuoteTheData(t *testing.T) {
+	forEachBackendURL(t, func(t *testing.T, url string) {
+		rec := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		s, err := Open(context.Background(), Config{URL: url, Tracing: tp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		const email = "Taken.Address@Example.com"
+		u := newUser("Ada", "Lovelace", email, 0)
+		insert(t, s, u)
+		dup := newUser("Other", "Person", email, time.Second)
+		err = s.Do(context.Background(), func(ctx context.Context, tx ports.Tx) error { return tx.InsertUser(ctx, &dup) })
+		if !errors.Is(err, domain.ErrEmailTaken) {
+			t.Fatalf("duplicate insert = %v, want ErrEmailTaken", err)
+		}
+
+		failed := 0
+		for _, sp := range rec.Ended() {
+			if sp.Status().Code == codes.Error {
+				failed++
+			}
+			texts := []string{sp.Name(), sp.Status().Description}
+			for _, a := range sp.Attributes() {
+				texts = append(texts, a.Value.Emit())
+			}
+			for _, ev := range sp.Events() {
+				texts = append(texts, ev.Name)
+				for _, a := range ev.Attributes {
+					texts = append(texts, a.Value.Emit())
+				}
+			}
+			for _, text := range texts {
+				if strings.Contains(strings.ToLower(text), strings.ToLower(email)) {
+					t.Errorf("span %q quotes the email: %q", sp.Name(), text)
+				}
+			}
+		}
+		if failed == 0 {
+			t.Errorf("no span marked the failed insert as an error; spans: %d", len(rec.Ended()))
+		}
+	})
+}
