@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -70,6 +73,62 @@ func TestReadmeNamesOnlyRealVariables(t *testing.T) {
 	for _, cmd := range []string{"make run", "make test"} {
 		if !strings.Contains(string(raw), cmd) {
 			t.Errorf("README does not show %q", cmd)
+		}
+	}
+}
+
+// TestOWASPTableCitesRealTests keeps the README's OWASP table true: every
+// test it names as evidence exists in the tree.
+func TestOWASPTableCitesRealTests(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(raw)
+	start := strings.Index(text, "### OWASP API Security Top 10")
+	if start < 0 {
+		t.Fatal("README has no OWASP API Security Top 10 section")
+	}
+	section := text[start:]
+	if end := strings.Index(section[4:], "\n### "); end >= 0 {
+		section = section[:end+4]
+	}
+	for i := 1; i <= 10; i++ {
+		if !strings.Contains(section, fmt.Sprintf("| API%d ", i)) {
+			t.Errorf("the table has no row for API%d", i)
+		}
+	}
+	cited := regexp.MustCompile("`(Test[A-Za-z0-9_]+)`").FindAllStringSubmatch(section, -1)
+	if len(cited) < 10 {
+		t.Fatalf("the table cites %d tests, want at least one per risk", len(cited))
+	}
+	defined := map[string]bool{}
+	decl := regexp.MustCompile(`(?m)^func (Test[A-Za-z0-9_]+)\(`)
+	err = filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != "../.." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range decl.FindAllStringSubmatch(string(b), -1) {
+			defined[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range cited {
+		if !defined[m[1]] {
+			t.Errorf("the OWASP table cites %s, which no test file defines", m[1])
 		}
 	}
 }
