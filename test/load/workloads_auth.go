@@ -205,6 +205,9 @@ func newAuthEnv(ctx context.Context, o options, svc *service, e *env, pool *sql.
 		stop()
 		return nil, func() {}, err
 	}
+	// The connection that waited may idle past the server's IdleTimeout
+	// before the token workloads run; the workers dial their own.
+	a.client.Close()
 	return a, func() { a.client.Close(); stop() }, nil
 }
 
