@@ -58,7 +58,7 @@ func BenchmarkSQLiteQueries(b *testing.B) {
 	next := func() string { seq++; return strconv.Itoa(seq) }
 	// The same point select and page through database/sql with a prepared
 	// statement: what the queries cost without GORM.
-	rawGet, err := s.sqlDB.PrepareContext(ctx, "SELECT id, email, first_name, last_name, address, password_hash, country, version, created_at, updated_at FROM users WHERE id = ? LIMIT 1")
+	rawGet, err := s.sqlDB.PrepareContext(ctx, "SELECT id, email, first_name, last_name, address, password_hash, country, version, created_at, updated_at FROM users WHERE id = ? LIMIT 1") //nolint:sqlclosecheck // closed by the defer below
 	if err != nil {
 		b.Fatal(err)
 	}

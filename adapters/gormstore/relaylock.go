@@ -57,7 +57,7 @@ func (s *Store) TryLock(ctx context.Context) (held context.Context, unlock func(
 		release, err = s.namedLock(ctx, relayLockName, 0, lose)
 		if err != nil {
 			lose()
-			if err == errLockBusy {
+			if errors.Is(err, errLockBusy) {
 				return nil, nil, false, nil
 			}
 			return nil, nil, false, dbErr(ctx, "relay lock", err)
@@ -143,7 +143,9 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, los
 	var wg sync.WaitGroup
 	wg.Add(1)
 	keepAlive := s.lockLease / 3
-	go func() {
+	// The keep-alive belongs to the lock's lifetime, which ends at unlock or
+	// loss, not with the caller's context.
+	go func() { //nolint:gosec // G118: detached on purpose, see above
 		defer wg.Done()
 		t := time.NewTicker(keepAlive)
 		defer t.Stop()
@@ -163,7 +165,9 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, los
 		}
 	}()
 	var once sync.Once
-	return func() {
+	// Unlocking runs on its own context: it must happen even when the
+	// caller's context is done.
+	return func() { //nolint:contextcheck // detached on purpose
 		once.Do(func() {
 			close(stop)
 			wg.Wait()
@@ -290,7 +294,7 @@ func (lockNotHeldError) Error() string { return "advisory lock was not held by t
 func advisoryKey(name string) int64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte("usersvc:" + name))
-	return int64(h.Sum64())
+	return int64(h.Sum64()) //nolint:gosec // G115: a bit-for-bit reinterpretation; any 64-bit key will do
 }
 
 // processLocks are the SQLite relay locks of this process.

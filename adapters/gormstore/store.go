@@ -189,7 +189,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		s.tracing = statementTracing{cfg.Tracing}
 		s.tracer = s.tracing.Tracer(tracerName)
 	}
-	if err := s.initGorm(cfg); err != nil {
+	if err := s.initGorm(ctx, cfg); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open %s: %w", target.Redacted, err)
 	}
@@ -326,7 +326,7 @@ func applyPool(db *sql.DB, cfg Config) {
 
 // initGorm wraps the pool once it is known to answer (the MySQL dialector
 // asks the server's version).
-func (s *Store) initGorm(cfg Config) error {
+func (s *Store) initGorm(ctx context.Context, cfg Config) error {
 	var dialector gorm.Dialector
 	switch s.dialect {
 	case DialectMySQL:
@@ -346,7 +346,7 @@ func (s *Store) initGorm(cfg Config) error {
 		NowFunc:                func() time.Time { return dbTime(s.now()) },
 	})
 	if err != nil {
-		return dbErr(context.Background(), "initialise gorm", err)
+		return dbErr(ctx, "initialise gorm", err)
 	}
 	if s.tracing != nil {
 		plugin := oteltracing.NewPlugin(oteltracing.WithTracerProvider(s.tracing),

@@ -40,7 +40,7 @@ func (s *Store) transact(ctx context.Context, fn func(tx *gorm.DB) error) error 
 		}
 		// Jittered exponential pause, so the transactions that collided do
 		// not collide again.
-		pause := time.Duration(5<<attempt)*time.Millisecond + rand.N(10*time.Millisecond)
+		pause := time.Duration(5<<attempt)*time.Millisecond + rand.N(10*time.Millisecond) //nolint:gosec // G404: jitter, not a secret
 		select {
 		case <-ctx.Done():
 		case <-time.After(pause):
