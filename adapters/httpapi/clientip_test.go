@@ -222,12 +222,12 @@ func TestParsePublicURL(t *testing.T) {
 	} {
 		t.Run(tt.in, func(t *testing.T) {
 			u, err := ParsePublicURL(tt.in)
-			switch {
-			case tt.want == "":
+			switch tt.want {
+			case "":
 				if err == nil {
 					t.Fatalf("ParsePublicURL(%q) = %v, want an error", tt.in, u)
 				}
-			case tt.want == "-":
+			case "-":
 				if err != nil || u != nil {
 					t.Fatalf("ParsePublicURL(%q) = %v, %v; want none", tt.in, u, err)
 				}

@@ -162,7 +162,7 @@ func recovery(logger *slog.Logger) gin.HandlerFunc {
 			if rec == nil {
 				return
 			}
-			if rec == http.ErrAbortHandler { // net/http's own signal to drop the connection
+			if err, ok := rec.(error); ok && errors.Is(err, http.ErrAbortHandler) { // net/http's own signal to drop the connection
 				panic(rec)
 			}
 			logger.ErrorContext(c.Request.Context(), "panic while handling request",

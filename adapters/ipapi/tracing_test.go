@@ -43,8 +43,8 @@ func TestTracedClientSpansWithoutTheKey(t *testing.T) {
 		t.Errorf("client span parent %v, want the request's span", s.Parent())
 	}
 	for _, a := range s.Attributes() {
-		if strings.Contains(a.Value.Emit(), testKey) {
-			t.Errorf("span attribute %s leaks the key: %s", a.Key, a.Value.Emit())
+		if strings.Contains(a.Value.String(), testKey) {
+			t.Errorf("span attribute %s leaks the key: %s", a.Key, a.Value.String())
 		}
 	}
 }

@@ -22,5 +22,5 @@ func ProducerOf(p *Publisher) any {
 func ChannelCapacities(p *Publisher) (events, produce int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return cap(p.prod.Events()), cap(p.prod.ProduceChannel())
+	return cap(p.prod.Events()), cap(p.prod.ProduceChannel()) //nolint:staticcheck // SA1019: measures the channel the client still allocates, unused by us
 }

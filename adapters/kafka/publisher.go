@@ -450,7 +450,10 @@ func (p *Publisher) Close(ctx context.Context) error {
 // forwardLogs writes librdkafka's log lines (syslog levels) to logger until
 // the client closes the channel. Connection failures (tag FAIL) repeat on
 // every reconnect and are also reported as error events, which are logged
-// with rate limiting: their log lines go to debug.
+// with rate limiting: their log lines go to debug. The lines belong to the
+// client's lifetime, not to a request: there is no context to pass on.
+//
+//nolint:contextcheck // see above
 func forwardLogs(logs <-chan ckafka.LogEvent, logger *slog.Logger) {
 	for l := range logs {
 		level := slog.LevelDebug

@@ -18,15 +18,18 @@ import (
 	"github.com/marketplace/usersvc/adapters/tracing"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+// run is main without os.Exit, so that its deferred calls run.
+func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	os.Exit(cli.Run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, cli.Commands{
+	return cli.Run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr, cli.Commands{
 		Serve:         serve,
 		Migrate:       migrate,
 		MigrateStatus: migrateStatus,
 		Tail:          tail,
-	}))
+	})
 }
 
 func serve(ctx context.Context, cfg cli.Config) error {

@@ -86,7 +86,9 @@ func (s *service) run(ctx context.Context) error {
 	if adminSrv != nil {
 		// Probes and scrapes are short; profiles in flight are cut.
 		_ = adminSrv.Close()
-		<-adminDone
+		if err := <-adminDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("admin server stopped", slog.String("error", err.Error()))
+		}
 	}
 	stopRelay()
 	if err := <-relayDone; err != nil && !errors.Is(err, context.Canceled) {
