@@ -372,7 +372,7 @@ func halfJitter(d time.Duration) time.Duration {
 	if d <= 1 {
 		return d
 	}
-	return d/2 + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1) //nolint:gosec // G404: jitter, not a secret
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -46,7 +46,7 @@ const (
 	OpReplaceUser       Operation = "replace_user"
 	OpPatchUser         Operation = "patch_user"
 	OpDeleteUser        Operation = "delete_user"
-	OpVerifyCredentials Operation = "verify_credentials"
+	OpVerifyCredentials Operation = "verify_credentials" //nolint:gosec // G101: an operation name, not a credential
 )
 
 // requiredScope is the one table of which operation needs which scope.

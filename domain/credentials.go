@@ -12,7 +12,7 @@ import (
 var ErrInvalidCredentials = errors.New("invalid credentials")
 
 // MsgInvalidCredentials is the one answer to a failed check, whatever failed.
-const MsgInvalidCredentials = "Unable to log in with provided credentials."
+const MsgInvalidCredentials = "Unable to log in with provided credentials." //nolint:gosec // G101: a message, not a credential
 
 // MsgLockedOut is the answer during a lockout.
 const MsgLockedOut = "Too many failed attempts. Try again later."

@@ -245,6 +245,6 @@ func decode(encoded string) (Params, []byte, []byte, error) {
 	if err != nil || len(key) == 0 {
 		return Params{}, nil, nil, fmt.Errorf("%w: key", ErrMalformedHash)
 	}
-	p.SaltLength, p.KeyLength = len(salt), uint32(len(key))
+	p.SaltLength, p.KeyLength = len(salt), uint32(len(key)) //nolint:gosec // G115: decoded from a hash string, far below 2^32 bytes
 	return p, salt, key, nil
 }

@@ -112,7 +112,7 @@ type Variable struct {
 var Variables = []Variable{
 	{Name: "HTTP_ADDR", Default: ":8080", Help: "address the HTTP server listens on",
 		set: func(c *Config, v string) error { c.HTTPAddr = v; return nonEmpty(v) }},
-	{Name: "DATABASE_URL", Default: "sqlite://users.db", Secret: true,
+	{Name: "DATABASE_URL", Default: "sqlite://users.db", Secret: true, //nolint:gosec // G101: the help text's user:pass is a placeholder
 		Help: "sqlite://FILE, sqlite://:memory:, mysql://user:pass@host:3306/db?param=value or postgres://user:pass@host:5432/db?sslmode=disable",
 		set:  func(c *Config, v string) error { c.DatabaseURL = v; return nonEmpty(v) }},
 	{Name: "DATABASE_URL_FILE", Default: "", Help: "file holding DATABASE_URL (a mounted secret); setting both is an error",
@@ -403,7 +403,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			if v.Secret {
 				shown = "(value hidden)"
 			}
-			return Config{}, fmt.Errorf("invalid %s %s: %v", v.Name, shown, err)
+			return Config{}, fmt.Errorf("invalid %s %s: %w", v.Name, shown, err)
 		}
 	}
 	if err := c.validateAdapters(); err != nil {
@@ -438,7 +438,7 @@ func lookupWithFile(lookup func(string) (string, bool), name string) (string, bo
 	}
 	b, err := os.ReadFile(strings.TrimSpace(path))
 	if err != nil {
-		return "", false, fmt.Errorf("invalid %s_FILE: %v", name, err)
+		return "", false, fmt.Errorf("invalid %s_FILE: %w", name, err)
 	}
 	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), true, nil
 }

@@ -48,7 +48,7 @@ func TracedStoreConfig(c Config, logger *slog.Logger, tr *tracing.Provider) gorm
 // HashConfig sizes the password hashing pool.
 func HashConfig(c Config) argon2id.Config {
 	p := argon2id.OWASP
-	p.MemoryKiB, p.Iterations, p.Parallelism = uint32(c.HashMemoryKiB), uint32(c.HashIterations), uint8(c.HashParallelism)
+	p.MemoryKiB, p.Iterations, p.Parallelism = uint32(c.HashMemoryKiB), uint32(c.HashIterations), uint8(c.HashParallelism) //nolint:gosec // G115: bounded by the variables' validation (intIn)
 	return argon2id.Config{Params: p, Queue: c.HashQueue}
 }
 

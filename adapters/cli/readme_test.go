@@ -19,7 +19,11 @@ func TestReadmeConfigurationTableMatchesTheBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	readme := string(raw)
-	section := readme[strings.Index(readme, "## Configuration"):]
+	start := strings.Index(readme, "## Configuration")
+	if start < 0 {
+		t.Fatal("README.md has no \"## Configuration\" section")
+	}
+	section := readme[start:]
 	section = section[:strings.Index(section[3:], "\n## ")+3]
 	row := regexp.MustCompile("(?m)^\\| `([A-Z0-9_]+)` \\| ([^|]+) \\|")
 	documented := map[string]string{}

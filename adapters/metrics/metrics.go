@@ -183,7 +183,7 @@ func New() *Metrics {
 		m.geoLookups, m.geoDuration, m.geoHits, m.geoMisses,
 		m.credentialChecks,
 	)
-	m.reg.MustRegister(m.authMetrics.collectors()...)
+	m.reg.MustRegister(m.collectors()...)
 	for _, o := range credentialOutcomes {
 		m.credentialChecks.WithLabelValues(o) // every series from the start, at 0
 	}

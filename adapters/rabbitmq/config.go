@@ -29,7 +29,7 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultURL            = "amqp://guest:guest@localhost:5672/"
+	DefaultURL            = "amqp://guest:guest@localhost:5672/" //nolint:gosec // G101: RabbitMQ's well-known local-only default account
 	DefaultExchange       = "users-events"
 	DefaultSource         = "usersvc"
 	DefaultDialTimeout    = 5 * time.Second

@@ -55,7 +55,7 @@ func ParseLimit(s string) (Limit, error) {
 	}
 	per, err := parsePeriod(strings.TrimSpace(periodText))
 	if err != nil {
-		return Limit{}, fmt.Errorf("%q: %v; %s", s, err, syntax)
+		return Limit{}, fmt.Errorf("%q: %w; %s", s, err, syntax)
 	}
 	if per/time.Duration(n) < time.Millisecond {
 		return Limit{}, fmt.Errorf("%q: more than one event per millisecond", s)

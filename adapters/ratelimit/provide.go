@@ -38,7 +38,7 @@ func ValidateRedisURL(u string) error {
 		return nil
 	}
 	if _, err := redis.ParseURL(u); err != nil {
-		return errors.New("must be redis://[user:password@]host:port[/db] or rediss://...")
+		return errors.New("must be redis://[user:password@]host:port[/db] or rediss://[user:password@]host:port[/db]")
 	}
 	return nil
 }

@@ -61,7 +61,7 @@ func TestGeolocator(t *testing.T) {
 
 func TestClockAndNotifier(t *testing.T) {
 	c := apptest.NewClock(epoch)
-	if !c.Now().Equal(epoch) || !c.Now().Equal(epoch) {
+	if first, second := c.Now(), c.Now(); !first.Equal(epoch) || !second.Equal(epoch) {
 		t.Error("a clock without step moved")
 	}
 	c.SetStep(time.Second)
