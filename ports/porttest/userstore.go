@@ -307,12 +307,12 @@ func testStoreNotFound(t *testing.T, newStore func(t *testing.T) UserStore) {
 		{"DeleteUser of a user deleted earlier in the transaction", func(ctx context.Context, s UserStore) error {
 			page, err := s.ListUsers(ctx, domain.ListQuery{Page: 1, PageSize: 1})
 			if err != nil || len(page.Users) != 1 {
-				return fmt.Errorf("arrange: %v, %d users", err, len(page.Users))
+				return fmt.Errorf("arrange: %v, %d users", err, len(page.Users)) //nolint:errorlint // not wrapped: an arrange failure must not pass as not found
 			}
 			existing := page.Users[0].ID
 			return s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
 				if err := deleteUser(ctx, tx, existing); err != nil {
-					return fmt.Errorf("arrange: %v", err) // not wrapped: must not count as not found
+					return fmt.Errorf("arrange: %v", err) //nolint:errorlint // not wrapped: must not count as not found
 				}
 				if err := tx.DeleteUser(ctx, existing); err != nil {
 					return err

@@ -195,8 +195,9 @@ func RunTests(m *testing.M) {
 	owned.Store(true)
 	code := m.Run()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := stopLazy(ctx); err != nil {
+	err := stopLazy(ctx)
+	cancel() // before os.Exit, which skips deferred calls
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
 		if code == 0 {
 			code = 1

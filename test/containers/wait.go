@@ -30,7 +30,7 @@ func (r readiness) WaitUntilReady(ctx context.Context, target wait.StrategyTarge
 	for {
 		state, err := target.State(ctx)
 		if err == nil && !state.Running {
-			return fmt.Errorf("%s: container %s (exit code %d) before it was ready (last check: %v)", r.what, state.Status, state.ExitCode, last)
+			return fmt.Errorf("%s: container %s (exit code %d) before it was ready (last check: %v)", r.what, state.Status, state.ExitCode, last) //nolint:errorlint // last may be nil; shown, not matched
 		}
 		attempt, cancelAttempt := context.WithTimeout(ctx, 2*time.Second)
 		last = r.check(attempt)

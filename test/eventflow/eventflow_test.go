@@ -283,7 +283,7 @@ func TestEveryEventArrivesInOrderAcrossABrokerOutage(t *testing.T) {
 	}
 	b.Restart()
 	s.waitDrained(t, 30*time.Second)
-	all := append(idsUp, idsDown...)
+	all := slices.Concat(idsUp, idsDown)
 	recs := kafkatest.Consume(t, b.Addr(), topic, 2*len(all), 20*time.Second)
 	dups := checkEvents(t, recs, all)
 	t.Logf("%d events for %d users arrived (%d records, %d duplicates)", 2*len(all), len(all), len(recs), dups)

@@ -157,16 +157,19 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	return o, nil
 }
 
-func main() {
+func main() { os.Exit(mainCode()) }
+
+// mainCode is main without os.Exit, so that its deferred calls run.
+func mainCode() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o, err := parseFlags(os.Args[1:], os.Stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
+			return 0
 		}
 		fmt.Fprintln(os.Stderr, "load:", err)
-		os.Exit(2)
+		return 2
 	}
 	res, err := run(ctx, o, os.Stdout)
 	if res != nil {
@@ -181,8 +184,9 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // progress prints what the run is doing, unless quiet.
@@ -470,7 +474,7 @@ func rssCheck(ctx context.Context, o options, dbURL, brokers string, e *env, p p
 	if err != nil {
 		return nil, err
 	}
-	defer child.stop()
+	defer func() { _ = child.stop() }() // the numbers are taken; how it exits does not change them
 	r := &RSSResult{Conns: o.RSSConns, GoMemLimit: o.RSSGoMemLimit}
 	r.StartBytes, _ = statusBytes(child.pid(), "VmRSS")
 	cl, err := newClient(child.url, o.RSSConns)

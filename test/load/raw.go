@@ -62,7 +62,7 @@ func newRawDB(ctx context.Context, db *sql.DB, dialect string) (*rawDB, error) {
 		{&r.appendOutbox, "INSERT INTO outbox (event_id, event_type, msg_key, payload, occurred_at, created_at, published_at) VALUES (?, ?, ?, ?, ?, ?, NULL)"},
 	}
 	for _, s := range stmts {
-		st, err := db.PrepareContext(ctx, rebind(dialect, s.sql))
+		st, err := db.PrepareContext(ctx, rebind(dialect, s.sql)) //nolint:sqlclosecheck // kept in r, closed by r.Close
 		if err != nil {
 			r.Close()
 			return nil, fmt.Errorf("prepare %q: %w", s.sql, err)
@@ -205,11 +205,12 @@ func (r *rawDB) patchAddress(ctx context.Context, id int64, address, eventID str
 		}
 	}()
 	var u rawUser
-	if err := tx.StmtContext(ctx, r.lockUser).QueryRowContext(ctx, id).Scan(u.dest()...); err != nil {
+	// A transaction's statements close with it (Commit or Rollback).
+	if err := tx.StmtContext(ctx, r.lockUser).QueryRowContext(ctx, id).Scan(u.dest()...); err != nil { //nolint:sqlclosecheck // see above
 		return fmt.Errorf("lock user %d: %w", id, err)
 	}
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	res, err := tx.StmtContext(ctx, r.updateUser).ExecContext(ctx, address, u.Email, strings.ToLower(u.Email),
+	res, err := tx.StmtContext(ctx, r.updateUser).ExecContext(ctx, address, u.Email, strings.ToLower(u.Email), //nolint:sqlclosecheck // closes with tx
 		u.FirstName, strings.ToLower(u.FirstName), u.LastName, strings.ToLower(u.LastName), u.PasswordHash, now, u.Version+1, id)
 	if err != nil {
 		return fmt.Errorf("update user %d: %w", id, err)
@@ -217,7 +218,7 @@ func (r *rawDB) patchAddress(ctx context.Context, id int64, address, eventID str
 	if n, _ := res.RowsAffected(); n != 1 {
 		return fmt.Errorf("update user %d: %d rows", id, n)
 	}
-	if _, err := tx.StmtContext(ctx, r.appendOutbox).ExecContext(ctx, eventID, domain.ActionUpdate.EventType(),
+	if _, err := tx.StmtContext(ctx, r.appendOutbox).ExecContext(ctx, eventID, domain.ActionUpdate.EventType(), //nolint:sqlclosecheck // closes with tx
 		strconv.FormatInt(id, 10), rawEventPayload, now, now); err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}

@@ -215,11 +215,15 @@ func (s *service) Close() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_ = s.srv.Shutdown(ctx)
 		cancel()
-		<-s.served
+		if err := <-s.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, "load: HTTP server:", err)
+		}
 	}
 	if s.stop != nil {
 		s.stop()
-		<-s.relayEnd
+		if err := <-s.relayEnd; err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "load: relay:", err)
+		}
 	}
 	for i := len(s.cleanups) - 1; i >= 0; i-- {
 		s.cleanups[i]()
@@ -263,8 +267,6 @@ func (c *connCounter) track(_ net.Conn, state http.ConnState) {
 		c.open.Add(-1)
 	}
 }
-
-func (c *connCounter) resetPeak() { c.peak.Store(c.open.Load()) }
 
 // lagTracker measures, while on, the time from a mutation's commit to the
 // broker's acknowledgement of its event. Commit and acknowledgement may be

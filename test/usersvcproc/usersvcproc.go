@@ -24,7 +24,7 @@ func Build(ctx context.Context, dir string) (string, error) {
 	bin := filepath.Join(dir, "usersvc")
 	out, err := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "github.com/marketplace/usersvc/cmd/usersvc").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/usersvc: %v\n%s", err, out)
+		return "", fmt.Errorf("go build ./cmd/usersvc: %w\n%s", err, out)
 	}
 	return bin, nil
 }

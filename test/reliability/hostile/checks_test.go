@@ -150,7 +150,7 @@ func notAllowed(method, allow string) check {
 		if got := r.Header.Get("Allow"); got != allow {
 			return fmt.Errorf("Allow = %q", got)
 		}
-		if r.Body == nil || len(r.Body) == 0 { // HEAD: no body to compare
+		if len(r.Body) == 0 { // HEAD: no body to compare
 			return nil
 		}
 		return body.ok(r)

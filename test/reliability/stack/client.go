@@ -148,39 +148,45 @@ func Snapshot(t testing.TB, db *sql.DB) string {
 	t.Helper()
 	var out strings.Builder
 	for _, table := range snapshotTables {
-		cols := "*"
-		if table == "outbox" {
-			cols = "seq, event_id, event_type, msg_key, payload"
-		}
-		rows, err := db.Query("SELECT " + cols + " FROM " + table + " ORDER BY 1")
-		if err != nil {
-			t.Fatalf("snapshot %s: %v", table, err)
-		}
-		names, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(names))
-			ptrs := make([]any, len(names))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatalf("snapshot %s: %v", table, err)
-			}
-			fmt.Fprintf(&out, "%s:", table)
-			for i, v := range vals {
-				if b, ok := v.([]byte); ok {
-					v = string(b)
-				}
-				fmt.Fprintf(&out, " %s=%v", names[i], v)
-			}
-			out.WriteByte('\n')
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatalf("snapshot %s: %v", table, err)
-		}
-		_ = rows.Close()
+		snapshotTable(t, db, table, &out)
 	}
 	return out.String()
+}
+
+// snapshotTable renders every row of one table into out.
+func snapshotTable(t testing.TB, db *sql.DB, table string, out *strings.Builder) {
+	t.Helper()
+	cols := "*"
+	if table == "outbox" {
+		cols = "seq, event_id, event_type, msg_key, payload"
+	}
+	rows, err := db.Query("SELECT " + cols + " FROM " + table + " ORDER BY 1")
+	if err != nil {
+		t.Fatalf("snapshot %s: %v", table, err)
+	}
+	defer rows.Close()
+	names, _ := rows.Columns()
+	for rows.Next() {
+		vals := make([]any, len(names))
+		ptrs := make([]any, len(names))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatalf("snapshot %s: %v", table, err)
+		}
+		fmt.Fprintf(out, "%s:", table)
+		for i, v := range vals {
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			fmt.Fprintf(out, " %s=%v", names[i], v)
+		}
+		out.WriteByte('\n')
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("snapshot %s: %v", table, err)
+	}
 }
 
 // Count returns SELECT COUNT(*) FROM table.
