@@ -145,7 +145,7 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, los
 	keepAlive := s.lockLease / 3
 	// The keep-alive belongs to the lock's lifetime, which ends at unlock or
 	// loss, not with the caller's context.
-	go func() { //nolint:gosec // G118: detached on purpose, see above
+	go func() { //nolint:gosec,contextcheck // G118: detached on purpose, see above
 		defer wg.Done()
 		t := time.NewTicker(keepAlive)
 		defer t.Stop()
