@@ -61,7 +61,7 @@ func creds(email, password string) domain.Input {
 // wantInvalid fails t unless err is the one answer to a failed check.
 func wantInvalid(t *testing.T, what string, err error) {
 	t.Helper()
-	if !errors.Is(err, domain.ErrInvalidCredentials) || err != domain.ErrInvalidCredentials {
+	if !errors.Is(err, domain.ErrInvalidCredentials) || err != domain.ErrInvalidCredentials { //nolint:errorlint // exactly the sentinel: nothing wrapped around the one answer
 		t.Fatalf("%s: error %v, want exactly domain.ErrInvalidCredentials", what, err)
 	}
 }
