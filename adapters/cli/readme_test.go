@@ -66,7 +66,7 @@ func TestReadmeNamesOnlyRealVariables(t *testing.T) {
 		"USERS_TEST_MYSQL_IMAGE": true, "USERS_TEST_KAFKA_IMAGE": true, "USERS_TEST_POSTGRES_IMAGE": true, "TEST_IMAGES": true,
 		"USERSVC_BENCH_ROWS": true, "USERS_TEST_RABBITMQ_IMAGE": true, "USERS_TEST_REDIS_IMAGE": true,
 		"USERSVC_TEST_MYSQL_URL": true, "USERSVC_TEST_POSTGRES_URL": true, "USERSVC_TEST_AMQP_URL": true, "USERSVC_TEST_REDIS_URL": true,
-		"USERSVC_TEST_KAFKA_BROKERS": true, "DOCKER_HOST": true, "GO_VERSION": true,
+		"USERSVC_TEST_KAFKA_BROKERS": true, "DOCKER_HOST": true, "GO_VERSION": true, "GOLANGCI_LINT_VERSION": true,
 	}
 	name := regexp.MustCompile("`([A-Z][A-Z0-9]*_[A-Z0-9_]+)(=[^`]*)?`")
 	for _, m := range name.FindAllStringSubmatch(string(raw), -1) {
