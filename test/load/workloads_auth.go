@@ -256,7 +256,9 @@ func (s *service) serveWithAuth(ctx context.Context, env map[string]string) (str
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-		<-served
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("token server stopped", "error", err)
+		}
 		cleanup()
 	}, nil
 }

@@ -191,7 +191,7 @@ func (r *rawDB) search(ctx context.Context, term string) error {
 	for rows.Next() {
 		var u rawUser
 		if err := rows.Scan(u.dest()...); err != nil {
-			rows.Close()
+			rows.Close() //nolint:sqlclosecheck // closed before the next statement on the same connection, not at return
 			return err
 		}
 		n++
@@ -451,7 +451,7 @@ func seedTrigrams(ctx context.Context, tx *sql.Tx, firstID int64, emails []strin
 			email string
 		)
 		if err := rows.Scan(&id, &email); err != nil {
-			rows.Close()
+			rows.Close() //nolint:sqlclosecheck // closed before the next statement on the same connection, not at return
 			return err
 		}
 		if len(ids) < len(emails) && email == emails[len(ids)] {
