@@ -47,12 +47,12 @@ func TestFailedStatementSpansDoNotQuoteTheData(t *testing.T) {
 			}
 			texts := []string{sp.Name(), sp.Status().Description}
 			for _, a := range sp.Attributes() {
-				texts = append(texts, a.Value.Emit())
+				texts = append(texts, a.Value.String())
 			}
 			for _, ev := range sp.Events() {
 				texts = append(texts, ev.Name)
 				for _, a := range ev.Attributes {
-					texts = append(texts, a.Value.Emit())
+					texts = append(texts, a.Value.String())
 				}
 			}
 			for _, text := range texts {
