@@ -229,7 +229,7 @@ func checkOneTrace(t *testing.T, rec *tracetest.SpanRecorder, publishName, syste
 	}
 	attrs := map[string]string{}
 	for _, a := range publish.Attributes() {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	if attrs["messaging.system"] != system || attrs["cloudevents.event_type"] != domain.ActionCreate.EventType() {
 		t.Errorf("publish span attributes %v, want messaging.system %s and the event type", attrs, system)
