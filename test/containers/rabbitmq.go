@@ -30,6 +30,8 @@ const (
 type RabbitMQ struct {
 	Image string
 	Port  int
+	// TLSPort serves AMQPS (StartRabbitMQTLS only; 0 otherwise).
+	TLSPort int
 
 	password  string
 	container *testcontainers.DockerContainer
@@ -61,7 +63,23 @@ func rabbitSettings(amqpPort, distPort, epmdPort int, password string) map[strin
 // StartRabbitMQ starts a broker container (USERS_TEST_RABBITMQ_IMAGE,
 // default rabbitmq:3.13; usersvc-test/rabbitmq:3.10 on machines without a
 // registry) and waits until it accepts an AMQP connection.
-func StartRabbitMQ(ctx context.Context) (*RabbitMQ, error) {
+func StartRabbitMQ(ctx context.Context) (*RabbitMQ, error) { return startRabbitMQ(ctx, nil) }
+
+// rabbitAdvancedConfig is where StartRabbitMQTLS puts the broker's TLS
+// listener: RABBITMQ_ADVANCED_CONFIG_FILE is read by the upstream image and
+// the local one alike, and neither entrypoint writes it.
+const rabbitAdvancedConfig = "/tmp/usersvc-advanced.config"
+
+// StartRabbitMQTLS starts a broker (RabbitMQImage) that also serves AMQPS
+// on TLSPort with files' server certificate, and admits a TLS client only
+// with a certificate signed by files.CA (verify_peer,
+// fail_if_no_peer_cert). The plain listener stays, for readiness.
+// Terminate removes it.
+func StartRabbitMQTLS(ctx context.Context, files TLSServer) (*RabbitMQ, error) {
+	return startRabbitMQ(ctx, &files)
+}
+
+func startRabbitMQ(ctx context.Context, tls *TLSServer) (*RabbitMQ, error) {
 	if err := prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -69,26 +87,41 @@ func StartRabbitMQ(ctx context.Context) (*RabbitMQ, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withRetries(ctx, startAttempts, func() (*RabbitMQ, error) { return tryStartRabbitMQ(ctx, image) })
+	return withRetries(ctx, startAttempts, func() (*RabbitMQ, error) { return tryStartRabbitMQ(ctx, image, tls) })
 }
 
-func tryStartRabbitMQ(ctx context.Context, image string) (*RabbitMQ, error) {
-	ports, err := freePorts(3)
+func tryStartRabbitMQ(ctx context.Context, image string, tls *TLSServer) (*RabbitMQ, error) {
+	ports, err := freePorts(4)
 	if err != nil {
 		return nil, err
 	}
 	r := &RabbitMQ{Image: image, Port: ports[0], password: randomHex(12)}
+	env := rabbitSettings(ports[0], ports[1], ports[2], r.password)
+	extra := []testcontainers.ContainerCustomizer{}
+	if tls != nil {
+		r.TLSPort = ports[3]
+		env["RABBITMQ_ADVANCED_CONFIG_FILE"] = rabbitAdvancedConfig
+		conf := fmt.Sprintf(`[{rabbit, [
+  {ssl_listeners, [{"127.0.0.1", %d}]},
+  {ssl_options, [{cacertfile, "%s"}, {certfile, "%s"}, {keyfile, "%s"},
+                 {verify, verify_peer}, {fail_if_no_peer_cert, true}]}
+]}].
+`, r.TLSPort, tlsCAFile, tlsCertFile, tlsKeyFile)
+		extra = append(extra, tls.files(), testcontainers.WithFiles(testcontainers.ContainerFile{
+			Reader: strings.NewReader(conf), ContainerFilePath: rabbitAdvancedConfig, FileMode: 0o644,
+		}))
+	}
 	ready := readiness{
 		what:    fmt.Sprintf("broker %s on %s", image, r.addr()),
 		timeout: rabbitStartTimeout,
 		check:   r.ping,
 	}
-	c, err := runContainer(ctx, image, "rabbitmq", ready,
-		testcontainers.WithEnv(rabbitSettings(ports[0], ports[1], ports[2], r.password)),
+	c, err := runContainer(ctx, image, "rabbitmq", ready, append([]testcontainers.ContainerCustomizer{
+		testcontainers.WithEnv(env),
 		testcontainers.WithFiles(testcontainers.ContainerFile{
 			Reader: strings.NewReader("[].\n"), ContainerFilePath: rabbitPluginsFile, FileMode: 0o644,
 		}),
-	)
+	}, extra...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +134,13 @@ func (r *RabbitMQ) addr() string { return net.JoinHostPort("127.0.0.1", strconv.
 // URL is the broker's AMQP URL on the default vhost.
 func (r *RabbitMQ) URL() string {
 	u := url.URL{Scheme: "amqp", User: url.UserPassword(rabbitUser, r.password), Host: r.addr(), Path: "/"}
+	return u.String()
+}
+
+// TLSURL is the broker's AMQPS URL on the default vhost, for host (the
+// name or address the client verifies the server certificate against).
+func (r *RabbitMQ) TLSURL(host string) string {
+	u := url.URL{Scheme: "amqps", User: url.UserPassword(rabbitUser, r.password), Host: net.JoinHostPort(host, strconv.Itoa(r.TLSPort)), Path: "/"}
 	return u.String()
 }
 

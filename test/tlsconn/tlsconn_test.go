@@ -1,9 +1,9 @@
-// Package tlsconn proves the store's TLS settings against database servers
-// with TLS turned on (test containers), with a private CA made by the test:
-// DATABASE_TLS_CA/CERT/KEY for MySQL, the libpq URL parameters for
-// PostgreSQL. Each server only admits the test's account over TLS with a
-// client certificate, so a connection that silently went without TLS, or
-// without verifying the server, fails the test.
+// Package tlsconn proves the TLS settings against servers with TLS turned on
+// (test containers), with a private CA made by the test: DATABASE_TLS_CA/
+// CERT/KEY for MySQL, the libpq URL parameters for PostgreSQL, and
+// AMQP_TLS_CA/CERT/KEY for RabbitMQ. Each server only admits the test's
+// account over TLS with a client certificate, so a connection that silently
+// went without TLS, or without verifying the server, fails the test.
 package tlsconn
 
 import (
