@@ -54,7 +54,7 @@ func BenchmarkLargeTable(b *testing.B) {
 
 	count := func(q domain.ListQuery) func() error {
 		return func() error {
-			_, err := countUsers(s.db.WithContext(ctx), s.dialect, q)
+			_, err := s.countUsers(s.db.WithContext(ctx), q)
 			return err
 		}
 	}

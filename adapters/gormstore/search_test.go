@@ -3,10 +3,13 @@ package gormstore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/marketplace/usersvc/domain"
 )
@@ -91,4 +94,74 @@ func TestSearchIndexBuiltForExistingRows(t *testing.T) {
 			t.Errorf("search for both: %v", got)
 		}
 	})
+}
+
+// The posting-list lengths a MySQL search chooses by are remembered for
+// postingTTL: within it a list that grew is still chosen, after it the
+// length is counted again. Either way the search's answer is exact.
+func TestSearchRemembersPostingLengths(t *testing.T) {
+	ctx := context.Background()
+	s := openMigrated(t, freshMySQLDatabase(t))
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	s.postings = newPostingLengths(func() time.Time { return now })
+	ids := insert(t, s, newUser("A", "Quill", "zyx.quill@example.com", 0), newUser("B", "Vane", "zyx.vane@example.com", 0))
+	grams := trigrams("zyx.q") // zyx, yx., x.q: x.q is in one e-mail, the others in two
+	db := s.db.WithContext(ctx)
+	rarest := func() []string {
+		t.Helper()
+		got, err := s.postings.rarest(db, grams)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := rarest(); !slices.Equal(got, []string{grams[2], grams[0]}) {
+		t.Fatalf("rarest = %v; want x.q then zyx (%v)", got, grams)
+	}
+	// x.q becomes common behind the store's back.
+	var rows []string
+	for i := range commonTrigram {
+		rows = append(rows, fmt.Sprintf("(X'782e71', %d)", 1_000_000+i))
+	}
+	if err := db.Exec("INSERT INTO user_email_trigrams (trigram, user_id) VALUES " + strings.Join(rows, ", ")).Error; err != nil {
+		t.Fatal(err)
+	}
+	if got := rarest(); !slices.Equal(got, []string{grams[2], grams[0]}) {
+		t.Errorf("within the TTL rarest = %v; want the remembered choice", got)
+	}
+	if got := searchIDs(t, s, "zyx.q"); !slices.Equal(got, ids[:1]) {
+		t.Errorf("search zyx.q = %v; want %v", got, ids[:1])
+	}
+	now = now.Add(postingTTL)
+	if got := rarest(); !slices.Equal(got, []string{grams[0], grams[1]}) {
+		t.Errorf("after the TTL rarest = %v; want zyx and yx. (x.q now common)", got)
+	}
+	if got := searchIDs(t, s, "zyx.q"); !slices.Equal(got, ids[:1]) {
+		t.Errorf("search zyx.q after the TTL = %v; want %v", got, ids[:1])
+	}
+}
+
+// The remembered lengths stay within postingEntries.
+func TestPostingLengthsAreBounded(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	p := newPostingLengths(func() time.Time { return now })
+	grams := make([]string, postingEntries+10)
+	counted := map[int]int{}
+	for i := range grams {
+		grams[i] = fmt.Sprintf("g%d", i)
+		counted[i] = i % commonTrigram
+	}
+	for start := 0; start < len(grams); start += 1000 {
+		part := map[int]int{}
+		for i := start; i < min(start+1000, len(grams)); i++ {
+			part[i] = counted[i]
+		}
+		p.remember(grams, part, now)
+		if len(p.m) > postingEntries {
+			t.Fatalf("%d lengths remembered; want at most %d", len(p.m), postingEntries)
+		}
+	}
+	if len(p.m) == 0 {
+		t.Error("nothing remembered")
+	}
 }

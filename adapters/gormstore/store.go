@@ -94,6 +94,8 @@ type Store struct {
 	// getStmt is GetUser's prepared statement, made on first use under prepareMu.
 	getStmt   atomic.Pointer[sql.Stmt]
 	prepareMu sync.Mutex
+	// postings remembers trigram posting-list lengths for MySQL searches.
+	postings *postingLengths
 	// tracer opens the spans GORM's plugin does not (no-op when tracing is off).
 	tracer  trace.Tracer
 	tracing trace.TracerProvider
@@ -183,6 +185,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", target.Redacted, err)
 	}
 	s.markBatch, s.purgeBatch = defaultMarkBatch, defaultPurgeBatch
+	s.postings = newPostingLengths(time.Now)
 	s.stmtTimeout, s.lockLease = statementTimeout(cfg), lockLease(cfg)
 	s.tracer = noop.NewTracerProvider().Tracer("")
 	if cfg.Tracing != nil {

@@ -336,6 +336,11 @@ func testStoreSearchAsScan(t *testing.T, newStore func(t *testing.T) UserStore) 
 		if p, err = s.ListUsers(context.Background(), q); err != nil || p.Total != int64(len(want)) {
 			t.Errorf("search %q, page of one: total %d (%v), want %d", term, p.Total, err, len(want))
 		}
+		q.Page = len(want) + 1 // past the end: no row to carry the count
+		if p, err = s.ListUsers(context.Background(), q); err != nil || len(p.Users) != 0 || p.Total != int64(len(want)) {
+			t.Errorf("search %q, page %d of one: %d users, total %d (%v), want none and %d", term, q.Page, len(p.Users), p.Total, err, len(want))
+		}
+		q.Page = 1
 		q.Keyset, q.PageSize = &domain.Keyset{}, domain.MaxPageSize
 		p, err = s.ListUsers(context.Background(), q)
 		mustNotFail(t, "keyset search "+term, err)
