@@ -202,34 +202,58 @@ func trigrams(s string) []string {
 	return out
 }
 
-// writeTrigrams replaces a user's rows in the MySQL trigram table, in the
-// transaction that writes the user. Other dialects keep their index
+// writeTrigrams brings a user's rows in the MySQL trigram table from the
+// trigrams of oldEmailCI ("" for a new user) to those of newEmailCI, in
+// the transaction that writes the user: only the difference is written,
+// nothing when the e-mail did not change. Other dialects keep their index
 // themselves (GIN index, FTS5 triggers).
-func writeTrigrams(db *gorm.DB, dialect string, id int64, emailCI string, replace bool) error {
-	if dialect != DialectMySQL {
+func writeTrigrams(db *gorm.DB, dialect string, id int64, oldEmailCI, newEmailCI string) error {
+	if dialect != DialectMySQL || oldEmailCI == newEmailCI {
 		return nil
 	}
-	if replace {
-		if err := db.Exec("DELETE FROM user_email_trigrams WHERE user_id = ?", id).Error; err != nil {
+	oldGrams, newGrams := trigrams(oldEmailCI), trigrams(newEmailCI)
+	if gone := without(oldGrams, newGrams); len(gone) > 0 {
+		err := db.Exec("DELETE FROM user_email_trigrams WHERE user_id = ? AND trigram IN ("+strings.Join(gone, ", ")+")", id).Error
+		if err != nil {
 			return err
 		}
 	}
-	grams := trigrams(emailCI)
-	if len(grams) == 0 {
+	added := without(newGrams, oldGrams)
+	if len(added) == 0 {
 		return nil
 	}
-	values := make([]string, len(grams))
-	for i, g := range grams {
-		values[i] = "(" + g + ", @id)"
-	}
-	return db.Exec("INSERT INTO user_email_trigrams (trigram, user_id) VALUES "+strings.Join(values, ", "), sql.Named("id", id)).Error
+	return db.Exec("INSERT INTO user_email_trigrams (trigram, user_id) VALUES "+trigramKeys(added), sql.Named("id", id)).Error
 }
 
-func deleteTrigrams(db *gorm.DB, dialect string, id int64) error {
-	if dialect != DialectMySQL {
-		return nil
+// trigramKeys lists the keys (trigram, @id) of grams.
+func trigramKeys(grams []string) string {
+	keys := make([]string, len(grams))
+	for i, g := range grams {
+		keys[i] = "(" + g + ", @id)"
 	}
-	return db.Exec("DELETE FROM user_email_trigrams WHERE user_id = ?", id).Error
+	return strings.Join(keys, ", ")
+}
+
+// without returns the elements of a that are not in b.
+func without(a, b []string) []string {
+	var out []string
+	for _, g := range a {
+		if !slices.Contains(b, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// storedEmailCI reads the folded e-mail a user has in the database
+// (MySQL, whose trigram rows follow it; "" elsewhere).
+func storedEmailCI(db *gorm.DB, dialect string, id int64) (string, error) {
+	if dialect != DialectMySQL {
+		return "", nil
+	}
+	var emailCI string
+	err := db.Model(&userRow{}).Select("email_ci").Where("id = ?", id).Scan(&emailCI).Error
+	return emailCI, err
 }
 
 // RebuildSearchIndex rebuilds the search index from the users table, for

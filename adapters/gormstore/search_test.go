@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/marketplace/usersvc/domain"
+	"github.com/marketplace/usersvc/ports"
 )
 
 func searchIDs(t *testing.T, s *Store, term string) []int64 {
@@ -163,5 +164,78 @@ func TestPostingLengthsAreBounded(t *testing.T) {
 	}
 	if len(p.m) == 0 {
 		t.Error("nothing remembered")
+	}
+}
+
+// A user's trigram rows follow its e-mail exactly, written only when it
+// changes; and a transaction changing a user's e-mail does not make
+// another one inserting a new user wait (no gap locks next to the rows it
+// deletes, where the new user's rows go: see txOptions).
+func TestTrigramRowsFollowTheEmail(t *testing.T) {
+	ctx := context.Background()
+	s := openMigrated(t, freshMySQLDatabase(t))
+	id := insert(t, s, newUser("A", "Quill", "first.quill@example.com", 0))[0]
+	stored := func() []string {
+		t.Helper()
+		var grams [][]byte
+		if err := s.db.Raw("SELECT trigram FROM user_email_trigrams WHERE user_id = ? ORDER BY trigram", id).Scan(&grams).Error; err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, len(grams))
+		for i, g := range grams {
+			out[i] = fmt.Sprintf("X'%x'", g)
+		}
+		return out
+	}
+	want := func(email string) []string {
+		g := trigrams(email)
+		slices.Sort(g)
+		return g
+	}
+	update := func(email string, during func()) {
+		t.Helper()
+		err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {
+			u, err := tx.LockUser(ctx, id)
+			if err != nil {
+				return err
+			}
+			u.Email, u.Version = email, u.Version+1
+			if err := tx.UpdateUser(ctx, u); err != nil {
+				return err
+			}
+			during()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := stored(); !slices.Equal(got, want("first.quill@example.com")) {
+		t.Fatalf("after insert: %v", got)
+	}
+	update("first.quill@example.com", func() {})
+	update("second.quill@example.org", func() {
+		// Another writer inserts a new user meanwhile, within a bound.
+		other, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		u := newUser("B", "Other", "other@example.com", 0)
+		if err := s.Do(other, func(ctx context.Context, tx ports.Tx) error { return tx.InsertUser(ctx, &u) }); err != nil {
+			t.Errorf("insert while another transaction changes an e-mail: %v", err)
+		}
+	})
+	if got := stored(); !slices.Equal(got, want("second.quill@example.org")) {
+		t.Fatalf("after the e-mail changed: %v; want %v", got, want("second.quill@example.org"))
+	}
+	if got := searchIDs(t, s, "first.q"); len(got) != 0 {
+		t.Errorf("search for the old e-mail finds %v", got)
+	}
+	if got := searchIDs(t, s, "second.q"); !slices.Equal(got, []int64{id}) {
+		t.Errorf("search for the new e-mail = %v; want [%d]", got, id)
+	}
+	if err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error { return tx.DeleteUser(ctx, id) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(); len(got) != 0 {
+		t.Errorf("after delete: %v left", got)
 	}
 }

@@ -116,3 +116,53 @@ func TestRecountUsersRepairsTheCounter(t *testing.T) {
 		}
 	})
 }
+
+// A transaction that holds counter slots, like one of a replica cut off
+// mid-transaction until its lease ends, makes no other writer wait while
+// a slot is free; with every slot held, writers wait for one.
+func TestCounterSlotsHeldElsewhereDoNotBlockWriters(t *testing.T) {
+	forEachServer(t, func(t *testing.T, url string) {
+		s := openMigrated(t, url)
+		// hold locks slots 0..upTo-1 one by one, as writers do (an IN list
+		// may scan and lock the whole table on MariaDB).
+		hold := func(upTo int) (release func()) {
+			t.Helper()
+			tx, err := s.sqlDB.BeginTx(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for slot := range upTo {
+				if _, err := tx.Exec(fmt.Sprintf("UPDATE user_counts SET n = n WHERE slot = %d", slot)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return func() { _ = tx.Rollback() }
+		}
+		insertWithin := func(email string, bound time.Duration) time.Duration {
+			t.Helper()
+			ctx, cancel := context.WithTimeout(context.Background(), bound)
+			defer cancel()
+			u := newUser("A", "Held", email, 0)
+			start := time.Now()
+			if err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error { return tx.InsertUser(ctx, &u) }); err != nil {
+				t.Fatalf("insert %s with counter slots held elsewhere: %v", email, err)
+			}
+			return time.Since(start)
+		}
+
+		release := hold(userCountSlots - 1) // all but the last
+		for i := range 8 {
+			insertWithin(fmt.Sprintf("free-%d@example.com", i), 2*time.Second)
+		}
+		release()
+
+		release = hold(userCountSlots)
+		time.AfterFunc(500*time.Millisecond, release)
+		if took := insertWithin("waits@example.com", 10*time.Second); took < 400*time.Millisecond {
+			t.Errorf("insert with every slot held took %v; want it to wait for the holder (500ms)", took)
+		}
+		if n, err := countAll(s.db); err != nil || n != 9 {
+			t.Fatalf("counter = %d, %v; want 9", n, err)
+		}
+	})
+}

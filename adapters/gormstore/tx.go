@@ -2,6 +2,7 @@ package gormstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -62,7 +63,7 @@ func (s *Store) doOnce(ctx context.Context, fn func(tx *gorm.DB) error) (err err
 			return ctx.Err()
 		}
 	}
-	tx := s.db.WithContext(ctx).Begin()
+	tx := s.db.WithContext(ctx).Begin(s.txOptions())
 	if tx.Error != nil {
 		return fmt.Errorf("begin: %w", tx.Error)
 	}
@@ -84,4 +85,20 @@ func (s *Store) doOnce(ctx context.Context, fn func(tx *gorm.DB) error) (err err
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// txOptions are the write transactions' options. MySQL's default
+// isolation, REPEATABLE READ, locks the gaps next to the index entries a
+// statement reads or deletes, where other transactions then cannot insert
+// (a user's trigram rows next to the rows of the user being inserted);
+// READ COMMITTED, PostgreSQL's default, locks only the rows a statement
+// changes. Nothing here needs more: a read-modify-write locks its row
+// (LockUser) and uniqueness is the indexes'. That matters most when a
+// replica is cut off mid-transaction and its locks outlive it until the
+// lock lease. Other dialects keep their default.
+func (s *Store) txOptions() *sql.TxOptions {
+	if s.dialect != DialectMySQL {
+		return nil
+	}
+	return &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 }

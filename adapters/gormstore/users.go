@@ -403,8 +403,44 @@ func countAll(db *gorm.DB) (int64, error) {
 	return n, err
 }
 
-func addUserCount(db *gorm.DB, delta int) error {
-	return db.Exec("UPDATE user_counts SET n = n + ? WHERE slot = ?", delta, rand.IntN(userCountSlots)).Error //nolint:gosec // G404: spreads writers over slots, not a secret
+// addUserCount adds delta to a slot of user_counts. Writers never wait for
+// each other here while a slot is free: on the server databases each takes
+// the first slot from a random one on that no other transaction holds
+// (SKIP LOCKED). That matters beyond contention: a replica cut off in the
+// middle of a transaction keeps its slot locked until the server ends its
+// session (the lock lease), longer than another replica's statement may
+// wait. Only with every slot held does a writer wait, on the random one.
+func addUserCount(db *gorm.DB, dialect string, delta int) error {
+	slot := rand.IntN(userCountSlots) //nolint:gosec // G404: spreads writers over slots, not a secret
+	if locksRows(dialect) {
+		free, err := lockFreeCountSlot(db, slot)
+		if err != nil {
+			return err
+		}
+		if free >= 0 {
+			slot = free
+		}
+	}
+	return db.Exec("UPDATE user_counts SET n = n + ? WHERE slot = ?", delta, slot).Error
+}
+
+// lockFreeCountSlot locks the first slot from start on, wrapping around,
+// that no other transaction holds, and returns it; -1 when all are held.
+// Each statement walks the primary key in order and stops at the first
+// row it can lock, so it locks no other slot (a sort would make InnoDB
+// lock every row it reads).
+func lockFreeCountSlot(db *gorm.DB, start int) (int, error) {
+	for _, where := range []string{"slot >= ?", "slot < ?"} {
+		var slots []int
+		err := db.Raw("SELECT slot FROM user_counts WHERE "+where+" ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED", start).Scan(&slots).Error
+		if err != nil {
+			return 0, err
+		}
+		if len(slots) > 0 {
+			return slots[0], nil
+		}
+	}
+	return -1, nil
 }
 
 // txStore is the ports.Tx of one transaction.
@@ -442,10 +478,10 @@ func (t *txStore) InsertUser(ctx context.Context, u *domain.User) error {
 	if err := db.Create(&r).Error; err != nil {
 		return userWriteErr(ctx, "insert user", err)
 	}
-	if err := writeTrigrams(db, t.dialect, r.ID, r.EmailCI, false); err != nil {
+	if err := writeTrigrams(db, t.dialect, r.ID, "", r.EmailCI); err != nil {
 		return dbErr(ctx, "index inserted user", err)
 	}
-	if err := addUserCount(db, 1); err != nil {
+	if err := addUserCount(db, t.dialect, 1); err != nil {
 		return dbErr(ctx, "count inserted user", err)
 	}
 	u.ID, u.CreatedAt, u.UpdatedAt = r.ID, r.CreatedAt, r.UpdatedAt
@@ -456,7 +492,13 @@ func (t *txStore) InsertUser(ctx context.Context, u *domain.User) error {
 // insertion.
 func (t *txStore) UpdateUser(ctx context.Context, u domain.User) error {
 	r := toRow(u)
-	res := t.tx.WithContext(ctx).Model(&userRow{}).Where("id = ?", u.ID).Updates(map[string]any{
+	op := fmt.Sprintf("update user %d", u.ID)
+	db := t.tx.WithContext(ctx)
+	oldEmailCI, err := storedEmailCI(db, t.dialect, u.ID)
+	if err != nil {
+		return dbErr(ctx, op, err)
+	}
+	res := db.Model(&userRow{}).Where("id = ?", u.ID).Updates(map[string]any{
 		"email":         r.Email,
 		"email_ci":      r.EmailCI,
 		"first_name":    r.FirstName,
@@ -468,14 +510,13 @@ func (t *txStore) UpdateUser(ctx context.Context, u domain.User) error {
 		"version":       r.Version,
 		"updated_at":    r.UpdatedAt,
 	})
-	op := fmt.Sprintf("update user %d", u.ID)
 	if res.Error != nil {
 		return userWriteErr(ctx, op, res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("%s: %w", op, domain.ErrNotFound)
 	}
-	if err := writeTrigrams(t.tx.WithContext(ctx), t.dialect, u.ID, r.EmailCI, true); err != nil {
+	if err := writeTrigrams(db, t.dialect, u.ID, oldEmailCI, r.EmailCI); err != nil {
 		return dbErr(ctx, "index "+op, err)
 	}
 	return nil
@@ -485,6 +526,10 @@ func (t *txStore) UpdateUser(ctx context.Context, u domain.User) error {
 func (t *txStore) DeleteUser(ctx context.Context, id int64) error {
 	op := fmt.Sprintf("delete user %d", id)
 	db := t.tx.WithContext(ctx)
+	oldEmailCI, err := storedEmailCI(db, t.dialect, id)
+	if err != nil {
+		return dbErr(ctx, op, err)
+	}
 	res := db.Where("id = ?", id).Delete(&userRow{})
 	if res.Error != nil {
 		return dbErr(ctx, op, res.Error)
@@ -492,10 +537,10 @@ func (t *txStore) DeleteUser(ctx context.Context, id int64) error {
 	if res.RowsAffected == 0 {
 		return fmt.Errorf("%s: %w", op, domain.ErrNotFound)
 	}
-	if err := addUserCount(db, -1); err != nil {
+	if err := addUserCount(db, t.dialect, -1); err != nil {
 		return dbErr(ctx, "count deleted user", err)
 	}
-	if err := deleteTrigrams(db, t.dialect, id); err != nil {
+	if err := writeTrigrams(db, t.dialect, id, oldEmailCI, ""); err != nil {
 		return dbErr(ctx, "unindex deleted user", err)
 	}
 	return nil

@@ -118,9 +118,9 @@ func testRelayLockHolderCutOff(t *testing.T, o options) {
 	// within the bound: that needs another relay to hold the lock.
 	other := c.replicas[(holder+1)%replicas]
 	// Until the server ends the cut-off replica's session (DB_LOCK_LEASE),
-	// a write that needs a row its open transaction locked (a user_counts
-	// slot) waits, and past DB_STATEMENT_TIMEOUT answers 503: a client
-	// retries it, as the probe does.
+	// a write that needs a row its open transaction locked waits, and past
+	// DB_STATEMENT_TIMEOUT answers 503 (a new user needs none: writers skip
+	// a held counter slot): a client would retry it, as the probe does.
 	var probe outcome
 	var probes []outcome // every attempt, for verify
 	for attempt := 1; ; attempt++ {
