@@ -111,6 +111,13 @@ var errLockBusy error = lockBusyError{}
 // before the server frees the lock for another replica, so two holders
 // never work at the same time.
 func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, lost func()) (release func(), err error) {
+	// Taking the lock is bounded like any database call (plus the lock's
+	// own wait): the relay calls this with its long-lived context, and a
+	// replica cut off from the database would otherwise keep a connection
+	// in use, waiting for answers the fault dropped, for as long as TCP
+	// takes to give up.
+	ctx, cancel := context.WithTimeout(ctx, s.lockCallTimeout()+time.Duration(waitSeconds)*time.Second)
+	defer cancel()
 	conn, err := s.sqlDB.Conn(ctx)
 	if err != nil {
 		return nil, err
@@ -171,7 +178,7 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, los
 		once.Do(func() {
 			close(stop)
 			wg.Wait()
-			rctx, cancel := context.WithTimeout(context.Background(), s.releaseTimeout())
+			rctx, cancel := context.WithTimeout(context.Background(), s.lockCallTimeout())
 			defer cancel()
 			if err := errors.Join(unlock(rctx, conn), endLease(rctx, conn)); err != nil {
 				// The lock dies with its session: make sure this connection
@@ -184,11 +191,11 @@ func (s *Store) namedLock(ctx context.Context, name string, waitSeconds int, los
 	}, nil
 }
 
-// releaseTimeout bounds freeing a lock: a database call like any other, so
-// within the statement timeout (at most 5 s). A holder that was cut off
-// gives up on its connection that much after the route is back, instead of
-// keeping it in use waiting for answers the fault dropped.
-func (s *Store) releaseTimeout() time.Duration {
+// lockCallTimeout bounds taking and freeing a lock: database calls like any
+// other, so within the statement timeout (at most 5 s). A holder that was
+// cut off gives up on its connection that much after the route is back,
+// instead of keeping it in use waiting for answers the fault dropped.
+func (s *Store) lockCallTimeout() time.Duration {
 	if s.stmtTimeout > 0 {
 		return min(s.stmtTimeout, 5*time.Second)
 	}

@@ -431,10 +431,12 @@ func awaitStatus(t *testing.T, r *replica, status int, within time.Duration) tim
 // has no connection in use and stays within its bound.
 func assertPoolHealthy(t *testing.T, r *replica) {
 	t.Helper()
-	deadline := time.Now().Add(requestBound)
+	start := time.Now()
+	deadline := start.Add(requestBound)
 	for {
 		st := r.stack.Store.DB().Stats()
 		if st.InUse == 0 && st.OpenConnections <= st.MaxOpenConnections {
+			t.Logf("replica %d's pool had nothing in use %v after the check began", r.n, time.Since(start).Round(time.Millisecond))
 			return
 		}
 		if time.Now().After(deadline) {
