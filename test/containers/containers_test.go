@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -444,6 +445,99 @@ func TestSharedRabbitMQ(t *testing.T) {
 	if got := SharedRabbitMQ(t); got != r {
 		t.Error("a second call started another broker")
 	}
+}
+
+// Two vhosts of the broker do not see each other's exchanges, the user may
+// declare in both, and a vhost is gone once its test ended.
+func TestVhostsAreIsolatedAndDeleted(t *testing.T) {
+	r := SharedRabbitMQ(t)
+	exchange := "usersvc-test-" + randomHex(4)
+	var first string
+	t.Run("two vhosts", func(t *testing.T) {
+		first = r.NewVhost(t)
+		second := r.NewVhost(t)
+		if first == second {
+			t.Fatalf("two calls returned the same vhost %s", first)
+		}
+		if err := declareExchange(t, first, exchange, false); err != nil {
+			t.Fatalf("declare %s in the first vhost: %v", exchange, err)
+		}
+		if err := declareExchange(t, first, exchange, true); err != nil {
+			t.Fatalf("passive declare in the vhost that has it: %v", err)
+		}
+		var amqpErr *amqp.Error
+		if err := declareExchange(t, second, exchange, true); !errors.As(err, &amqpErr) || amqpErr.Code != amqp.NotFound {
+			t.Fatalf("passive declare of the first vhost's exchange in the second = %v, want 404 NOT_FOUND", err)
+		}
+		if err := declareExchange(t, second, exchange, false); err != nil {
+			t.Fatalf("declare %s in the second vhost too: %v", exchange, err)
+		}
+	})
+	if err := r.vhosts.wait(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := amqp.Dial(first)
+	if err == nil {
+		_ = conn.Close()
+		t.Fatalf("connected to %s after its test ended; want the vhost deleted", vhostOf(t, first))
+	}
+	if !strings.Contains(err.Error(), "vhost") {
+		t.Errorf("dial a deleted vhost: %v; want an error naming the vhost", err)
+	}
+}
+
+// AMQPURL gives a test one vhost, not the default one, for all its calls
+// and its subtests; USERSVC_TEST_AMQP_URL, when set, as it is.
+func TestAMQPURLIsTheTestsOwnVhost(t *testing.T) {
+	if env := os.Getenv(AMQPURLEnv); env != "" {
+		if got := AMQPURL(t); got != env {
+			t.Errorf("AMQPURL = %s, want %s as it is", got, AMQPURLEnv)
+		}
+		return
+	}
+	u := AMQPURL(t)
+	if v := vhostOf(t, u); v == "/" || !strings.HasPrefix(v, vhostPrefix) {
+		t.Fatalf("AMQPURL's vhost is %q, want one of the test's own", v)
+	}
+	if again := AMQPURL(t); again != u {
+		t.Errorf("a second call returned %s, want %s", again, u)
+	}
+	t.Run("subtest", func(t *testing.T) {
+		if got := AMQPURL(t); got != u {
+			t.Errorf("the subtest got %s, want its parent's %s", vhostOf(t, got), vhostOf(t, u))
+		}
+	})
+	if err := declareExchange(t, u, "usersvc-test-"+randomHex(4), false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// declareExchange declares a durable topic exchange (passively: checks it
+// exists) on a connection of its own to url.
+func declareExchange(t *testing.T, url, name string, passive bool) error {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatalf("dial vhost %s: %v", vhostOf(t, url), err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if passive {
+		return ch.ExchangeDeclarePassive(name, amqp.ExchangeTopic, true, false, false, false, nil)
+	}
+	return ch.ExchangeDeclare(name, amqp.ExchangeTopic, true, false, false, false, nil)
+}
+
+func vhostOf(t *testing.T, url string) string {
+	t.Helper()
+	u, err := amqp.ParseURI(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Vhost
 }
 
 // Without a TestMain that removes them, no server is started.

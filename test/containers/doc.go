@@ -28,7 +28,12 @@
 // default rabbitmq:3.13, local usersvc-test/rabbitmq:3.10) and Redis
 // (SharedRedis, RedisURL: USERS_TEST_REDIS_IMAGE, default redis:7, local
 // usersvc-test/redis:7.0, Debian's redis-server); USERSVC_TEST_AMQP_URL and
-// USERSVC_TEST_REDIS_URL name existing servers instead.
+// USERSVC_TEST_REDIS_URL name existing servers instead. AMQPURL gives each
+// test a vhost of its own (RabbitMQ.NewVhost), on which the broker's user
+// has every permission, deleted with everything in it when the test ends;
+// with USERSVC_TEST_AMQP_URL the tests share that URL's vhost instead.
+// Vhosts are made and removed with rabbitmqctl in the container, which both
+// images have, a batch per run: see vhosts.go for why and what it costs.
 //
 // StartService runs the service's own image (USERS_TEST_SERVICE_IMAGE,
 // default usersvc:dev, built from deploy/Dockerfile) against them for

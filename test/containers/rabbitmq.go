@@ -2,6 +2,7 @@ package containers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -35,6 +36,7 @@ type RabbitMQ struct {
 
 	password  string
 	container *testcontainers.DockerContainer
+	vhosts    *vhosts
 }
 
 // RabbitMQImage returns the image chosen by the environment.
@@ -52,7 +54,7 @@ func rabbitSettings(amqpPort, distPort, epmdPort int, password string) map[strin
 		"RABBITMQ_NODE_PORT":                  strconv.Itoa(amqpPort),
 		"RABBITMQ_NODE_IP_ADDRESS":            "127.0.0.1",
 		"RABBITMQ_DIST_PORT":                  strconv.Itoa(distPort),
-		"RABBITMQ_NODENAME":                   "rabbit@localhost",
+		"RABBITMQ_NODENAME":                   rabbitNode,
 		"ERL_EPMD_PORT":                       strconv.Itoa(epmdPort),
 		"ERL_EPMD_ADDRESS":                    "127.0.0.1",
 		"RABBITMQ_ENABLED_PLUGINS_FILE":       rabbitPluginsFile,
@@ -126,12 +128,14 @@ func tryStartRabbitMQ(ctx context.Context, image string, tls *TLSServer) (*Rabbi
 		return nil, err
 	}
 	r.container = c
+	r.vhosts = newVhosts(c)
 	return r, nil
 }
 
 func (r *RabbitMQ) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Port)) }
 
-// URL is the broker's AMQP URL on the default vhost.
+// URL is the broker's AMQP URL on the default vhost. Tests get one of
+// their own from NewVhost (or AMQPURL) instead.
 func (r *RabbitMQ) URL() string {
 	u := url.URL{Scheme: "amqp", User: url.UserPassword(rabbitUser, r.password), Host: r.addr(), Path: "/"}
 	return u.String()
@@ -156,10 +160,11 @@ func (r *RabbitMQ) ping(ctx context.Context) error {
 // Container is the running container, e.g. to stop it in a fault test.
 func (r *RabbitMQ) Container() *testcontainers.DockerContainer { return r.container }
 
-// Terminate removes the container.
+// Terminate removes the container, once the vhosts of tests that ended
+// are deleted: a vhost that could not be is an error.
 func (r *RabbitMQ) Terminate(ctx context.Context) error {
 	if r == nil {
 		return nil
 	}
-	return testcontainers.TerminateContainer(r.container, testcontainers.StopContext(ctx))
+	return errors.Join(r.vhosts.wait(), testcontainers.TerminateContainer(r.container, testcontainers.StopContext(ctx)))
 }

@@ -45,15 +45,19 @@ func PostgresServerURL(t testing.TB) string {
 	return SharedPostgres(t).URL("postgres")
 }
 
-// AMQPURL is the AMQP URL of a RabbitMQ broker for t's package:
-// USERSVC_TEST_AMQP_URL when set, otherwise the package's container, started
-// on first use.
+// AMQPURL is the AMQP URL of a vhost of t's own on the package's RabbitMQ
+// container (started on first use), deleted with everything in it when t
+// ends (see RabbitMQ.NewVhost). Every call of t gets the same vhost, and so
+// does a subtest of a test that has one; a test that asks first gets its
+// own. USERSVC_TEST_AMQP_URL, when set, is returned as it is: the tests
+// share its vhost and keep apart by the fresh names of their exchanges and
+// queues alone.
 func AMQPURL(t testing.TB) string {
 	t.Helper()
 	if u := os.Getenv(AMQPURLEnv); u != "" {
 		return u
 	}
-	return SharedRabbitMQ(t).URL()
+	return testVhost(t, SharedRabbitMQ(t))
 }
 
 // KafkaTopic creates a topic of its own for t (partitions of them) on a

@@ -1,8 +1,10 @@
-// Package rabbitmqtest gives tests an exchange and queues of their own on
-// a real RabbitMQ (the test package's container, unless
-// USERSVC_TEST_AMQP_URL names a broker), deleted when the test ends, and
-// reads back what the queues received. A package using it calls
-// containers.RunTests from its TestMain.
+// Package rabbitmqtest gives tests a vhost of their own on a real RabbitMQ
+// (the test package's container; see containers.AMQPURL) and an exchange
+// and queues of their own in it, deleted when the test ends, and reads back
+// what the queues received. When USERSVC_TEST_AMQP_URL names a broker the
+// tests share that URL's vhost, kept apart by the fresh exchange and queue
+// names alone. A package using it calls containers.RunTests from its
+// TestMain.
 package rabbitmqtest
 
 import (
@@ -22,8 +24,9 @@ import (
 // rights.
 const URLEnv = containers.AMQPURLEnv
 
-// URL is the test broker's AMQP URL: USERSVC_TEST_AMQP_URL, or the test
-// package's RabbitMQ container, started on first use.
+// URL is the test broker's AMQP URL: USERSVC_TEST_AMQP_URL, or a vhost of
+// t's own on the test package's RabbitMQ container, started on first use.
+// Every call of t returns the same URL.
 func URL(t testing.TB) string {
 	t.Helper()
 	return containers.AMQPURL(t)
@@ -64,6 +67,9 @@ func NewExchange(t testing.TB) string {
 func ExchangeName(t testing.TB) string {
 	t.Helper()
 	name := Name("usersvc-test-")
+	// The vhost first, so that it outlives this cleanup (cleanups run
+	// last-in first-out).
+	URL(t)
 	t.Cleanup(func() {
 		if err := channel(t).ExchangeDelete(name, false, false); err != nil {
 			t.Errorf("delete exchange %s: %v", name, err)
