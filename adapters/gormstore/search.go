@@ -222,16 +222,11 @@ func writeTrigrams(db *gorm.DB, dialect string, id int64, oldEmailCI, newEmailCI
 	if len(added) == 0 {
 		return nil
 	}
-	return db.Exec("INSERT INTO user_email_trigrams (trigram, user_id) VALUES "+trigramKeys(added), sql.Named("id", id)).Error
-}
-
-// trigramKeys lists the keys (trigram, @id) of grams.
-func trigramKeys(grams []string) string {
-	keys := make([]string, len(grams))
-	for i, g := range grams {
-		keys[i] = "(" + g + ", @id)"
+	values := make([]string, len(added))
+	for i, g := range added {
+		values[i] = "(" + g + ", @id)"
 	}
-	return strings.Join(keys, ", ")
+	return db.Exec("INSERT INTO user_email_trigrams (trigram, user_id) VALUES "+strings.Join(values, ", "), sql.Named("id", id)).Error
 }
 
 // without returns the elements of a that are not in b.
@@ -245,15 +240,11 @@ func without(a, b []string) []string {
 	return out
 }
 
-// storedEmailCI reads the folded e-mail a user has in the database
-// (MySQL, whose trigram rows follow it; "" elsewhere).
-func storedEmailCI(db *gorm.DB, dialect string, id int64) (string, error) {
+func deleteTrigrams(db *gorm.DB, dialect string, id int64) error {
 	if dialect != DialectMySQL {
-		return "", nil
+		return nil
 	}
-	var emailCI string
-	err := db.Model(&userRow{}).Select("email_ci").Where("id = ?", id).Scan(&emailCI).Error
-	return emailCI, err
+	return db.Exec("DELETE FROM user_email_trigrams WHERE user_id = ?", id).Error
 }
 
 // RebuildSearchIndex rebuilds the search index from the users table, for

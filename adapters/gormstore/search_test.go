@@ -232,6 +232,18 @@ func TestTrigramRowsFollowTheEmail(t *testing.T) {
 	if got := searchIDs(t, s, "second.q"); !slices.Equal(got, []int64{id}) {
 		t.Errorf("search for the new e-mail = %v; want [%d]", got, id)
 	}
+	// A caller that did not lock the row first: the store reads its e-mail.
+	u, err := s.GetUser(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Email, u.Version = "third.quill@example.net", u.Version+1
+	if err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error { return tx.UpdateUser(ctx, u) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := stored(); !slices.Equal(got, want("third.quill@example.net")) {
+		t.Fatalf("after an update without a lock: %v; want %v", got, want("third.quill@example.net"))
+	}
 	if err := s.Do(ctx, func(ctx context.Context, tx ports.Tx) error { return tx.DeleteUser(ctx, id) }); err != nil {
 		t.Fatal(err)
 	}

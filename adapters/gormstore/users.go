@@ -449,6 +449,10 @@ type txStore struct {
 	dialect string
 	now     func() time.Time
 	store   *Store
+	// emailCI is the folded e-mail of each user LockUser read, as this
+	// transaction last wrote it: UpdateUser's trigram rows (MySQL) follow
+	// a change of it without reading the row again.
+	emailCI map[int64]string
 }
 
 // locksRows reports whether the dialect locks rows with SELECT ... FOR
@@ -466,7 +470,30 @@ func (t *txStore) LockUser(ctx context.Context, id int64) (domain.User, error) {
 	if err != nil {
 		return domain.User{}, dbErr(ctx, fmt.Sprintf("lock user %d", id), err)
 	}
+	t.rememberEmail(id, u.Email)
 	return u, nil
+}
+
+func (t *txStore) rememberEmail(id int64, email string) {
+	if t.emailCI == nil {
+		t.emailCI = map[int64]string{}
+	}
+	t.emailCI[id] = fold(email)
+}
+
+// storedEmailCI is the folded e-mail user id has in the database (MySQL,
+// whose trigram rows follow it; "" elsewhere): the one LockUser read, or
+// read now for a caller that did not lock first.
+func (t *txStore) storedEmailCI(db *gorm.DB, id int64) (string, error) {
+	if t.dialect != DialectMySQL {
+		return "", nil
+	}
+	if e, ok := t.emailCI[id]; ok {
+		return e, nil
+	}
+	var emailCI string
+	err := db.Model(&userRow{}).Select("email_ci").Where("id = ?", id).Scan(&emailCI).Error
+	return emailCI, err
 }
 
 // InsertUser stores a new user, sets its ID and normalises its timestamps
@@ -494,7 +521,7 @@ func (t *txStore) UpdateUser(ctx context.Context, u domain.User) error {
 	r := toRow(u)
 	op := fmt.Sprintf("update user %d", u.ID)
 	db := t.tx.WithContext(ctx)
-	oldEmailCI, err := storedEmailCI(db, t.dialect, u.ID)
+	oldEmailCI, err := t.storedEmailCI(db, u.ID)
 	if err != nil {
 		return dbErr(ctx, op, err)
 	}
@@ -519,6 +546,7 @@ func (t *txStore) UpdateUser(ctx context.Context, u domain.User) error {
 	if err := writeTrigrams(db, t.dialect, u.ID, oldEmailCI, r.EmailCI); err != nil {
 		return dbErr(ctx, "index "+op, err)
 	}
+	t.rememberEmail(u.ID, u.Email)
 	return nil
 }
 
@@ -526,10 +554,6 @@ func (t *txStore) UpdateUser(ctx context.Context, u domain.User) error {
 func (t *txStore) DeleteUser(ctx context.Context, id int64) error {
 	op := fmt.Sprintf("delete user %d", id)
 	db := t.tx.WithContext(ctx)
-	oldEmailCI, err := storedEmailCI(db, t.dialect, id)
-	if err != nil {
-		return dbErr(ctx, op, err)
-	}
 	res := db.Where("id = ?", id).Delete(&userRow{})
 	if res.Error != nil {
 		return dbErr(ctx, op, res.Error)
@@ -540,7 +564,7 @@ func (t *txStore) DeleteUser(ctx context.Context, id int64) error {
 	if err := addUserCount(db, t.dialect, -1); err != nil {
 		return dbErr(ctx, "count deleted user", err)
 	}
-	if err := writeTrigrams(db, t.dialect, id, oldEmailCI, ""); err != nil {
+	if err := deleteTrigrams(db, t.dialect, id); err != nil {
 		return dbErr(ctx, "unindex deleted user", err)
 	}
 	return nil
