@@ -136,10 +136,7 @@ func (r *RabbitMQ) addr() string { return net.JoinHostPort("127.0.0.1", strconv.
 
 // URL is the broker's AMQP URL on the default vhost. Tests get one of
 // their own from NewVhost (or AMQPURL) instead.
-func (r *RabbitMQ) URL() string {
-	u := url.URL{Scheme: "amqp", User: url.UserPassword(rabbitUser, r.password), Host: r.addr(), Path: "/"}
-	return u.String()
-}
+func (r *RabbitMQ) URL() string { return r.vhostURL("") }
 
 // TLSURL is the broker's AMQPS URL on the default vhost, for host (the
 // name or address the client verifies the server certificate against).

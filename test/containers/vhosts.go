@@ -194,7 +194,7 @@ func (v *vhosts) delete(names []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), rabbitctlFor)
 	defer cancel()
 	out, err := v.rabbitmqctl(ctx, "eval", expr)
-	if err == nil && lastLine(out) != "ok" {
+	if err == nil && lastLines(out, 1) != "ok" {
 		err = fmt.Errorf("rabbitmqctl eval answered %q", out)
 	}
 	if err != nil {
@@ -240,13 +240,6 @@ func (v *vhosts) rabbitmqctl(ctx context.Context, args ...string) (string, error
 	return s, nil
 }
 
-func lastLine(s string) string {
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return strings.TrimSpace(s)
-}
-
 // NewVhost gives t a vhost of its own, on which the broker's user has every
 // permission, and returns the AMQP URL on it. When t ends (after t's later
 // cleanups, such as closing a connection on it) the vhost is deleted with
@@ -264,7 +257,8 @@ func (r *RabbitMQ) NewVhost(t testing.TB) string {
 	return r.vhostURL(name)
 }
 
-// vhostURL is the AMQP URL on vhost (escaped: a vhost may hold a slash).
+// vhostURL is the AMQP URL on vhost (escaped: a vhost may hold a slash;
+// "" is the default vhost).
 func (r *RabbitMQ) vhostURL(vhost string) string {
 	u := url.URL{Scheme: "amqp", User: url.UserPassword(rabbitUser, r.password), Host: r.addr(),
 		Path: "/" + vhost, RawPath: "/" + url.PathEscape(vhost)}
