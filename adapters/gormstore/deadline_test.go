@@ -25,15 +25,22 @@ var slowSQL = map[string]string{
 // over a large table would take its time.
 func makeQueriesSlow(t *testing.T, s *Store) {
 	t.Helper()
-	err := s.db.Callback().Query().Before("gorm:query").Register("test:slow", func(db *gorm.DB) {
+	slow := func(db *gorm.DB) {
 		if _, err := db.Statement.ConnPool.ExecContext(db.Statement.Context, slowSQL[s.dialect]); err != nil {
 			_ = db.AddError(err)
 		}
-	})
+	}
+	// Pages are read through Rows (the row callbacks), the rest through Find.
+	err := errors.Join(
+		s.db.Callback().Query().Before("gorm:query").Register("test:slow", slow),
+		s.db.Callback().Row().Before("gorm:row").Register("test:slow", slow))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.db.Callback().Query().Remove("test:slow") })
+	t.Cleanup(func() {
+		_ = s.db.Callback().Query().Remove("test:slow")
+		_ = s.db.Callback().Row().Remove("test:slow")
+	})
 }
 
 // The request deadline reaches the statements: a list (two-field ordering,

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -31,11 +32,15 @@ func captureQueries(t *testing.T, s *Store) (take func() []statement) {
 		mu  sync.Mutex
 		got []statement
 	)
-	err := s.db.Callback().Query().After("gorm:query").Register("plan_test:capture", func(db *gorm.DB) {
+	capture := func(db *gorm.DB) {
 		mu.Lock()
 		defer mu.Unlock()
 		got = append(got, statement{db.Statement.SQL.String(), append([]any(nil), db.Statement.Vars...)})
-	})
+	}
+	// Pages are read through Rows (the row callbacks), counts through Find.
+	err := errors.Join(
+		s.db.Callback().Query().After("gorm:query").Register("plan_test:capture", capture),
+		s.db.Callback().Row().After("gorm:row").Register("plan_test:capture", capture))
 	if err != nil {
 		t.Fatal(err)
 	}
