@@ -43,7 +43,7 @@ func FuzzRequestOrigin(f *testing.F) {
 		if !validHost(o.Host) {
 			return // a Host header net/http let through, echoed as sent
 		}
-		raw := o.userURL(42)
+		raw := newUserEncoder(o).url(42)
 		u, err := url.Parse(raw)
 		if err != nil {
 			t.Fatalf("URL %q does not parse: %v", raw, err)

@@ -10,50 +10,16 @@ import (
 	"github.com/marketplace/usersvc/domain"
 )
 
-// userJSON is a user as the API shows it: the public data (never the
-// password or its hash) and the user's absolute URL first.
-type userJSON struct {
-	URL string `json:"url"`
-	domain.UserData
-}
-
-// listJSON is the paginated envelope of a list.
-type listJSON struct {
-	Count    int64      `json:"count"`
-	Next     *string    `json:"next"`
-	Previous *string    `json:"previous"`
-	Results  []userJSON `json:"results"`
-}
-
-// cursorListJSON is the envelope of a list in cursor mode: no count, which
-// would cost a scan of every match.
-type cursorListJSON struct {
-	Next     *string    `json:"next"`
-	Previous *string    `json:"previous"`
-	Results  []userJSON `json:"results"`
-}
-
 func (o origin) url(path string, query url.Values) string {
 	u := url.URL{Scheme: o.Scheme, Host: o.Host, Path: path, RawQuery: query.Encode()}
 	return u.String()
 }
 
-func (o origin) userURL(id int64) string {
-	return o.url(pathUsers+"/"+strconv.FormatInt(id, 10), nil)
-}
-
-func representUser(o origin, u domain.User) userJSON {
-	return userJSON{URL: o.userURL(u.ID), UserData: u.PublicData()}
-}
-
 // representPage builds the envelope; next and previous keep every query
 // parameter but the page (the first page's link has none, as in the
 // prototype).
-func representPage(o origin, path string, query url.Values, q domain.ListQuery, page domain.UserPage) listJSON {
-	out := listJSON{Count: page.Total, Results: make([]userJSON, 0, len(page.Users))}
-	for _, u := range page.Users {
-		out.Results = append(out.Results, representUser(o, u))
-	}
+func representPage(o origin, path string, query url.Values, q domain.ListQuery, page domain.UserPage) listBody {
+	out := listBody{enc: newUserEncoder(o), counted: true, count: page.Total, users: page.Users}
 	link := func(n int) *string {
 		v := url.Values{}
 		for k, vs := range query {
@@ -68,10 +34,10 @@ func representPage(o origin, path string, query url.Values, q domain.ListQuery, 
 		return &s
 	}
 	if int64(q.Page)*int64(q.PageSize) < page.Total {
-		out.Next = link(q.Page + 1)
+		out.next = link(q.Page + 1)
 	}
 	if q.Page > 1 {
-		out.Previous = link(q.Page - 1)
+		out.previous = link(q.Page - 1)
 	}
 	return out
 }
@@ -80,11 +46,8 @@ func representPage(o origin, path string, query url.Values, q domain.ListQuery, 
 // query parameter but page and cursor, and carry the cursor of the page
 // after the last row (next) and before the first one (previous). A page
 // left empty by deletes links to the end the walk came from.
-func representCursorPage(ctx context.Context, codec *cursorCodec, o origin, path string, query url.Values, q domain.ListQuery, page domain.UserPage) (cursorListJSON, error) {
-	out := cursorListJSON{Results: make([]userJSON, 0, len(page.Users))}
-	for _, u := range page.Users {
-		out.Results = append(out.Results, representUser(o, u))
-	}
+func representCursorPage(ctx context.Context, codec *cursorCodec, o origin, path string, query url.Values, q domain.ListQuery, page domain.UserPage) (listBody, error) {
+	out := listBody{enc: newUserEncoder(o), users: page.Users}
 	order := q.KeyOrder()
 	var firstErr error
 	link := func(ks domain.Keyset) *string {
@@ -117,10 +80,10 @@ func representCursorPage(ctx context.Context, codec *cursorCodec, o origin, path
 		hasNext, hasPrev = ks.From != nil, page.More
 	}
 	if hasNext {
-		out.Next = link(domain.Keyset{From: at(-1)})
+		out.next = link(domain.Keyset{From: at(-1)})
 	}
 	if hasPrev {
-		out.Previous = link(domain.Keyset{From: at(0), Backward: true})
+		out.previous = link(domain.Keyset{From: at(0), Backward: true})
 	}
 	return out, firstErr
 }

@@ -58,10 +58,10 @@ func (h *usersHandler) create(c *gin.Context) {
 		h.errors.respond(c, err)
 		return
 	}
-	body := representUser(info.Origin, u)
-	c.Header("Location", body.URL)
+	enc := newUserEncoder(info.Origin)
+	c.Header("Location", enc.url(u.ID))
 	c.Header("ETag", etag(u.Version))
-	c.JSON(http.StatusCreated, body)
+	writeJSON(c, http.StatusCreated, oneUser{enc: enc, user: u})
 }
 
 // verify checks an email and password: 200 with the user as GET shows it,
@@ -106,7 +106,7 @@ func (h *usersHandler) list(c *gin.Context) {
 		return
 	}
 	if !cursorMode {
-		c.JSON(http.StatusOK, representPage(infoFrom(c).Origin, c.Request.URL.Path, query, q, page))
+		writeJSON(c, http.StatusOK, representPage(infoFrom(c).Origin, c.Request.URL.Path, query, q, page))
 		return
 	}
 	body, err := representCursorPage(ctx, h.cursors, infoFrom(c).Origin, c.Request.URL.Path, query, q, page)
@@ -114,7 +114,7 @@ func (h *usersHandler) list(c *gin.Context) {
 		h.errors.respond(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, body)
+	writeJSON(c, http.StatusOK, body)
 }
 
 func (h *usersHandler) get(c *gin.Context) {
@@ -189,5 +189,5 @@ func (h *usersHandler) respondUser(c *gin.Context, u domain.User, err error) {
 		return
 	}
 	c.Header("ETag", etag(u.Version))
-	c.JSON(http.StatusOK, representUser(infoFrom(c).Origin, u))
+	writeJSON(c, http.StatusOK, oneUser{enc: newUserEncoder(infoFrom(c).Origin), user: u})
 }
