@@ -105,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Timeout, "timeout", 45*time.Minute, "hard limit of the whole run")
 	fs.StringVar(&o.Out, "out", "", "write the results as JSON to this file")
 	fs.StringVar(&o.Compare, "compare", "", "results JSON of another run (e.g. -users 10000) to compare p99 with")
-	fs.StringVar(&o.PprofDir, "pprof", "", "write CPU profiles of each workload's service segments and allocation profiles to this directory")
+	fs.StringVar(&o.PprofDir, "pprof", "", "write CPU profiles of each workload's service segments (and of the service's walk) and allocation profiles to this directory")
 	fs.BoolVar(&o.Quiet, "q", false, "print only the final report")
 	fs.BoolVar(&o.CheapHash, "cheap-hash", false, "argon2id with 64 KiB and 1 pass instead of OWASP's parameters (smoke tests only: create results mean nothing then)")
 	if err := fs.Parse(args); err != nil {

@@ -358,7 +358,7 @@ const walkPageSize = domain.MaxPageSize
 // measureWalk walks every user through the service and raw, and checks
 // both saw every seeded user. The service's walk collects the deep
 // workload's cursors into deep on its way.
-func measureWalk(ctx context.Context, e *env, p progress, deep *deepCursors) *WalkResult {
+func measureWalk(ctx context.Context, e *env, p progress, deep *deepCursors, pprofDir string) *WalkResult {
 	w := &WalkResult{PageSize: walkPageSize}
 	fail := func(err error) {
 		w.Errors++
@@ -376,9 +376,15 @@ func measureWalk(ctx context.Context, e *env, p progress, deep *deepCursors) *Wa
 		return w
 	}
 	defer cl.Close()
+	stopProfile, err := startCPUProfile(pprofDir, "cpu-walk.pprof")
+	if err != nil {
+		fail(err)
+		return w
+	}
 	start = time.Now()
 	rows, pages, err := walkService(ctx, cl, walkPageSize, 0, deep.depth, deep)
 	w.Duration, w.Rows, w.Pages = time.Since(start), rows, pages
+	stopProfile()
 	if err != nil {
 		fail(err)
 	}
@@ -400,7 +406,7 @@ func measureWalk(ctx context.Context, e *env, p progress, deep *deepCursors) *Wa
 func walkAndCollect(ctx context.Context, o options, e *env, p progress, res *Results) error {
 	d := &deepCursors{depth: int(float64(e.pop.Users) * deepFraction), last: e.pop.Users - domain.DefaultPageSize}
 	if o.Walk {
-		res.Scale.Walk = measureWalk(ctx, e, p, d)
+		res.Scale.Walk = measureWalk(ctx, e, p, d, o.PprofDir)
 	}
 	if !slices.Contains(o.Workloads, "deep") {
 		return nil
