@@ -251,7 +251,7 @@ func searchArgs(search string) (term, pattern string) {
 }
 
 // countUsers counts the matches of a filtered query. A search of three
-// characters or more counts through its index (searchHits). A shorter one
+// characters or more counts through its index (searchFilter). A shorter one
 // is counted as |email matches| + |last-name matches whose email does not
 // match|: each part has an index (a covering scan of the email index, a
 // lookup on the last-name index), where the OR of both scans the whole
@@ -285,7 +285,7 @@ func (s *Store) filterUsers(db *gorm.DB, q domain.ListQuery) *gorm.DB {
 		db = db.Where("email_ci = ?", fold(q.Email))
 	}
 	if q.Search != "" {
-		db = searchWhere(s.searchHits(db, q.Search), q.Search)
+		db = s.searchFilter(db, q.Search)
 	}
 	if len(q.Countries) > 0 {
 		db = db.Where("country IN ?", q.Countries)
