@@ -72,14 +72,25 @@ func TestSearchIndexBuiltForExistingRows(t *testing.T) {
 		s := openStore(t, url)
 		migrateUpTo(t, s, 4)
 		before := toRow(newUser("A", "Old", "old.timer@example.com", 0))
-		if err := s.db.Create(&before).Error; err != nil {
+		// The longest e-mail bounds the positions the backfill reads: its
+		// last trigram must be there too.
+		long := toRow(newUser("C", "Long", strings.Repeat("l", 170)+".tail@"+strings.Repeat("d", 60)+".example.com", 0))
+		rows := []userRow{before, long}
+		if err := s.db.Create(&rows).Error; err != nil {
 			t.Fatal(err)
 		}
+		before, long = rows[0], rows[1]
 		if err := s.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if got := searchIDs(t, s, "TIMER@"); !slices.Equal(got, []int64{before.ID}) {
 			t.Errorf("search for a row older than the index: %v, want [%d]", got, before.ID)
+		}
+		if got := searchIDs(t, s, "d.example.com"); !slices.Equal(got, []int64{long.ID}) {
+			t.Errorf("search for the end of the longest e-mail: %v, want [%d]", got, long.ID)
+		}
+		if got := searchIDs(t, s, "l.tail"); !slices.Equal(got, []int64{long.ID}) {
+			t.Errorf("search for the middle of the longest e-mail: %v, want [%d]", got, long.ID)
 		}
 		behind := toRow(newUser("B", "Raw", "raw.loaded@example.com", 0))
 		if err := s.db.Create(&behind).Error; err != nil {
@@ -91,8 +102,8 @@ func TestSearchIndexBuiltForExistingRows(t *testing.T) {
 		if got := searchIDs(t, s, "w.loa"); !slices.Equal(got, []int64{behind.ID}) {
 			t.Errorf("search after RebuildSearchIndex: %v, want [%d]", got, behind.ID)
 		}
-		if got := searchIDs(t, s, "example"); len(got) != 2 {
-			t.Errorf("search for both: %v", got)
+		if got := searchIDs(t, s, "example"); len(got) != 3 {
+			t.Errorf("search for all three: %v", got)
 		}
 	})
 }

@@ -20,11 +20,16 @@ CREATE TABLE user_email_trigrams (
     KEY ix_user_email_trigrams_user (user_id)
 ) ENGINE=InnoDB;
 
--- Existing rows: positions 1..2000 (an email_ci has at most 1016 bytes).
+-- Existing rows: positions 1..2000 (an email_ci has at most 1016 bytes),
+-- only up to the longest e-mail present: the server pairs every user with
+-- every position before the ON condition drops a pair, and e-mails are
+-- rarely longer than 40 bytes (2000 positions made 10,000 users take
+-- 4 s instead of 1 s, most of it in pairs dropped).
 INSERT IGNORE INTO user_email_trigrams (trigram, user_id)
 SELECT SUBSTRING(u.email_ci, p.n, 3), u.id
 FROM users u
 JOIN (
+    SELECT n FROM (
     SELECT a.d * 1000 + b.d * 100 + c.d * 10 + e.d + 1 AS n
     FROM (SELECT 0 AS d UNION ALL SELECT 1) a,
          (SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4
@@ -33,6 +38,8 @@ JOIN (
           UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9) c,
          (SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4
           UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9) e
+    ) positions
+    WHERE n <= (SELECT MAX(LENGTH(email_ci)) - 2 FROM users)
 ) p ON p.n <= LENGTH(u.email_ci) - 2;
 
 CREATE TABLE service_keys (
