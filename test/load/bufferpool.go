@@ -16,9 +16,13 @@ import (
 
 // BufferPool is what the report says about the database's page cache.
 type BufferPool struct {
-	Bytes      int64 `json:"bytes"`
-	TableBytes int64 `json:"users_table_bytes"` // data and indexes
-	Restored   int64 `json:"restored_bytes,omitempty"`
+	// Name is the cache: "InnoDB buffer pool" or, on PostgreSQL,
+	// "shared_buffers" (which the server sets at start only; the OS page
+	// cache holds what does not fit, at the cost of a system call a page).
+	Name       string `json:"name"`
+	Bytes      int64  `json:"bytes"`
+	TableBytes int64  `json:"users_table_bytes"` // data and indexes
+	Restored   int64  `json:"restored_bytes,omitempty"`
 }
 
 // parseBytes reads "1073741824", "512MiB" or "1GiB".
@@ -62,12 +66,21 @@ func resizeBufferPool(ctx context.Context, db *sql.DB, size int64) (restore func
 
 // bufferPoolInfo reads the pool's size and the users table's.
 func bufferPoolInfo(ctx context.Context, db *sql.DB) (BufferPool, error) {
-	var b BufferPool
+	b := BufferPool{Name: "InnoDB buffer pool"}
 	if err := db.QueryRowContext(ctx, "SELECT @@innodb_buffer_pool_size").Scan(&b.Bytes); err != nil {
 		return b, err
 	}
 	err := db.QueryRowContext(ctx, `SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.TABLES
 		WHERE table_schema = DATABASE() AND table_name = 'users'`).Scan(&b.TableBytes)
+	return b, err
+}
+
+// sharedBuffersInfo reads PostgreSQL's shared_buffers and the users
+// table's size with its indexes.
+func sharedBuffersInfo(ctx context.Context, db *sql.DB) (BufferPool, error) {
+	b := BufferPool{Name: "shared_buffers"}
+	err := db.QueryRowContext(ctx, `SELECT setting::bigint * pg_size_bytes(unit), pg_total_relation_size('users')
+		FROM pg_settings WHERE name = 'shared_buffers'`).Scan(&b.Bytes, &b.TableBytes)
 	return b, err
 }
 

@@ -254,6 +254,11 @@ func TestRunSmoke(t *testing.T) {
 					t.Errorf("innodb_buffer_pool_size is %d after the run, was %d: not restored", after, poolBefore)
 				}
 			}
+			if b.name == "postgres" {
+				if bp := res.BufferPool; bp == nil || bp.Name != "shared_buffers" || bp.Bytes < 128<<10 || bp.TableBytes <= 0 {
+					t.Errorf("shared_buffers during the run %+v, want a size and the table's", bp)
+				}
+			}
 			for _, w := range res.Workloads {
 				for side, p := range map[string]*Phase{"service": w.Service, "raw": w.Raw} {
 					if p.Requests == 0 || p.Errors != 0 || p.RPS <= 0 || p.Latency.P50 <= 0 {

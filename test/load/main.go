@@ -287,6 +287,14 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 		res.BufferPool = &bp
 		p.printf("InnoDB buffer pool %s MiB, users table %s MiB", mib(bp.Bytes), mib(bp.TableBytes))
 	}
+	if db.target.Dialect == gormstore.DialectPostgres {
+		sb, err := sharedBuffersInfo(ctx, pool)
+		if err != nil {
+			return res, fmt.Errorf("read shared_buffers: %w", err)
+		}
+		res.BufferPool = &sb
+		p.printf("shared_buffers %s MiB, users table %s MiB", mib(sb.Bytes), mib(sb.TableBytes))
+	}
 	raw, err := newRawDB(ctx, pool, db.target.Dialect)
 	if err != nil {
 		return res, err
