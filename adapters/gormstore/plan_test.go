@@ -189,6 +189,19 @@ func TestSelectiveListsUseIndexes(t *testing.T) {
 				}
 			}
 		}
+		if s.dialect == DialectPostgres {
+			// A search's ids come from user_search_ids, whose plan EXPLAIN
+			// of the calling statement does not show: its query is
+			// checked as the function runs it, a generic plan.
+			st := searchFunctionQuery(t, s)
+			scans, plan, err := fullScans(ctx, s, st, "plan_cache_mode = force_generic_plan")
+			if err != nil {
+				t.Fatalf("explain user_search_ids's query %s: %v", st.sql, err)
+			}
+			if len(scans) > 0 || !strings.Contains(plan, "ix_users_email_ci_trgm") {
+				t.Errorf("user_search_ids: a full scan of users, or not the trigram index\n%s\nplan:\n%s", st.sql, plan)
+			}
+		}
 		// The check sees scans: an unindexed condition is caught.
 		if err := s.db.Table("users").Where("address LIKE ?", "%x%").Limit(1).Find(&[]userRow{}).Error; err != nil {
 			t.Fatal(err)
@@ -202,6 +215,24 @@ func TestSelectiveListsUseIndexes(t *testing.T) {
 			t.Error("a query on an unindexed column shows no full scan: the check cannot fail")
 		}
 	})
+}
+
+// searchFunctionQuery is the query of the database's user_search_ids
+// (PostgreSQL), its arguments numbered, with a search's arguments.
+func searchFunctionQuery(t *testing.T, s *Store) statement {
+	t.Helper()
+	var src string
+	if err := s.db.Raw("SELECT prosrc FROM pg_proc WHERE proname = 'user_search_ids'").Scan(&src).Error; err != nil || src == "" {
+		t.Fatalf("user_search_ids not found (%v)", err)
+	}
+	_, query, ok := strings.Cut(src, "RETURN QUERY")
+	query, _, ok2 := strings.Cut(query, ";")
+	if !ok || !ok2 {
+		t.Fatalf("user_search_ids is not RETURN QUERY ...;:\n%s", src)
+	}
+	query = regexp.MustCompile(`\bterm\b`).ReplaceAllString(query, "$$1")
+	query = regexp.MustCompile(`\bpattern\b`).ReplaceAllString(query, "$$2")
+	return statement{sql: query, vars: []any{"user150", "%user150%"}}
 }
 
 // TestDeepCursorPageSeeksTheIndex asks each planner for an unfiltered

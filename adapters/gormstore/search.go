@@ -31,14 +31,15 @@ func (s *Store) searchFilter(db *gorm.DB, search string) *gorm.DB {
 	if s.dialect == DialectPostgres && indexedTerm(term) {
 		// Both index reads are exact on PostgreSQL (the GIN index's
 		// candidates are rechecked against the LIKE), so their ids are the
-		// answer, read once. As an array they keep one plan at every table
-		// size, generic or custom: the array is computed once (an InitPlan)
-		// and the page is a primary-key scan of its ids, in id order.
-		// Joined instead, a generic plan (pgx prepares statements, and
-		// PostgreSQL may reuse a plan made without the term) can walk the
-		// whole primary key to meet them; kept in WHERE next to the join,
-		// the GIN index is read twice (see test/load/README.md).
-		return db.Where("users.id = ANY (ARRAY(SELECT id FROM users WHERE last_name_ci = ? UNION SELECT id FROM users WHERE email_ci "+likeClause+"))", term, pattern)
+		// answer, read once (user_search_ids, migration 00007, keeps their
+		// plan). As an array they keep one plan at every table size,
+		// generic or custom: the array is computed once (an InitPlan) and
+		// the page is a primary-key scan of its ids, in id order. Joined
+		// instead, a generic plan (pgx prepares statements, and PostgreSQL
+		// may reuse a plan made without the term) can walk the whole
+		// primary key to meet them; kept in WHERE next to the join, the GIN
+		// index is read twice (see test/load/README.md).
+		return db.Where("users.id = ANY (ARRAY(SELECT user_search_ids(?, ?)))", term, pattern)
 	}
 	return searchWhere(s.searchHits(db, search), search)
 }
