@@ -136,7 +136,8 @@ const hexDigits = "0123456789abcdef"
 // appendJSONString writes s as encoding/json does: quoted, with '"', '\\'
 // and control characters escaped, '<', '>' and '&' as \u003c, \u003e and
 // \u0026 (HTML-safe), U+2028 and U+2029 escaped, and each byte of invalid
-// UTF-8 as \ufffd.
+// UTF-8 as U+FFFD, the character itself as Go 1.27 writes it (Go 1.26 wrote
+// the escape \ufffd; both read back the same).
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0 // s[start:i] is still to be copied
@@ -172,7 +173,7 @@ func appendJSONString(b []byte, s string) []byte {
 		switch {
 		case r == utf8.RuneError && size == 1:
 			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+			b = append(b, string(utf8.RuneError)...)
 		case r == '\u2028' || r == '\u2029':
 			b = append(b, s[start:i]...)
 			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
