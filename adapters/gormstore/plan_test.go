@@ -379,3 +379,42 @@ func sortedBy(users []domain.User, order []domain.OrderField) []domain.User {
 	})
 	return out
 }
+
+// Unfiltered cursor pages run as prepared statements on MySQL (pagesDB),
+// filtered ones and the other dialects' as plain statements; the answers
+// are the conformance suite's concern.
+func TestUnfilteredCursorPagesArePrepared(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		insert(t, s, newUser("Ann", "Zed", "ann@example.com", 0), newUser("Bob", "Zed", "bob@example.com", time.Second))
+		var prepared []bool
+		err := s.db.Callback().Row().After("gorm:row").Register("test:prepared", func(db *gorm.DB) {
+			_, ok := db.Statement.ConnPool.(*gorm.PreparedStmtDB)
+			prepared = append(prepared, ok)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.db.Callback().Row().Remove("test:prepared") })
+		cases := []struct {
+			name string
+			q    domain.ListQuery
+			want bool
+		}{
+			{"unfiltered, first page", domain.ListQuery{PageSize: 1, Keyset: &domain.Keyset{}}, s.dialect == DialectMySQL},
+			{"unfiltered, by last name", domain.ListQuery{PageSize: 1, Ordering: []domain.OrderField{{Field: domain.SortLastName, Desc: true}},
+				Keyset: &domain.Keyset{From: &domain.SortKey{ID: 1, LastName: "Zed"}}}, s.dialect == DialectMySQL},
+			{"filtered", domain.ListQuery{PageSize: 1, LastName: "Zed", Keyset: &domain.Keyset{}}, false},
+		}
+		for _, c := range cases {
+			prepared = nil
+			page, err := s.ListUsers(ctx, c.q)
+			if err != nil || len(page.Users) != 1 {
+				t.Fatalf("%s: %d users, %v", c.name, len(page.Users), err)
+			}
+			if len(prepared) != 1 || prepared[0] != c.want {
+				t.Errorf("%s: statements prepared %v, want [%v]", c.name, prepared, c.want)
+			}
+		}
+	})
+}

@@ -394,7 +394,11 @@ func keysetWhere(order []domain.OrderField, k domain.SortKey, reverse bool) (str
 func (s *Store) listKeyset(ctx context.Context, q domain.ListQuery) (domain.UserPage, error) {
 	order := q.KeyOrder()
 	back := q.Keyset.Backward
-	db := s.filterUsers(s.db.WithContext(ctx), q)
+	base := s.db
+	if !hasFilter(q) {
+		base = s.pagesDB
+	}
+	db := s.filterUsers(base.WithContext(ctx), q)
 	if q.Keyset.From != nil {
 		where, args := keysetWhere(order, *q.Keyset.From, back)
 		db = db.Where(where, args...)
