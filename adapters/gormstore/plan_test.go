@@ -380,10 +380,10 @@ func sortedBy(users []domain.User, order []domain.OrderField) []domain.User {
 	return out
 }
 
-// Unfiltered cursor pages run as prepared statements on MySQL (pagesDB),
+// Unfiltered list pages run as prepared statements on MySQL (pagesDB),
 // filtered ones and the other dialects' as plain statements; the answers
 // are the conformance suite's concern.
-func TestUnfilteredCursorPagesArePrepared(t *testing.T) {
+func TestUnfilteredPagesArePrepared(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		insert(t, s, newUser("Ann", "Zed", "ann@example.com", 0), newUser("Bob", "Zed", "bob@example.com", time.Second))
@@ -404,7 +404,9 @@ func TestUnfilteredCursorPagesArePrepared(t *testing.T) {
 			{"unfiltered, first page", domain.ListQuery{PageSize: 1, Keyset: &domain.Keyset{}}, s.dialect == DialectMySQL},
 			{"unfiltered, by last name", domain.ListQuery{PageSize: 1, Ordering: []domain.OrderField{{Field: domain.SortLastName, Desc: true}},
 				Keyset: &domain.Keyset{From: &domain.SortKey{ID: 1, LastName: "Zed"}}}, s.dialect == DialectMySQL},
+			{"unfiltered, page 2", domain.ListQuery{Page: 2, PageSize: 1}, s.dialect == DialectMySQL},
 			{"filtered", domain.ListQuery{PageSize: 1, LastName: "Zed", Keyset: &domain.Keyset{}}, false},
+			{"filtered, page 2", domain.ListQuery{Page: 2, PageSize: 1, LastName: "Zed"}, false},
 		}
 		for _, c := range cases {
 			prepared = nil
@@ -412,8 +414,9 @@ func TestUnfilteredCursorPagesArePrepared(t *testing.T) {
 			if err != nil || len(page.Users) != 1 {
 				t.Fatalf("%s: %d users, %v", c.name, len(page.Users), err)
 			}
-			if len(prepared) != 1 || prepared[0] != c.want {
-				t.Errorf("%s: statements prepared %v, want [%v]", c.name, prepared, c.want)
+			// A full numbered page also counts: both statements alike.
+			if len(prepared) == 0 || slices.ContainsFunc(prepared, func(p bool) bool { return p != c.want }) {
+				t.Errorf("%s: statements prepared %v, want each %v", c.name, prepared, c.want)
 			}
 		}
 	})

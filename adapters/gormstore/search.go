@@ -41,14 +41,13 @@ func (s *Store) searchFilter(db *gorm.DB, search string) *gorm.DB {
 		// index is read twice (see test/load/README.md).
 		return db.Where("users.id = ANY (ARRAY(SELECT user_search_ids(?, ?)))", term, pattern)
 	}
-	return searchWhere(s.searchHits(db, search), search)
+	return searchWhere(s.searchHits(db, term), term, pattern)
 }
 
 // searchWhere is the exact meaning of search: last name equals the folded
 // term, or email contains it. Every query keeps it on MySQL and SQLite,
 // where the indexes below only narrow the rows it is checked on.
-func searchWhere(db *gorm.DB, search string) *gorm.DB {
-	term, pattern := searchArgs(search)
+func searchWhere(db *gorm.DB, term, pattern string) *gorm.DB {
 	return db.Where("(last_name_ci = ? OR email_ci "+likeClause+")", term, pattern)
 }
 
@@ -57,8 +56,7 @@ func searchWhere(db *gorm.DB, search string) *gorm.DB {
 // together with the last-name index: a UNION, which both planners run as
 // two index reads (an OR of the two makes them scan the table). The join
 // costs what the matches cost, whatever the size of the table.
-func (s *Store) searchHits(db *gorm.DB, search string) *gorm.DB {
-	term := fold(search)
+func (s *Store) searchHits(db *gorm.DB, term string) *gorm.DB {
 	if !indexedTerm(term) {
 		return db
 	}

@@ -77,12 +77,13 @@ type Config struct {
 type Store struct {
 	db    *gorm.DB
 	sqlDB *sql.DB
-	// pagesDB runs unfiltered cursor pages (a walk, a first page) as
-	// prepared statements on MySQL, as GetUser's: the server skips parsing
-	// and the rows come in the binary protocol (first pages +9%, deep
-	// +16% req/s, test/load/README.md). Only the unfiltered ones: their
-	// shapes are few (PostgreSQL's pgx prepares every statement itself).
-	// Filtered pages' shapes are as many as the filters' combinations.
+	// pagesDB runs unfiltered list pages (a walk, a first page, page N of
+	// everyone) and their count as prepared statements on MySQL, as
+	// GetUser's: the server skips parsing and the rows come in the binary
+	// protocol (first pages +9%, deep +16% req/s, test/load/README.md).
+	// Only the unfiltered ones: their shapes are few, where filtered
+	// pages have as many as the filters' combinations (PostgreSQL's pgx
+	// prepares every statement itself).
 	pagesDB *gorm.DB
 	dialect string
 	// writeSem serialises write transactions on SQLite, which has a single
@@ -353,9 +354,11 @@ func (s *Store) initGorm(ctx context.Context, cfg Config) error {
 		// owns transactions.
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
-		// pagesDB's statements: 11 orderings, first page or from a position
-		// either way; the bound keeps MySQL's server-wide
-		// max_prepared_stmt_count (16,382) far off: shapes × pool size.
+		// pagesDB's statements: 11 orderings, each a cursor page (first,
+		// forward or backward from a position) or a numbered page (with
+		// or without OFFSET), and the count; the bound keeps MySQL's
+		// server-wide max_prepared_stmt_count (16,382) far off: shapes ×
+		// pool size.
 		PrepareStmtMaxSize: maxPreparedPages,
 		NowFunc:            func() time.Time { return dbTime(s.now()) },
 	})
@@ -377,7 +380,7 @@ func (s *Store) initGorm(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// maxPreparedPages bounds pagesDB's prepared statements (see Open).
+// maxPreparedPages bounds pagesDB's prepared statements (see initGorm).
 const maxPreparedPages = 64
 
 // tracerName is the instrumentation scope of the store's own spans.

@@ -186,7 +186,7 @@ func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserP
 	if q.Keyset != nil {
 		return s.listKeyset(ctx, q)
 	}
-	db := s.db.WithContext(ctx)
+	db := s.listDB(q).WithContext(ctx)
 	// An indexed search counts its matches in the page's own statement:
 	// its join reads every match to order them anyway, and a separate
 	// count would find them all again.
@@ -227,6 +227,14 @@ func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserP
 		return domain.UserPage{}, dbErr(ctx, "count users", err)
 	}
 	return page, nil
+}
+
+// listDB is the handle a list page runs on: pagesDB for an unfiltered one.
+func (s *Store) listDB(q domain.ListQuery) *gorm.DB {
+	if hasFilter(q) {
+		return s.db
+	}
+	return s.pagesDB
 }
 
 func hasFilter(q domain.ListQuery) bool {
@@ -394,11 +402,7 @@ func keysetWhere(order []domain.OrderField, k domain.SortKey, reverse bool) (str
 func (s *Store) listKeyset(ctx context.Context, q domain.ListQuery) (domain.UserPage, error) {
 	order := q.KeyOrder()
 	back := q.Keyset.Backward
-	base := s.db
-	if !hasFilter(q) {
-		base = s.pagesDB
-	}
-	db := s.filterUsers(base.WithContext(ctx), q)
+	db := s.filterUsers(s.listDB(q).WithContext(ctx), q)
 	if q.Keyset.From != nil {
 		where, args := keysetWhere(order, *q.Keyset.From, back)
 		db = db.Where(where, args...)
