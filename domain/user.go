@@ -248,4 +248,7 @@ func (u *User) Touch(now time.Time) {
 const TimeLayout = "2006-01-02T15:04:05.000000Z"
 
 // FormatTime renders t with TimeLayout.
-func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+func FormatTime(t time.Time) string { return string(AppendTime(nil, t)) }
+
+// AppendTime appends t rendered with TimeLayout to b.
+func AppendTime(b []byte, t time.Time) []byte { return t.UTC().AppendFormat(b, TimeLayout) }

@@ -44,10 +44,15 @@ func writeJSON(c *gin.Context, status int, body jsonAppender) {
 // userEncoder writes users with absolute URLs under one origin.
 type userEncoder struct {
 	base string // the users collection's URL, ending in "/"
+	// urlMember is `{"url":"` and base as a JSON string without its
+	// closing quote: what every user starts with, escaped once.
+	urlMember []byte
 }
 
 func newUserEncoder(o origin) userEncoder {
-	return userEncoder{base: o.url(pathUsers+"/", nil)}
+	base := o.url(pathUsers+"/", nil)
+	quoted := appendJSONString([]byte(`{"url":`), base)
+	return userEncoder{base: base, urlMember: quoted[:len(quoted)-1]}
 }
 
 // url is the user's absolute URL: an id's digits never need escaping, so
@@ -60,9 +65,8 @@ func (e userEncoder) url(id int64) string {
 // appendUser writes u as the API shows it: its URL first, then the public
 // data (domain.UserData's fields, never the password or its hash).
 func (e userEncoder) appendUser(b []byte, u domain.User) []byte {
-	b = append(b, `{"url":`...)
-	b = appendJSONString(b, e.base)
-	b = strconv.AppendInt(b[:len(b)-1], u.ID, 10) // inside the URL's quotes
+	b = append(b, e.urlMember...)
+	b = strconv.AppendInt(b, u.ID, 10) // inside the URL's quotes
 	b = append(b, `","id":`...)
 	b = strconv.AppendInt(b, u.ID, 10)
 	b = append(b, `,"first_name":`...)
@@ -80,9 +84,9 @@ func (e userEncoder) appendUser(b []byte, u domain.User) []byte {
 		b = appendJSONString(b, u.Country)
 	}
 	b = append(b, `,"created_at":"`...)
-	b = u.CreatedAt.UTC().AppendFormat(b, domain.TimeLayout)
+	b = domain.AppendTime(b, u.CreatedAt)
 	b = append(b, `","updated_at":"`...)
-	b = u.UpdatedAt.UTC().AppendFormat(b, domain.TimeLayout)
+	b = domain.AppendTime(b, u.UpdatedAt)
 	return append(b, `"}`...)
 }
 
