@@ -14,6 +14,12 @@ import (
 // sized for such a table would hold it; -innodb-buffer-pool resizes the
 // pool (online, MariaDB 10.2+ and MySQL 5.7+) for the run and restores it.
 
+// The page caches a BufferPool names.
+const (
+	innodbBufferPool = "InnoDB buffer pool"
+	sharedBuffers    = "shared_buffers"
+)
+
 // BufferPool is what the report says about the database's page cache.
 type BufferPool struct {
 	// Name is the cache: "InnoDB buffer pool" or, on PostgreSQL,
@@ -66,7 +72,7 @@ func resizeBufferPool(ctx context.Context, db *sql.DB, size int64) (restore func
 
 // bufferPoolInfo reads the pool's size and the users table's.
 func bufferPoolInfo(ctx context.Context, db *sql.DB) (BufferPool, error) {
-	b := BufferPool{Name: "InnoDB buffer pool"}
+	b := BufferPool{Name: innodbBufferPool}
 	if err := db.QueryRowContext(ctx, "SELECT @@innodb_buffer_pool_size").Scan(&b.Bytes); err != nil {
 		return b, err
 	}
@@ -78,7 +84,7 @@ func bufferPoolInfo(ctx context.Context, db *sql.DB) (BufferPool, error) {
 // sharedBuffersInfo reads PostgreSQL's shared_buffers and the users
 // table's size with its indexes.
 func sharedBuffersInfo(ctx context.Context, db *sql.DB) (BufferPool, error) {
-	b := BufferPool{Name: "shared_buffers"}
+	b := BufferPool{Name: sharedBuffers}
 	err := db.QueryRowContext(ctx, `SELECT setting::bigint * pg_size_bytes(unit), pg_total_relation_size('users')
 		FROM pg_settings WHERE name = 'shared_buffers'`).Scan(&b.Bytes, &b.TableBytes)
 	return b, err

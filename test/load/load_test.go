@@ -255,7 +255,7 @@ func TestRunSmoke(t *testing.T) {
 				}
 			}
 			if b.name == "postgres" {
-				if bp := res.BufferPool; bp == nil || bp.Name != "shared_buffers" || bp.Bytes < 128<<10 || bp.TableBytes <= 0 {
+				if bp := res.BufferPool; bp == nil || bp.Name != sharedBuffers || bp.Bytes < 128<<10 || bp.TableBytes <= 0 {
 					t.Errorf("shared_buffers during the run %+v, want a size and the table's", bp)
 				}
 			}

@@ -196,9 +196,9 @@ func printReport(w io.Writer, r *Results) {
 	fmt.Fprintf(w, "database: %s; %d users (%d last names), concurrency %d, %v per side in %d rounds (+%v warm-up each)\n",
 		m.Database, r.Population.Users, r.Population.LastNames, r.Options.Concurrency, r.Options.Duration, r.Options.Rounds, r.Options.Warmup)
 	if b := r.BufferPool; b != nil {
-		fmt.Fprintf(w, "%s %s MiB, users table with its indexes %s MiB", cmp.Or(b.Name, "InnoDB buffer pool"), mib(b.Bytes), mib(b.TableBytes))
+		fmt.Fprintf(w, "%s %s MiB, users table with its indexes %s MiB", cmp.Or(b.Name, innodbBufferPool), mib(b.Bytes), mib(b.TableBytes))
 		switch {
-		case b.TableBytes > b.Bytes && b.Name == "shared_buffers":
+		case b.TableBytes > b.Bytes && b.Name == sharedBuffers:
 			fmt.Fprint(w, ": the table does not fit, so pages come from the OS page cache (set shared_buffers and restart the server)")
 		case b.TableBytes > b.Bytes:
 			fmt.Fprint(w, ": WARNING, the table does not fit, so reads wait for the disk (see -innodb-buffer-pool)")
