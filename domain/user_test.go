@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -449,6 +450,35 @@ func TestFormatTime(t *testing.T) {
 				t.Errorf("not RFC 3339: %v", err)
 			}
 		})
+	}
+}
+
+// TestAppendTimeMatchesAppendFormat: the hand-written formatter writes
+// what time.AppendFormat writes with TimeLayout, for every date the
+// databases can hold and beyond (years past 9999 and before 0 take
+// AppendFormat's own spelling).
+func TestAppendTimeMatchesAppendFormat(t *testing.T) {
+	times := []time.Time{
+		{},
+		time.Unix(0, 0),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(999, 9, 9, 9, 9, 9, 999, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 6, 15, 12, 30, 0, 0, time.UTC),
+		time.Date(2024, 2, 29, 23, 59, 59, 999999, zurich),
+		time.Date(2024, 10, 27, 2, 30, 0, 1000, zurich), // the hour Zurich's clocks repeat
+		time.Now(),
+	}
+	rng := rand.New(rand.NewPCG(18, 7))
+	for range 10000 {
+		times = append(times, time.Unix(rng.Int64N(253402300800), rng.Int64N(1e9)).In(zurich))
+	}
+	for _, tm := range times {
+		want := tm.UTC().AppendFormat([]byte("prefix "), domain.TimeLayout)
+		if got := domain.AppendTime([]byte("prefix "), tm); string(got) != string(want) {
+			t.Fatalf("AppendTime(%v) = %q, want %q", tm, got, want)
+		}
 	}
 }
 
