@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -255,8 +256,9 @@ func TestRunSmoke(t *testing.T) {
 				}
 			}
 			if b.name == "postgres" {
-				if bp := res.BufferPool; bp == nil || bp.Name != sharedBuffers || bp.Bytes < 128<<10 || bp.TableBytes <= 0 {
-					t.Errorf("shared_buffers during the run %+v, want a size and the table's", bp)
+				if bp := res.BufferPool; bp == nil || bp.Name != sharedBuffers || bp.Bytes < 128<<10 || bp.TableBytes <= 0 ||
+					!slices.Contains([]string{hugePagesYes, hugePagesNo, hugePagesUnknown}, bp.HugePages) {
+					t.Errorf("shared_buffers during the run %+v, want a size, the table's and whether it is in huge pages", bp)
 				}
 			}
 			for _, w := range res.Workloads {
@@ -431,6 +433,52 @@ func TestParseBytes(t *testing.T) {
 			}
 			if err != nil || got != tc.want {
 				t.Fatalf("parseBytes(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSharedMemoryPages(t *testing.T) {
+	const shared = 1 << 30
+	mapping := func(header string, sizeKB, pageKB int) string {
+		return fmt.Sprintf("%s\nSize:            %d kB\nKernelPageSize:     %d kB\nMMUPageSize:        %d kB\nRss:                   0 kB\nVmFlags: rd wr sh mr mw me ms\n", header, sizeKB, pageKB, pageKB)
+	}
+	const (
+		heap = "55d0c0a00000-55d0c0b00000 rw-p 00000000 00:00 0                          [heap]"
+		huge = "7fea15a00000-7fea58c00000 rw-s 00000000 00:11 76983                      /anon_hugepage (deleted)"
+		anon = "7fea15a00000-7fea58c00000 rw-s 00000000 00:01 4                          /dev/zero (deleted)"
+		sysv = "7fea5b429000-7fea5b42a000 rw-s 00000000 00:01 16                         /SYSV000b6051 (deleted)"
+	)
+	for _, tc := range []struct {
+		name, smaps, want string
+	}{
+		{"shared memory in 2 MiB pages", mapping(heap, 824, 4) + mapping(huge, 1099776, 2048) + mapping(sysv, 4, 4), hugePagesYes},
+		{"shared memory in 4 KiB pages", mapping(heap, 824, 4) + mapping(anon, 1099776, 4) + mapping(sysv, 4, 4), hugePagesNo},
+		{"only a small mapping in huge pages", mapping(heap, 2048, 2048) + mapping(anon, 1099776, 4), hugePagesNo},
+		{"no mappings", "", hugePagesNo},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sharedMemoryPages(tc.smaps, shared); got != tc.want {
+				t.Fatalf("sharedMemoryPages = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestBackendHugePagesIgnoresOtherProcesses: a pid that is not a backend
+// of this machine's server for that client (a server in a container has
+// pids of its own) says nothing.
+func TestBackendHugePagesIgnoresOtherProcesses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pid  int
+	}{
+		{"this test process", os.Getpid()},
+		{"no such process", 1 << 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := backendHugePages(tc.pid, 5432, 1<<20); got != hugePagesUnknown {
+				t.Fatalf("backendHugePages = %q, want %q", got, hugePagesUnknown)
 			}
 		})
 	}

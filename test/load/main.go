@@ -293,7 +293,7 @@ func run(ctx context.Context, o options, out io.Writer) (res *Results, err error
 			return res, fmt.Errorf("read shared_buffers: %w", err)
 		}
 		res.BufferPool = &sb
-		p.printf("shared_buffers %s MiB, users table %s MiB", mib(sb.Bytes), mib(sb.TableBytes))
+		p.printf("shared_buffers %s MiB (huge pages: %s), users table %s MiB", mib(sb.Bytes), sb.HugePages, mib(sb.TableBytes))
 	}
 	raw, err := newRawDB(ctx, pool, db.target.Dialect)
 	if err != nil {

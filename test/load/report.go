@@ -197,6 +197,12 @@ func printReport(w io.Writer, r *Results) {
 		m.Database, r.Population.Users, r.Population.LastNames, r.Options.Concurrency, r.Options.Duration, r.Options.Rounds, r.Options.Warmup)
 	if b := r.BufferPool; b != nil {
 		fmt.Fprintf(w, "%s %s MiB, users table with its indexes %s MiB", cmp.Or(b.Name, innodbBufferPool), mib(b.Bytes), mib(b.TableBytes))
+		switch b.HugePages {
+		case hugePagesYes:
+			fmt.Fprint(w, "; shared memory in huge pages")
+		case hugePagesNo:
+			fmt.Fprint(w, "; WARNING, shared memory not in huge pages: each connection faults on every page of it it reads first (reserve huge pages, test/load/README.md)")
+		}
 		switch {
 		case b.TableBytes > b.Bytes && b.Name == sharedBuffers:
 			fmt.Fprint(w, ": the table does not fit, so pages come from the OS page cache (set shared_buffers and restart the server)")
