@@ -5,12 +5,12 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -248,7 +248,7 @@ func (r *rawDB) rareTrigrams(ctx context.Context, term string) ([][]byte, error)
 }
 
 // WalkResult is the walk of every user by cursor, through the service and
-// as a raw keyset walk, one client each, one after the other.
+// as a raw keyset walk, one client each, in turns (measureWalk).
 type WalkResult struct {
 	PageSize   int           `json:"page_size"`
 	Rows       int64         `json:"rows"`
@@ -274,101 +274,136 @@ type ScaleResults struct {
 	SearchScan *Phase `json:"search_scan,omitempty"`
 }
 
-// walkPage is the part of a cursor page the walk reads.
-type walkPage struct {
-	Next    *string `json:"next"`
-	Results []struct {
-		ID int64 `json:"id"`
-	} `json:"results"`
+// serviceWalk follows next links from the first cursor page of pageSize
+// rows, a page per step, checking that ids strictly increase, and collects
+// the deep workload's cursors: the next links of the pages that end at or
+// after deepAt rows, re-sized to the default page size.
+type serviceWalk struct {
+	cl     *client
+	path   string // the next page's; "" when the last page was read
+	body   bytes.Buffer
+	ids    []int64
+	last   int64
+	deepAt int
+	deep   *deepCursors
+
+	rows, pages int64
 }
 
-// walkService follows next links from the first cursor page of pageSize
-// rows to the end (or until stopAfter rows when positive), checking that
-// ids strictly increase, and collects the deep workload's cursors: the
-// next links of the pages that end at or after deepAt rows, re-sized to
-// the default page size. It returns the rows and pages read.
+func newServiceWalk(cl *client, pageSize, deepAt int, deep *deepCursors) *serviceWalk {
+	return &serviceWalk{cl: cl, path: "/api/v1/users?cursor=&page_size=" + strconv.Itoa(pageSize), deepAt: deepAt, deep: deep}
+}
+
+func (w *serviceWalk) done() bool { return w.path == "" }
+
+// step reads the next page.
+func (w *serviceWalk) step(ctx context.Context) error {
+	w.body.Reset()
+	if err := w.cl.doInto(ctx, http.MethodGet, "/api/v1/users?cursor (walk)", w.path, "", nil, http.StatusOK, &w.body); err != nil {
+		return err
+	}
+	p, err := decodeWalkPage(w.body.Bytes(), w.ids)
+	if err != nil {
+		return fmt.Errorf("walk page %d: %w", w.pages+1, err)
+	}
+	w.ids = p.IDs
+	w.pages++
+	for _, id := range p.IDs {
+		if id <= w.last {
+			return fmt.Errorf("walk page %d: id %d after %d: not in order (seen twice or misplaced)", w.pages, id, w.last)
+		}
+		w.last = id
+		w.rows++
+	}
+	if p.Next == nil {
+		w.path = ""
+		return nil
+	}
+	u, err := url.Parse(*p.Next)
+	if err != nil {
+		return fmt.Errorf("walk page %d: next link: %w", w.pages, err)
+	}
+	if d := w.deep; d != nil && w.rows >= int64(w.deepAt) && w.rows <= int64(d.last) && len(d.links) < deepLinks {
+		q := u.Query()
+		q.Set("page_size", strconv.Itoa(domain.DefaultPageSize))
+		d.links = append(d.links, deepCursor{path: u.Path + "?" + q.Encode(), after: w.last})
+	}
+	w.path = u.RequestURI()
+	return nil
+}
+
+// walkService walks to the end, or until stopAfter rows when positive
+// (and deep has its cursors). It returns the rows and pages read.
 func walkService(ctx context.Context, cl *client, pageSize, stopAfter, deepAt int, deep *deepCursors) (rows, pages int64, err error) {
-	path := "/api/v1/users?cursor=&page_size=" + strconv.Itoa(pageSize)
-	var (
-		body bytes.Buffer
-		last int64
-	)
-	for {
-		body.Reset()
-		if err := cl.doInto(ctx, http.MethodGet, "/api/v1/users?cursor (walk)", path, "", nil, http.StatusOK, &body); err != nil {
-			return rows, pages, err
+	w := newServiceWalk(cl, pageSize, deepAt, deep)
+	for !w.done() {
+		if err := w.step(ctx); err != nil {
+			return w.rows, w.pages, err
 		}
-		var p walkPage
-		if err := json.Unmarshal(body.Bytes(), &p); err != nil {
-			return rows, pages, fmt.Errorf("walk page %d: %w", pages+1, err)
+		if stopAfter > 0 && w.rows >= int64(stopAfter) && (deep == nil || len(deep.links) >= deepLinks) {
+			break
 		}
-		pages++
-		for _, u := range p.Results {
-			if u.ID <= last {
-				return rows, pages, fmt.Errorf("walk page %d: id %d after %d: not in order (seen twice or misplaced)", pages, u.ID, last)
-			}
-			last = u.ID
-			rows++
-		}
-		if p.Next == nil {
-			return rows, pages, nil
-		}
-		u, err := url.Parse(*p.Next)
-		if err != nil {
-			return rows, pages, fmt.Errorf("walk page %d: next link: %w", pages, err)
-		}
-		if deep != nil && rows >= int64(deepAt) && rows <= int64(deep.last) && len(deep.links) < deepLinks {
-			q := u.Query()
-			q.Set("page_size", strconv.Itoa(domain.DefaultPageSize))
-			deep.links = append(deep.links, deepCursor{path: u.Path + "?" + q.Encode(), after: last})
-		}
-		if stopAfter > 0 && rows >= int64(stopAfter) && (deep == nil || len(deep.links) >= deepLinks) {
-			return rows, pages, nil
-		}
-		path = u.RequestURI()
 	}
+	return w.rows, w.pages, nil
 }
 
-// walkRaw is the raw keyset walk: pages of pageSize rows by id through
-// database/sql, each after the last id of the one before.
-func walkRaw(ctx context.Context, r *rawDB, pageSize int) (rows, pages int64, err error) {
-	var last int64
-	for {
-		users, err := pageOf(ctx, r.scale.after, last, pageSize)
-		if err != nil {
-			return rows, pages, err
-		}
-		pages++
-		for _, u := range users {
-			if u.ID <= last {
-				return rows, pages, fmt.Errorf("raw walk: id %d after %d", u.ID, last)
-			}
-			last = u.ID
-		}
-		rows += int64(len(users))
-		if len(users) < pageSize {
-			return rows, pages, nil
-		}
+// rawWalk is the raw keyset walk: pages of pageSize rows by id through
+// database/sql, each after the last id of the one before, a page per step.
+type rawWalk struct {
+	r        *rawDB
+	pageSize int
+	last     int64
+	finished bool
+
+	rows, pages int64
+}
+
+func (w *rawWalk) done() bool { return w.finished }
+
+func (w *rawWalk) step(ctx context.Context) error {
+	users, err := pageOf(ctx, w.r.scale.after, w.last, w.pageSize)
+	if err != nil {
+		return err
 	}
+	w.pages++
+	for _, u := range users {
+		if u.ID <= w.last {
+			return fmt.Errorf("raw walk: id %d after %d", u.ID, w.last)
+		}
+		w.last = u.ID
+	}
+	w.rows += int64(len(users))
+	w.finished = len(users) < w.pageSize
+	return nil
 }
 
 // walkPageSize is the walk's page: the largest the API serves.
 const walkPageSize = domain.MaxPageSize
 
-// measureWalk walks every user through the service and raw, and checks
-// both saw every seeded user. The service's walk collects the deep
-// workload's cursors into deep on its way.
+// walkTurn is how many pages one side of the walk reads before the other
+// takes its turn.
+const walkTurn = 10
+
+// stepper is one side of the measured walk.
+type stepper interface {
+	step(ctx context.Context) error
+	done() bool
+}
+
+// measureWalk walks every user through the service and raw, in turns of
+// walkTurn pages each, and checks both saw every seeded user. Each side's
+// time is the sum of its turns: walking in turns, the two share whatever
+// else the machine does while they run (walked one after the other, the
+// ratio moved by a fifth between runs of the same code), and which side
+// goes first alternates, so neither always finds the rows just read. The
+// service's walk collects the deep workload's cursors into deep on its
+// way. With -pprof, cpu-walk.pprof holds both sides; the raw one's samples
+// carry the label walk=raw (go tool pprof -tagignore walk=raw).
 func measureWalk(ctx context.Context, e *env, p progress, deep *deepCursors, pprofDir string) *WalkResult {
 	w := &WalkResult{PageSize: walkPageSize}
 	fail := func(err error) {
 		w.Errors++
 		w.ErrorTexts = addSample(w.ErrorTexts, err.Error())
-	}
-	start := time.Now()
-	raw, rawPages, err := walkRaw(ctx, e.raw, walkPageSize)
-	w.RawTime, w.RawRows, w.RawPages = time.Since(start), raw, rawPages
-	if err != nil {
-		fail(err)
 	}
 	cl, err := newClient(e.client.base(), 1)
 	if err != nil {
@@ -381,13 +416,41 @@ func measureWalk(ctx context.Context, e *env, p progress, deep *deepCursors, ppr
 		fail(err)
 		return w
 	}
-	start = time.Now()
-	rows, pages, err := walkService(ctx, cl, walkPageSize, 0, deep.depth, deep)
-	w.Duration, w.Rows, w.Pages = time.Since(start), rows, pages
-	stopProfile()
-	if err != nil {
-		fail(err)
+	svc := newServiceWalk(cl, walkPageSize, deep.depth, deep)
+	raw := &rawWalk{r: e.raw, pageSize: walkPageSize}
+	rawCtx := pprof.WithLabels(ctx, pprof.Labels("walk", "raw"))
+	sides := []struct {
+		walk   stepper
+		ctx    context.Context
+		took   *time.Duration
+		failed bool
+	}{{walk: raw, ctx: rawCtx, took: &w.RawTime}, {walk: svc, ctx: ctx, took: &w.Duration}}
+	for turn := 0; ; turn++ {
+		moved := false
+		for i := range sides {
+			s := &sides[(i+turn)%len(sides)]
+			if s.failed || s.walk.done() {
+				continue
+			}
+			moved = true
+			pprof.SetGoroutineLabels(s.ctx)
+			start := time.Now()
+			for n := 0; n < walkTurn && !s.walk.done(); n++ {
+				if err := s.walk.step(s.ctx); err != nil {
+					fail(err)
+					s.failed = true
+					break
+				}
+			}
+			*s.took += time.Since(start)
+			pprof.SetGoroutineLabels(ctx)
+		}
+		if !moved {
+			break
+		}
 	}
+	stopProfile()
+	w.Rows, w.Pages, w.RawRows, w.RawPages = svc.rows, svc.pages, raw.rows, raw.pages
 	if w.Rows != w.RawRows || w.Rows < int64(e.pop.Users) {
 		fail(fmt.Errorf("walk read %d users, the raw walk %d, %d were seeded", w.Rows, w.RawRows, e.pop.Users))
 	}
