@@ -67,38 +67,37 @@ func decodeWalkPage(body []byte, ids []int64) (walkPage, error) {
 // readObject reads an object, calling member for each name with the
 // decoder before its value, which member must read.
 func readObject(d *jsontext.Decoder, member func(name string) error) error {
-	t, err := d.ReadToken()
-	if err != nil {
-		return err
-	}
-	if t.Kind() != '{' {
-		return fmt.Errorf("got %v, want an object", t.Kind())
-	}
-	for d.PeekKind() != '}' {
+	return readComposite(d, '{', func() error {
 		name, err := d.ReadToken()
 		if err != nil {
 			return err
 		}
-		if err := member(name.String()); err != nil {
-			return err
-		}
-	}
-	_, err = d.ReadToken()
-	return err
+		return member(name.String())
+	})
 }
 
 // readArray reads an array, calling element before each element, which
 // element must read.
 func readArray(d *jsontext.Decoder, element func() error) error {
+	return readComposite(d, '[', element)
+}
+
+// readComposite reads an object or an array (open is '{' or '['), calling
+// each before every member or element, which each must read.
+func readComposite(d *jsontext.Decoder, open jsontext.Kind, each func() error) error {
+	closing := jsontext.Kind('}')
+	if open == '[' {
+		closing = ']'
+	}
 	t, err := d.ReadToken()
 	if err != nil {
 		return err
 	}
-	if t.Kind() != '[' {
-		return fmt.Errorf("got %v, want an array", t.Kind())
+	if t.Kind() != open {
+		return fmt.Errorf("got %v, want %v", t.Kind(), open)
 	}
-	for d.PeekKind() != ']' {
-		if err := element(); err != nil {
+	for d.PeekKind() != closing {
+		if err := each(); err != nil {
 			return err
 		}
 	}
