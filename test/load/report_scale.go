@@ -62,8 +62,8 @@ func evaluateScale(r *Results) []Target {
 
 func printScale(w io.Writer, r *Results) {
 	if x := r.Scale.Walk; x != nil {
-		fmt.Fprintf(w, "walk of every user by cursor (%d a page, one client): %d rows in %d pages, %v, %.0f rows/s; raw keyset walk %d rows, %v, %.0f rows/s: %.2f of raw, %d errors\n",
-			x.PageSize, x.Rows, x.Pages, x.Duration.Round(time.Millisecond), x.RowsPerS, x.RawRows, x.RawTime.Round(time.Millisecond), x.RawPerS, x.Ratio, x.Errors)
+		fmt.Fprintf(w, "walk of every user by cursor (%d a page, one client, in turns with the raw walk, %d passes): %d rows in %d pages, %v, %.0f rows/s; raw keyset walk %d rows, %v, %.0f rows/s: %.2f of raw, %d errors\n",
+			x.PageSize, x.Passes, x.Rows, x.Pages, x.Duration.Round(time.Millisecond), x.RowsPerS, x.RawRows, x.RawTime.Round(time.Millisecond), x.RawPerS, x.Ratio, x.Errors)
 		for _, s := range x.ErrorTexts {
 			fmt.Fprintf(w, "  walk error: %s\n", s)
 		}
