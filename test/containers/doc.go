@@ -54,6 +54,11 @@
 // bridge network is ever created. When the Ryuk image is not present Ryuk is
 // disabled (TESTCONTAINERS_RYUK_DISABLED=true); this package then removes its
 // containers itself, including those left by a test process that was killed.
+// An engine whose host network is not this machine's cannot serve these
+// suites: rootless Docker (docker info says so) is refused before anything
+// starts, and a server that refused every connection until its deadline is
+// reported with a hint about engines in a VM (Docker Desktop's host
+// networking option).
 //
 // Without a reachable Docker engine Main fails the package loudly: these
 // suites never skip. `make test-unit` is the Docker-free target.

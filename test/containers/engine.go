@@ -15,6 +15,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
 	"github.com/testcontainers/testcontainers-go"
 )
@@ -96,8 +97,31 @@ func doPrepare(ctx context.Context) error {
 		_ = cli.Close()
 		return fmt.Errorf("no Docker engine answers (%w); `make test` needs one: test/images/ensure-docker.sh starts or names one, and `make test-unit` needs none", err)
 	}
+	info, err := cli.Info(pingCtx, client.InfoOptions{})
+	if err != nil {
+		_ = cli.Close()
+		return fmt.Errorf("ask the Docker engine about itself: %w", err)
+	}
+	if problem := hostNetworkProblem(info.Info); problem != "" {
+		_ = cli.Close()
+		return fmt.Errorf("the containers of these suites run on the engine's host network and listen on 127.0.0.1 (test/containers/doc.go), but %s, so this process could not reach them. Use a rootful engine (test/images/ensure-docker.sh starts one on Debian), or point the suites at existing servers with the USERSVC_TEST_*_URL variables", problem)
+	}
 	engine = cli
 	return reapOrphans(ctx)
+}
+
+// hostNetworkProblem says why containers on the engine's host network
+// would not be reachable on this machine's loopback, as far as the engine
+// tells: "" when nothing says so. Rootless Docker's host network is its
+// RootlessKit namespace, whose loopback is not this machine's; a VM's
+// (Docker Desktop, Colima) is shown only by the readiness check's hint.
+func hostNetworkProblem(info system.Info) string {
+	for _, opt := range info.SecurityOptions {
+		if strings.Contains(opt, "name=rootless") {
+			return "the engine is rootless Docker, whose host network is its own namespace"
+		}
+	}
+	return ""
 }
 
 // ryukPresent says whether the reaper image is there, asking the engine
