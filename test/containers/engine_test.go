@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,32 +41,43 @@ func (runningTarget) State(context.Context) (*container.State, error) {
 	return &container.State{Running: true, Status: "running"}, nil
 }
 
+// refused is what dialling a port nobody listens on returns.
+func refused() error {
+	return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+}
+
 // TestReadinessExplainsAnUnreachableServer: a server whose address
 // refuses every connection until the deadline gets the hint about the
-// engine's host network; one that fails otherwise does not.
+// engine's host network, also when the deadline cuts the last check short;
+// one that fails otherwise does not.
 func TestReadinessExplainsAnUnreachableServer(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().String()
-	_ = l.Close() // nothing listens there now: connections are refused
 	for _, tc := range []struct {
 		name  string
-		check func(context.Context) error
+		check func(calls int) func(context.Context) error
 		hint  bool
 	}{
-		{"connection refused", func(ctx context.Context) error {
-			c, err := (&net.Dialer{}).DialContext(ctx, "tcp", closed)
-			if err == nil {
-				_ = c.Close()
-			}
-			return err
+		{"connection refused", func(int) func(context.Context) error {
+			return func(context.Context) error { return refused() }
 		}, true},
-		{"another failure", func(context.Context) error { return errors.New("access denied for user root") }, false},
+		{"refused, then a check the deadline cuts short", func(calls int) func(context.Context) error {
+			return func(ctx context.Context) error {
+				if calls == 0 {
+					return refused()
+				}
+				<-ctx.Done()
+				return ctx.Err()
+			}
+		}, true},
+		{"another failure", func(int) func(context.Context) error {
+			return func(context.Context) error { return errors.New("access denied for user root") }
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := readiness{what: "test server", timeout: 300 * time.Millisecond, check: tc.check}
+			calls := 0
+			r := readiness{what: "test server", timeout: 300 * time.Millisecond, check: func(ctx context.Context) error {
+				defer func() { calls++ }()
+				return tc.check(calls)(ctx)
+			}}
 			err := r.WaitUntilReady(context.Background(), runningTarget{})
 			if err == nil {
 				t.Fatal("ready, want a timeout")
