@@ -201,7 +201,7 @@ func printReport(w io.Writer, r *Results) {
 		case hugePagesYes:
 			fmt.Fprint(w, "; shared memory in huge pages")
 		case hugePagesNo:
-			fmt.Fprint(w, "; WARNING, shared memory not in huge pages: each connection faults on every page of it it reads first (reserve huge pages, test/load/README.md)")
+			fmt.Fprint(w, "; WARNING, shared memory not in huge pages: each connection takes a page fault the first time it reads each of its pages (reserve huge pages: test/load/README.md)")
 		}
 		switch {
 		case b.TableBytes > b.Bytes && b.Name == sharedBuffers:
