@@ -2,6 +2,8 @@ package main
 
 import (
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -54,4 +56,37 @@ func TestDecodeWalkPage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkDecodeWalkPage is the walker's share of a walk page: a page of
+// 100 users as the service writes them.
+func BenchmarkDecodeWalkPage(b *testing.B) {
+	body := []byte(walkPageBody(100))
+	ids := make([]int64, 0, 100)
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		p, err := decodeWalkPage(body, ids)
+		if err != nil || len(p.IDs) != 100 || p.Next == nil {
+			b.Fatalf("decoded %d ids, next %v: %v", len(p.IDs), p.Next, err)
+		}
+		ids = p.IDs
+	}
+}
+
+// walkPageBody is a cursor page of n users in the service's format.
+func walkPageBody(n int) string {
+	var sb strings.Builder
+	base := "http://127.0.0.1:43210/api/v1/users"
+	sb.WriteString(`{"next":"` + base + `?cursor=eyJvIjoiaWQiLCJrIjpbMTAwXX0.abcdefghijklmnop&page_size=100","previous":null,"results":[`)
+	for i := 1; i <= n; i++ {
+		if i > 1 {
+			sb.WriteByte(',')
+		}
+		id := strconv.Itoa(i)
+		sb.WriteString(`{"url":"` + base + `/` + id + `","id":` + id + `,"first_name":"First` + id + `","last_name":"Lastname` + id +
+			`","email":"user` + id + `@example` + id + `.com","address":"` + id + ` Main Street, 8000 Zürich","country":"CH",` +
+			`"created_at":"2026-12-04T19:25:01.123456Z","updated_at":"2026-12-04T19:25:01.123456Z"}`)
+	}
+	sb.WriteString(`]}`)
+	return sb.String()
 }
