@@ -147,6 +147,7 @@ func BenchmarkHandler(b *testing.B) {
 	}{
 		{"GET by id", http.MethodGet, func(i int) string { return "/api/v1/users/" + strconv.Itoa(1+i%benchHandlerUsers) }, nil, http.StatusOK},
 		{"GET list page", http.MethodGet, func(i int) string { return "/api/v1/users?page=" + strconv.Itoa(1+i%100) }, nil, http.StatusOK},
+		{"GET cursor page of 100", http.MethodGet, func(i int) string { return "/api/v1/users?page_size=100&cursor=" }, nil, http.StatusOK},
 		{"GET list by last_name", http.MethodGet, func(i int) string { return "/api/v1/users?last_name=Lastname" + strconv.Itoa(i%500) }, nil, http.StatusOK},
 		{"GET search", http.MethodGet, func(i int) string { return "/api/v1/users?search=lastname" + strconv.Itoa(i%500) }, nil, http.StatusOK},
 		{"PATCH address", http.MethodPatch, func(i int) string { return "/api/v1/users/" + strconv.Itoa(1+i%benchHandlerUsers) },
