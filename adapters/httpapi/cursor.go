@@ -8,10 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/marketplace/usersvc/domain"
@@ -42,8 +44,8 @@ const cursorTagSize = 16
 // service wrote, for this order.
 type cursorCodec struct {
 	source CursorKeyFunc
-	mu     sync.Mutex
-	key    []byte
+	mu     sync.Mutex // held while asking source
+	signer atomic.Pointer[cursorSigner]
 }
 
 func newCursorCodec(source CursorKeyFunc) *cursorCodec {
@@ -57,18 +59,48 @@ func newCursorCodec(source CursorKeyFunc) *cursorCodec {
 	return &cursorCodec{source: source}
 }
 
-func (c *cursorCodec) keyFor(ctx context.Context) ([]byte, error) {
+// signerFor returns the signer of the key, asking source for the key on
+// first use (and again after a failure).
+func (c *cursorCodec) signerFor(ctx context.Context) (*cursorSigner, error) {
+	if s := c.signer.Load(); s != nil {
+		return s, nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.key != nil {
-		return c.key, nil
+	if s := c.signer.Load(); s != nil {
+		return s, nil
 	}
 	key, err := c.source(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cursor key: %w", err)
 	}
-	c.key = key
-	return key, nil
+	s := newCursorSigner(key)
+	c.signer.Store(s)
+	return s, nil
+}
+
+// cursorSigner computes cursor tags under one key. hmac.New hashes the key
+// into its inner and outer states each time (two SHA-256 blocks and five
+// allocations); a pooled MAC is Reset to those states instead. A cursor
+// page computes three tags.
+type cursorSigner struct {
+	macs sync.Pool // of hash.Hash, HMAC-SHA256 under the key
+}
+
+func newCursorSigner(key []byte) *cursorSigner {
+	s := &cursorSigner{}
+	s.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return s
+}
+
+// appendTag appends body's tag, the HMAC truncated to cursorTagSize, to dst.
+func (s *cursorSigner) appendTag(dst, body []byte) []byte {
+	m := s.macs.Get().(hash.Hash)
+	m.Write(body)
+	dst = m.Sum(dst)[:len(dst)+cursorTagSize]
+	m.Reset()
+	s.macs.Put(m)
+	return dst
 }
 
 // cursorPayload is what a cursor carries.
@@ -101,11 +133,11 @@ func (c *cursorCodec) encode(ctx context.Context, order []domain.OrderField, ks 
 	if err != nil {
 		return "", fmt.Errorf("encode cursor: %w", err)
 	}
-	key, err := c.keyFor(ctx)
+	signer, err := c.signerFor(ctx)
 	if err != nil {
 		return "", err
 	}
-	return base64.RawURLEncoding.EncodeToString(append(body, tag(key, body)...)), nil
+	return base64.RawURLEncoding.EncodeToString(signer.appendTag(body, body)), nil
 }
 
 // decode reads a cursor for a request sorted by order. The empty cursor is
@@ -120,11 +152,12 @@ func (c *cursorCodec) decode(ctx context.Context, raw string, order []domain.Ord
 		return nil, errInvalidCursor
 	}
 	body, got := data[:len(data)-cursorTagSize], data[len(data)-cursorTagSize:]
-	key, err := c.keyFor(ctx)
+	signer, err := c.signerFor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if !hmac.Equal(got, tag(key, body)) {
+	var want [sha256.Size]byte
+	if !hmac.Equal(got, signer.appendTag(want[:0], body)) {
 		return nil, errInvalidCursor
 	}
 	var p cursorPayload
@@ -146,12 +179,6 @@ func (c *cursorCodec) decode(ctx context.Context, raw string, order []domain.Ord
 	}
 	ks.From = &k
 	return ks, nil
-}
-
-func tag(key, body []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(body)
-	return m.Sum(nil)[:cursorTagSize]
 }
 
 func keyText(k domain.SortKey, field string) string {

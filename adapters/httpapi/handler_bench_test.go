@@ -67,6 +67,47 @@ func BenchmarkEncodePage(b *testing.B) {
 	}
 }
 
+// BenchmarkCursorPage is what cursor mode adds to a page: reading the
+// request's cursor and writing the envelope with its next and previous
+// links (two more cursors), then the JSON, for the walk's page of 100.
+func BenchmarkCursorPage(b *testing.B) {
+	ctx := context.Background()
+	o := origin{Scheme: "http", Host: "users.internal:8080"}
+	codec := newCursorCodec(nil)
+	users := benchUsers(domain.MaxPageSize)
+	for _, ordering := range []struct {
+		name  string
+		order []domain.OrderField
+	}{{"id", nil}, {"-created_at", []domain.OrderField{{Field: domain.SortCreatedAt, Desc: true}}}} {
+		q := domain.ListQuery{PageSize: domain.MaxPageSize, Ordering: ordering.order}
+		order := q.KeyOrder()
+		from := domain.KeyOf(users[0])
+		cursor, err := codec.encode(ctx, order, domain.Keyset{From: &from})
+		if err != nil {
+			b.Fatal(err)
+		}
+		query := url.Values{"cursor": {cursor}, "page_size": {"100"}, "ordering": {ordering.name}}
+		page := domain.UserPage{Users: users[1:], More: true}
+		b.Run(ordering.name, func(b *testing.B) {
+			var buf []byte // writeJSON's buffer comes from a pool
+			for b.Loop() {
+				ks, err := codec.decode(ctx, query.Get("cursor"), order)
+				if err != nil {
+					b.Fatal(err)
+				}
+				q.Keyset = ks
+				body, err := representCursorPage(ctx, codec, o, pathUsers, query, q, page)
+				if err != nil || body.next == nil || body.previous == nil {
+					b.Fatalf("links %v %v: %v", body.next, body.previous, err)
+				}
+				if buf = body.appendJSON(buf[:0]); len(buf) == 0 {
+					b.Fatal("encode: empty")
+				}
+			}
+		})
+	}
+}
+
 // benchHandlerUsers is the size of the SQLite table behind BenchmarkHandler:
 // enough that the indexes matter, small enough to seed in about a second.
 const benchHandlerUsers = 10_000
