@@ -20,15 +20,20 @@ var slowSQL = map[string]string{
 	DialectSQLite:   "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c",
 }
 
-// makeQueriesSlow is a test-only hook: before every GORM query of s, a
-// slow statement runs with that query's context, as a two-field ordering
-// over a large table would take its time.
+// makeQueriesSlow is a test-only hook: before every GORM query of s, and
+// every unfiltered page's statement, which the store writes itself, a slow
+// statement runs with that query's context, as a two-field ordering over a
+// large table would take its time.
 func makeQueriesSlow(t *testing.T, s *Store) {
 	t.Helper()
 	slow := func(db *gorm.DB) {
 		if _, err := db.Statement.ConnPool.ExecContext(db.Statement.Context, slowSQL[s.dialect]); err != nil {
 			_ = db.AddError(err)
 		}
+	}
+	s.beforePage = func(ctx context.Context, _ string, _ []any) error {
+		_, err := s.sqlDB.ExecContext(ctx, slowSQL[s.dialect])
+		return err
 	}
 	// Pages are read through Rows (the row callbacks), the rest through Find.
 	err := errors.Join(
@@ -38,6 +43,7 @@ func makeQueriesSlow(t *testing.T, s *Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		s.beforePage = nil
 		_ = s.db.Callback().Query().Remove("test:slow")
 		_ = s.db.Callback().Row().Remove("test:slow")
 	})

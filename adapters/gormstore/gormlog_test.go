@@ -129,6 +129,42 @@ func TestGormLogLevelsAndNoValues(t *testing.T) {
 			t.Errorf("the slow statement log shows user data:\n%s", logs)
 		}
 	})
+	t.Run("statements the store writes itself are logged alike", func(t *testing.T) {
+		s, logs := openLogged(t, slog.LevelInfo, time.Nanosecond)
+		ids := insert(t, s, newUser("Ada", "L", secretEmail, 0), newUser("Bob", "L", "bob@example.com", time.Second))
+		logs.Reset()
+		if _, err := s.GetUser(ctx, ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		byEmail := []domain.OrderField{{Field: domain.SortEmail}}
+		from := domain.SortKey{ID: ids[0], Email: secretEmail}
+		if _, err := s.ListUsers(ctx, domain.ListQuery{PageSize: 1, Ordering: byEmail, Keyset: &domain.Keyset{From: &from, Backward: true}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ListUsers(ctx, domain.ListQuery{Page: 1, PageSize: 1}); err != nil { // a full page: counted
+			t.Fatal(err)
+		}
+		var sqls []string
+		for _, l := range parseLogs(t, logs) {
+			if l.Level != "WARN" || l.Msg != "slow database statement" {
+				t.Errorf("line %+v, want a WARN slow statement", l)
+			}
+			sqls = append(sqls, l.SQL)
+		}
+		want := []string{"FROM users WHERE id = ?", "FROM users WHERE email_ci < ? ORDER BY email_ci DESC LIMIT ?",
+			"FROM users ORDER BY id LIMIT ?", "FROM user_counts"}
+		if len(sqls) != len(want) {
+			t.Fatalf("logged %q, want %d statements", sqls, len(want))
+		}
+		for i, w := range want {
+			if !strings.Contains(sqls[i], w) {
+				t.Errorf("statement %d logged as %q, want it to contain %q", i, sqls[i], w)
+			}
+		}
+		if strings.Contains(logs.String(), "secret") {
+			t.Errorf("the log shows user data:\n%s", logs)
+		}
+	})
 	t.Run("ordinary statements only at DEBUG", func(t *testing.T) {
 		s, logs := openLogged(t, slog.LevelInfo, time.Hour)
 		insert(t, s, newUser("Ada", "L", secretEmail, 0))

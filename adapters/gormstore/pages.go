@@ -102,11 +102,7 @@ func (s *Store) scanPage(ctx context.Context, order []domain.OrderField, from *d
 	}
 	var rows *sql.Rows
 	if preparedOrder(order) {
-		var st *sql.Stmt
-		if st, err = s.prepared.get(ctx, text); err != nil {
-			return nil, err
-		}
-		rows, err = st.QueryContext(ctx, args...)
+		rows, err = s.prepared.query(ctx, text, args...)
 	} else {
 		rows, err = s.sqlDB.QueryContext(ctx, text, args...)
 	}
@@ -124,11 +120,7 @@ const countAllSQL = "SELECT COALESCE(SUM(n), 0) FROM user_counts"
 func (s *Store) countAll(ctx context.Context) (n int64, err error) {
 	ctx, end := s.startStatement(ctx, "select user_counts", "user_counts", countAllSQL)
 	defer func() { end(1, err) }()
-	st, err := s.prepared.get(ctx, countAllSQL)
-	if err != nil {
-		return 0, err
-	}
-	err = st.QueryRowContext(ctx).Scan(&n)
+	err = s.prepared.scanRow(ctx, countAllSQL, nil, &n)
 	return n, err
 }
 
@@ -183,6 +175,25 @@ func (p *preparedStatements) get(ctx context.Context, text string) (*sql.Stmt, e
 	}
 	p.m.Store(text, st)
 	return st, nil
+}
+
+// query runs text prepared.
+func (p *preparedStatements) query(ctx context.Context, text string, args ...any) (*sql.Rows, error) {
+	st, err := p.get(ctx, text) //nolint:sqlclosecheck // kept for the pool's life (see preparedStatements)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// scanRow runs text prepared and scans its one row into dest
+// (sql.ErrNoRows without one).
+func (p *preparedStatements) scanRow(ctx context.Context, text string, args []any, dest ...any) error {
+	st, err := p.get(ctx, text) //nolint:sqlclosecheck // kept for the pool's life (see preparedStatements)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
 }
 
 // count is how many statements are prepared (tests).

@@ -101,7 +101,7 @@ func BenchmarkSQLiteQueries(b *testing.B) {
 		{"ListUsers/newest first", read(func(int) domain.ListQuery {
 			return page(domain.ListQuery{Ordering: []domain.OrderField{{Field: domain.SortCreatedAt, Desc: true}}})
 		})},
-		{"count/counter table", func(int) error { _, err := countAll(s.db.WithContext(ctx)); return err }},
+		{"count/counter table", func(int) error { _, err := s.countAll(ctx); return err }},
 		{"Tx/insert user and event", func(int) error {
 			n := next()
 			return s.Do(ctx, func(ctx context.Context, tx ports.Tx) error {

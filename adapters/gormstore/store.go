@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -75,16 +73,8 @@ type Config struct {
 
 // Store implements the persistence ports on one database.
 type Store struct {
-	db    *gorm.DB
-	sqlDB *sql.DB
-	// pagesDB runs unfiltered list pages (a walk, a first page, page N of
-	// everyone) and their count as prepared statements on MySQL, as
-	// GetUser's: the server skips parsing and the rows come in the binary
-	// protocol (first pages +9%, deep +16% req/s, test/load/README.md).
-	// Only the unfiltered ones: their shapes are few, where filtered
-	// pages have as many as the filters' combinations (PostgreSQL's pgx
-	// prepares every statement itself).
-	pagesDB *gorm.DB
+	db      *gorm.DB
+	sqlDB   *sql.DB
 	dialect string
 	// writeSem serialises write transactions on SQLite, which has a single
 	// writer anyway: waiting here (honouring ctx) is cheaper and fairer
@@ -99,9 +89,16 @@ type Store struct {
 	// sessionWait is the wait_timeout a MySQL session has in the pool,
 	// restored after a lock's lease.
 	sessionWait string
-	// getStmt is GetUser's prepared statement, made on first use under prepareMu.
-	getStmt   atomic.Pointer[sql.Stmt]
-	prepareMu sync.Mutex
+	// prepared holds the statements the store runs without GORM, prepared:
+	// GetUser's and the unfiltered list pages' (pages.go). The server skips
+	// parsing them, and MySQL sends their rows in its binary protocol.
+	prepared *preparedStatements
+	// beforePage, when set (tests), sees (or delays, with an error to
+	// return instead) each unfiltered page's statement, which GORM's
+	// callbacks do not.
+	beforePage func(ctx context.Context, sql string, args []any) error
+	// getUserSQL is getUserSQL in the dialect's placeholders.
+	getUserSQL string
 	// postings remembers trigram posting-list lengths for MySQL searches.
 	postings *postingLengths
 	// tracer opens the spans GORM's plugin does not (no-op when tracing is off).
@@ -354,13 +351,7 @@ func (s *Store) initGorm(ctx context.Context, cfg Config) error {
 		// owns transactions.
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
-		// pagesDB's statements: 11 orderings, each a cursor page (first,
-		// forward or backward from a position) or a numbered page (with
-		// or without OFFSET), and the count; the bound keeps MySQL's
-		// server-wide max_prepared_stmt_count (16,382) far off: shapes ×
-		// pool size.
-		PrepareStmtMaxSize: maxPreparedPages,
-		NowFunc:            func() time.Time { return dbTime(s.now()) },
+		NowFunc:                func() time.Time { return dbTime(s.now()) },
 	})
 	if err != nil {
 		return dbErr(ctx, "initialise gorm", err)
@@ -373,15 +364,10 @@ func (s *Store) initGorm(ctx context.Context, cfg Config) error {
 		}
 	}
 	s.db = db
-	s.pagesDB = db
-	if s.dialect == DialectMySQL {
-		s.pagesDB = db.Session(&gorm.Session{PrepareStmt: true})
-	}
+	s.prepared = &preparedStatements{db: s.sqlDB}
+	s.getUserSQL = rebind(s.dialect, getUserSQL)
 	return nil
 }
-
-// maxPreparedPages bounds pagesDB's prepared statements (see initGorm).
-const maxPreparedPages = 64
 
 // tracerName is the instrumentation scope of the store's own spans.
 const tracerName = "github.com/marketplace/usersvc/adapters/gormstore"
@@ -432,9 +418,7 @@ func (s *Store) Close() error {
 	if s.sqlDB == nil {
 		return nil
 	}
-	// GetUser's prepared statement is left open: closing the pool releases
-	// it on every connection, and a statement closed first would answer
-	// "statement is closed" instead of the closed pool's error.
+	// The prepared statements are left open (see preparedStatements).
 	return s.sqlDB.Close()
 }
 

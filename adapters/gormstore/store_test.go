@@ -86,7 +86,7 @@ func TestSQLiteWritersInTwoStoresDoNotFailBusy(t *testing.T) {
 			t.Errorf("Do: %v", err)
 		}
 	}
-	if n, err := countAll(stores[0].db); err != nil || n != 2*perStore+1 {
+	if n, err := stores[0].countAll(context.Background()); err != nil || n != 2*perStore+1 {
 		t.Fatalf("count = %d, %v; want %d", n, err, 2*perStore+1)
 	}
 	if c, err := stores[1].GetUser(ctx, shared); err != nil || c.Version != 1+2*perStore {
@@ -111,7 +111,7 @@ func TestRecountUsersRepairsTheCounter(t *testing.T) {
 			t.Fatalf("RecountUsers = %d, %v; want 3", n, err)
 		}
 		insert(t, s, newUser("D", "D", "d@example.com", 0))
-		if got, err := countAll(s.db); err != nil || got != 4 {
+		if got, err := s.countAll(context.Background()); err != nil || got != 4 {
 			t.Fatalf("counter after recount and insert = %d, %v; want 4", got, err)
 		}
 	})
@@ -161,7 +161,7 @@ func TestCounterSlotsHeldElsewhereDoNotBlockWriters(t *testing.T) {
 		if took := insertWithin("waits@example.com", 10*time.Second); took < 400*time.Millisecond {
 			t.Errorf("insert with every slot held took %v; want it to wait for the holder (500ms)", took)
 		}
-		if n, err := countAll(s.db); err != nil || n != 9 {
+		if n, err := s.countAll(context.Background()); err != nil || n != 9 {
 			t.Fatalf("counter = %d, %v; want 9", n, err)
 		}
 	})

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -117,48 +116,17 @@ func (s *Store) GetUser(ctx context.Context, id int64) (domain.User, error) {
 	return u, nil
 }
 
-// getUserSQL selects userColumns by primary key; "?" becomes "$1" on
-// PostgreSQL.
-var getUserSQL = "SELECT " + strings.Join(userColumns, ", ") + " FROM users WHERE id = ?"
+// getUserSQL selects userColumns by primary key.
+var getUserSQL = selectUsers + " WHERE id = ?"
 
 func (s *Store) getUserPrepared(ctx context.Context, id int64) (u domain.User, err error) {
-	ctx, span := s.span(ctx, "select users", semconv.DBOperationName("select"), semconv.DBCollectionName("users"),
-		semconv.DBQueryText(getUserSQL))
-	defer func() { endSpan(span, err) }()
-	st, err := s.getUserStmt(ctx) //nolint:sqlclosecheck // the store's statement, released with the pool (Store.Close)
-	if err != nil {
-		return domain.User{}, err
-	}
+	ctx, end := s.startStatement(ctx, "select users", "users", s.getUserSQL)
+	defer func() { end(1, err) }()
 	var r userRow
-	if err = st.QueryRowContext(ctx, id).Scan(r.columns()...); err != nil {
+	if err = s.prepared.scanRow(ctx, s.getUserSQL, []any{id}, r.columns()...); err != nil {
 		return domain.User{}, err
 	}
 	return r.toDomain(), nil
-}
-
-// getUserStmt prepares GetUser's statement on first use, not in Open: the
-// table may not exist before Migrate, and a failed prepare (database down)
-// is retried by the next call. database/sql prepares it again on each pool
-// connection that runs it.
-func (s *Store) getUserStmt(ctx context.Context) (*sql.Stmt, error) {
-	if st := s.getStmt.Load(); st != nil {
-		return st, nil
-	}
-	s.prepareMu.Lock()
-	defer s.prepareMu.Unlock()
-	if st := s.getStmt.Load(); st != nil {
-		return st, nil
-	}
-	query := getUserSQL
-	if s.dialect == DialectPostgres {
-		query = strings.Replace(query, "?", "$1", 1)
-	}
-	st, err := s.sqlDB.PrepareContext(ctx, query) //nolint:sqlclosecheck // the store's statement, released with the pool (Store.Close)
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	s.getStmt.Store(st)
-	return st, nil
 }
 
 func getUser(db *gorm.DB, id int64) (domain.User, error) {
@@ -186,7 +154,10 @@ func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserP
 	if q.Keyset != nil {
 		return s.listKeyset(ctx, q)
 	}
-	db := s.listDB(q).WithContext(ctx)
+	if !hasFilter(q) {
+		return s.listAll(ctx, q)
+	}
+	db := s.db.WithContext(ctx)
 	// An indexed search counts its matches in the page's own statement:
 	// its join reads every match to order them anyway, and a separate
 	// count would find them all again.
@@ -211,15 +182,11 @@ func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserP
 	if err != nil {
 		return domain.UserPage{}, dbErr(ctx, "list users", err)
 	}
-	n := len(page.Users)
 	switch {
-	case n > 0 && n < q.PageSize, n == 0 && q.Offset() == 0:
-		// A partial (or empty first) page ends the result: no count needed.
-		page.Total = int64(q.Offset() + n)
-	case countInPage && n > 0:
+	case pageEnds(q, len(page.Users)):
+		page.Total = int64(q.Offset() + len(page.Users))
+	case countInPage && len(page.Users) > 0:
 		page.Total = matches
-	case !hasFilter(q):
-		page.Total, err = countAll(db)
 	default:
 		page.Total, err = s.countUsers(db, q)
 	}
@@ -229,12 +196,27 @@ func (s *Store) ListUsers(ctx context.Context, q domain.ListQuery) (domain.UserP
 	return page, nil
 }
 
-// listDB is the handle a list page runs on: pagesDB for an unfiltered one.
-func (s *Store) listDB(q domain.ListQuery) *gorm.DB {
-	if hasFilter(q) {
-		return s.db
+// pageEnds reports whether a numbered page of n rows tells the total
+// itself: a partial page, or an empty first one, ends the result.
+func pageEnds(q domain.ListQuery, n int) bool {
+	return n > 0 && n < q.PageSize || n == 0 && q.Offset() == 0
+}
+
+// listAll reads a numbered page of every user (pages.go) and, unless the
+// page tells it, the count.
+func (s *Store) listAll(ctx context.Context, q domain.ListQuery) (page domain.UserPage, err error) {
+	page.Users, err = s.scanPage(ctx, q.KeyOrder(), nil, false, q.PageSize, q.Offset())
+	if err != nil {
+		return domain.UserPage{}, dbErr(ctx, "list users", err)
 	}
-	return s.pagesDB
+	if pageEnds(q, len(page.Users)) {
+		page.Total = int64(q.Offset() + len(page.Users))
+		return page, nil
+	}
+	if page.Total, err = s.countAll(ctx); err != nil {
+		return domain.UserPage{}, dbErr(ctx, "count users", err)
+	}
+	return page, nil
 }
 
 func hasFilter(q domain.ListQuery) bool {
@@ -402,15 +384,23 @@ func keysetWhere(order []domain.OrderField, k domain.SortKey, reverse bool) (str
 func (s *Store) listKeyset(ctx context.Context, q domain.ListQuery) (domain.UserPage, error) {
 	order := q.KeyOrder()
 	back := q.Keyset.Backward
-	db := s.filterUsers(s.listDB(q).WithContext(ctx), q)
-	if q.Keyset.From != nil {
-		where, args := keysetWhere(order, *q.Keyset.From, back)
-		db = db.Where(where, args...)
-	}
-	rows, err := db.Select(userColumns).Order(orderBy(order, back)).Limit(q.PageSize + 1).Rows()
-	var users []domain.User
-	if err == nil {
-		users, _, err = scanUsers(rows, q.PageSize+1, false)
+	var (
+		users []domain.User
+		err   error
+	)
+	if hasFilter(q) {
+		db := s.filterUsers(s.db.WithContext(ctx), q)
+		if q.Keyset.From != nil {
+			where, args := keysetWhere(order, *q.Keyset.From, back)
+			db = db.Where(where, args...)
+		}
+		var rows *sql.Rows
+		rows, err = db.Select(userColumns).Order(orderBy(order, back)).Limit(q.PageSize + 1).Rows()
+		if err == nil {
+			users, _, err = scanUsers(rows, q.PageSize+1, false)
+		}
+	} else {
+		users, err = s.scanPage(ctx, order, q.Keyset.From, back, q.PageSize+1, 0)
 	}
 	if err != nil {
 		return domain.UserPage{}, dbErr(ctx, "list users after a position", err)
@@ -424,12 +414,6 @@ func (s *Store) listKeyset(ctx context.Context, q domain.ListQuery) (domain.User
 
 // userCountSlots is the number of rows of user_counts (see the migration).
 const userCountSlots = 16
-
-func countAll(db *gorm.DB) (int64, error) {
-	var n int64
-	err := db.Table("user_counts").Select("COALESCE(SUM(n), 0)").Scan(&n).Error
-	return n, err
-}
 
 // addUserCount adds delta to a slot of user_counts. Writers never wait for
 // each other here while a slot is free: on the server databases each takes

@@ -73,7 +73,7 @@ func TestDuplicateEventIDRollsBack(t *testing.T) {
 		if users != 1 || msgs != 0 {
 			t.Fatalf("after rollback: %d users, %d outbox rows; want 1 and 0", users, msgs)
 		}
-		if n, err := countAll(s.db); err != nil || n != 1 {
+		if n, err := s.countAll(context.Background()); err != nil || n != 1 {
 			t.Fatalf("counter after rollback = %d, %v; want 1", n, err)
 		}
 	})
