@@ -262,3 +262,35 @@ func TestTrigramRowsFollowTheEmail(t *testing.T) {
 		t.Errorf("after delete: %v left", got)
 	}
 }
+
+// PostgreSQL's user_search_ids gives each matching id once, a user whose
+// last name is the term and whose e-mail contains it too included: its two
+// reads are made disjoint rather than de-duplicated (migration 00008).
+func TestSearchIDsFunctionGivesEachUserOnce(t *testing.T) {
+	s := openMigrated(t, freshPostgresDatabase(t))
+	ids := insert(t, s,
+		newUser("Bob", "Smith", "bob.smith@example.com", 0), // both ways
+		newUser("Ann", "Smith", "ann@example.com", time.Second),
+		newUser("Dave", "Jones", "dave@smithery.io", 2*time.Second),
+		newUser("Eve", "Smithson", "eve@example.com", 3*time.Second))
+	rows, err := s.sqlDB.QueryContext(context.Background(), "SELECT user_search_ids($1, $2)", "smith", "%smith%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	if want := ids[:3]; !slices.Equal(got, want) {
+		t.Errorf("user_search_ids(smith) = %v, want %v, each once", got, want)
+	}
+}
