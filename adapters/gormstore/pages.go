@@ -195,10 +195,3 @@ func (p *preparedStatements) scanRow(ctx context.Context, text string, args []an
 	}
 	return st.QueryRowContext(ctx, args...).Scan(dest...)
 }
-
-// count is how many statements are prepared (tests).
-func (p *preparedStatements) count() int {
-	n := 0
-	p.m.Range(func(any, any) bool { n++; return true })
-	return n
-}

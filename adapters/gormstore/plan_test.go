@@ -436,3 +436,10 @@ func TestUnfilteredPagesArePrepared(t *testing.T) {
 		}
 	})
 }
+
+// count is how many statements are prepared.
+func (p *preparedStatements) count() int {
+	n := 0
+	p.m.Range(func(any, any) bool { n++; return true })
+	return n
+}

@@ -97,8 +97,8 @@ type Store struct {
 	// return instead) each unfiltered page's statement, which GORM's
 	// callbacks do not.
 	beforePage func(ctx context.Context, sql string, args []any) error
-	// getUserSQL is getUserSQL in the dialect's placeholders.
-	getUserSQL string
+	// getUserQuery is getUserSQL in the dialect's placeholders.
+	getUserQuery string
 	// postings remembers trigram posting-list lengths for MySQL searches.
 	postings *postingLengths
 	// tracer opens the spans GORM's plugin does not (no-op when tracing is off).
@@ -365,7 +365,7 @@ func (s *Store) initGorm(ctx context.Context, cfg Config) error {
 	}
 	s.db = db
 	s.prepared = &preparedStatements{db: s.sqlDB}
-	s.getUserSQL = rebind(s.dialect, getUserSQL)
+	s.getUserQuery = rebind(s.dialect, getUserSQL)
 	return nil
 }
 

@@ -120,10 +120,10 @@ func (s *Store) GetUser(ctx context.Context, id int64) (domain.User, error) {
 var getUserSQL = selectUsers + " WHERE id = ?"
 
 func (s *Store) getUserPrepared(ctx context.Context, id int64) (u domain.User, err error) {
-	ctx, end := s.startStatement(ctx, "select users", "users", s.getUserSQL)
+	ctx, end := s.startStatement(ctx, "select users", "users", s.getUserQuery)
 	defer func() { end(1, err) }()
 	var r userRow
-	if err = s.prepared.scanRow(ctx, s.getUserSQL, []any{id}, r.columns()...); err != nil {
+	if err = s.prepared.scanRow(ctx, s.getUserQuery, []any{id}, r.columns()...); err != nil {
 		return domain.User{}, err
 	}
 	return r.toDomain(), nil
