@@ -93,7 +93,7 @@ func preparedOrder(order []domain.OrderField) bool {
 // scanPage runs an unfiltered page's statement and reads its users.
 func (s *Store) scanPage(ctx context.Context, order []domain.OrderField, from *domain.SortKey, backward bool, limit, offset int) (users []domain.User, err error) {
 	text, args := pageSQL(s.dialect, order, from, backward, limit, offset)
-	ctx, end := s.startStatement(ctx, "select users", "users", text)
+	ctx, end := s.startStatement(ctx, "select users", text)
 	defer func() { end(int64(len(users)), err) }()
 	if s.beforePage != nil {
 		if err := s.beforePage(ctx, text, args); err != nil {
@@ -118,32 +118,29 @@ const countAllSQL = "SELECT COALESCE(SUM(n), 0) FROM user_counts"
 
 // countAll reads the number of users (an unfiltered list's count).
 func (s *Store) countAll(ctx context.Context) (n int64, err error) {
-	ctx, end := s.startStatement(ctx, "select user_counts", "user_counts", countAllSQL)
+	ctx, end := s.startStatement(ctx, "select user_counts", countAllSQL)
 	defer func() { end(1, err) }()
 	err = s.prepared.scanRow(ctx, countAllSQL, nil, &n)
 	return n, err
 }
 
-// startStatement opens the span of a SELECT the store runs itself (name
-// is "select " and its table, as GORM's plugin names them) and returns
-// what ends it: the span ended and the statement logged as GORM's are.
-func (s *Store) startStatement(ctx context.Context, name, table, text string) (context.Context, func(rows int64, err error)) {
-	ctx, span := s.span(ctx, name, semconv.DBOperationName("select"), semconv.DBCollectionName(table), semconv.DBQueryText(text))
+// startStatement opens the span of a SELECT the store runs itself, named
+// "select " and its table as GORM's plugin names them, and returns what
+// ends it: the span ended and the statement logged as GORM's are (see
+// gormLogger: failures at ERROR, slow ones at WARN, placeholders and never
+// values; an absent row is an answer, not a failure).
+func (s *Store) startStatement(ctx context.Context, name, text string) (context.Context, func(rows int64, err error)) {
+	ctx, span := s.span(ctx, name, semconv.DBOperationName("select"),
+		semconv.DBCollectionName(strings.TrimPrefix(name, "select ")), semconv.DBQueryText(text))
 	begin := time.Now()
 	return ctx, func(rows int64, err error) {
-		s.logStatement(ctx, begin, text, rows, err)
+		logged := err
+		if errors.Is(err, sql.ErrNoRows) {
+			logged = gorm.ErrRecordNotFound
+		}
+		s.db.Logger.Trace(ctx, begin, func() (string, int64) { return text, rows }, logged)
 		endSpan(span, err)
 	}
-}
-
-// logStatement logs a statement GORM did not run as GORM's are (see
-// gormLogger): failures at ERROR, slow ones at WARN, with placeholders and
-// never values. An absent row is an answer, not a failure.
-func (s *Store) logStatement(ctx context.Context, begin time.Time, text string, rows int64, err error) {
-	if errors.Is(err, sql.ErrNoRows) {
-		err = gorm.ErrRecordNotFound
-	}
-	s.db.Logger.Trace(ctx, begin, func() (string, int64) { return text, rows }, err)
 }
 
 // preparedStatements are prepared on first use and kept for the pool's

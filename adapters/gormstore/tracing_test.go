@@ -66,3 +66,48 @@ func TestFailedStatementSpansDoNotQuoteTheData(t *testing.T) {
 		}
 	})
 }
+
+// The statements the store runs itself (GetUser's, an unfiltered page's,
+// the count's) have spans named and described as GORM's plugin names its
+// own: operation and table, and the statement with placeholders only.
+func TestOwnStatementSpansNameTheirTable(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	s, err := Open(context.Background(), Config{URL: "sqlite://:memory:", Tracing: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ids := insert(t, s, newUser("Ada", "Lovelace", "ada@example.com", 0), newUser("Bob", "Lovelace", "bob@example.com", time.Second))
+	n := len(rec.Ended())
+	if _, err := s.GetUser(ctx, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListUsers(ctx, domain.ListQuery{Page: 1, PageSize: 1}); err != nil { // a full page: counted
+		t.Fatal(err)
+	}
+	want := []struct{ name, table, text string }{
+		{"select users", "users", "FROM users WHERE id = ?"},
+		{"select users", "users", "FROM users ORDER BY id LIMIT ?"},
+		{"select user_counts", "user_counts", "FROM user_counts"},
+	}
+	spans := rec.Ended()[n:]
+	if len(spans) != len(want) {
+		t.Fatalf("%d spans, want %d", len(spans), len(want))
+	}
+	for i, w := range want {
+		attrs := map[string]string{}
+		for _, a := range spans[i].Attributes() {
+			attrs[string(a.Key)] = a.Value.String()
+		}
+		if spans[i].Name() != w.name || attrs["db.operation.name"] != "select" || attrs["db.collection.name"] != w.table ||
+			!strings.Contains(attrs["db.query.text"], w.text) {
+			t.Errorf("span %d: %q %v, want %q on %s running %q", i, spans[i].Name(), attrs, w.name, w.table, w.text)
+		}
+	}
+}

@@ -120,7 +120,7 @@ func (s *Store) GetUser(ctx context.Context, id int64) (domain.User, error) {
 var getUserSQL = selectUsers + " WHERE id = ?"
 
 func (s *Store) getUserPrepared(ctx context.Context, id int64) (u domain.User, err error) {
-	ctx, end := s.startStatement(ctx, "select users", "users", s.getUserQuery)
+	ctx, end := s.startStatement(ctx, "select users", s.getUserQuery)
 	defer func() { end(1, err) }()
 	var r userRow
 	if err = s.prepared.scanRow(ctx, s.getUserQuery, []any{id}, r.columns()...); err != nil {
