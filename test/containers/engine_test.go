@@ -53,30 +53,24 @@ func refused() error {
 func TestReadinessExplainsAnUnreachableServer(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		check func(calls int) func(context.Context) error
+		check func(ctx context.Context, call int) error // call counts from 0
 		hint  bool
 	}{
-		{"connection refused", func(int) func(context.Context) error {
-			return func(context.Context) error { return refused() }
-		}, true},
-		{"refused, then a check the deadline cuts short", func(calls int) func(context.Context) error {
-			return func(ctx context.Context) error {
-				if calls == 0 {
-					return refused()
-				}
-				<-ctx.Done()
-				return ctx.Err()
+		{"connection refused", func(context.Context, int) error { return refused() }, true},
+		{"refused, then a check the deadline cuts short", func(ctx context.Context, call int) error {
+			if call == 0 {
+				return refused()
 			}
+			<-ctx.Done()
+			return ctx.Err()
 		}, true},
-		{"another failure", func(int) func(context.Context) error {
-			return func(context.Context) error { return errors.New("access denied for user root") }
-		}, false},
+		{"another failure", func(context.Context, int) error { return errors.New("access denied for user root") }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0
 			r := readiness{what: "test server", timeout: 300 * time.Millisecond, check: func(ctx context.Context) error {
 				defer func() { calls++ }()
-				return tc.check(calls)(ctx)
+				return tc.check(ctx, calls)
 			}}
 			err := r.WaitUntilReady(context.Background(), runningTarget{})
 			if err == nil {
